@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""The course's commands. Standard library only: runs with a bare Python 3.10+.
+
+    python3 course.py test        # every test, and every notebook checked by nbval
+    python3 course.py book        # execute the chapters, regenerate exercises, build _build/html/
+    python3 course.py book --no-execute    # only render the book
+    python3 course.py exercises   # regenerate notebooks/exercises/ from the solution editions
+    python3 course.py execute [NOTEBOOK ...]   # execute chapter notebooks in place
+
+Each command first makes sure the local venv `.venv` exists and holds the course's pinned packages
+(constraints.txt). The install is skipped while a stamp in .venv matches pyproject.toml and
+constraints.txt, and redone when either changes.
+"""
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+STAMP = VENV / "mini_unlearn-install.sha256"
+NOTEBOOKS = ROOT / "notebooks"
+TORCH = "torch==2.13.0"  # the CPU wheel; an unpinned torch pulls GB of CUDA packages
+
+PYTEST_ARGS = [
+    "tests", "notebooks",
+    "--nbval", "--nbval-current-env",
+    "--nbval-sanitize-with", "notebooks/nbval_sanitize.cfg",
+    "--ignore=notebooks/exercises",
+    "-p", "no:cacheprovider",
+    "--durations=10",
+]
+
+# -----------------------------------------------------------------------------
+# helpers
+
+def say(msg):
+    print(f"[course] {msg}", flush=True)
+
+
+def run(cmd):
+    """Run a command from the repo root; stop the course command if it fails."""
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    if code != 0:
+        say(f"failed (exit {code}): {' '.join(str(c) for c in cmd)}")
+        sys.exit(code)
+
+
+class phase:
+    """`with phase("name"):` prints how long the block took."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        say(f"{self.name} ...")
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            say(f"{self.name}: done in {time.perf_counter() - self.t0:.1f} s")
+
+
+def chapter_notebooks():
+    return sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+
+# -----------------------------------------------------------------------------
+# the venv
+
+def install_hash():
+    h = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        h.update((ROOT / name).read_bytes())
+    return h.hexdigest()
+
+
+def ensure_venv():
+    if not VENV_PYTHON.exists():
+        with phase("creating .venv"):
+            run([sys.executable, "-m", "venv", VENV])
+    wanted = install_hash()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted:
+        say(".venv is up to date")
+        return
+    pip = [VENV_PYTHON, "-m", "pip", "install"]
+    with phase(f"installing {TORCH} (CPU) into .venv"):
+        run(pip + [TORCH])  # first and on its own, so nothing else can pick a CUDA build
+    with phase("installing mini_unlearn and the course's pinned packages into .venv"):
+        run(pip + ["-c", "constraints.txt", "-e", ".[test,book]"])
+    STAMP.write_text(wanted + "\n")
+
+
+def in_venv():
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def rerun_in_venv(args):
+    """Run this script with the venv's Python (for the steps that need its packages)."""
+    run([VENV_PYTHON, Path(__file__).resolve()] + args)
+
+# -----------------------------------------------------------------------------
+# steps that run inside the venv
+
+def execute_notebooks(paths):
+    """Execute notebooks in place, in order, with the venv's `python3` kernel, cwd = notebooks/."""
+    import tempfile
+
+    import nbformat
+    from ipykernel.kernelspec import write_kernel_spec
+    from nbclient import NotebookClient
+
+    # a kernelspec named python3 that points at this venv, found before any user-wide python3
+    specs = Path(tempfile.mkdtemp(prefix="mini_unlearn-kernels-"))
+    write_kernel_spec(specs / "kernels" / "python3")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        [str(specs)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p])
+
+    for path in paths:
+        path = Path(path).resolve()
+        t0 = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, kernel_name="python3", timeout=600, record_timing=False,
+                                resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client.execute()
+        spec = dict(nb.metadata.get("kernelspec", {}), name="python3")
+        spec.setdefault("display_name", "Python 3 (ipykernel)")
+        spec.setdefault("language", "python")
+        nb.metadata["kernelspec"] = spec
+        nbformat.write(nb, path)
+        say(f"executed {path.relative_to(ROOT)} in {time.perf_counter() - t0:.1f} s")
+
+
+def generate_exercises(check=False):
+    from mini_unlearn.exercises import generate_all
+
+    changed = generate_all(NOTEBOOKS, check=check)
+    for path in changed:
+        say(("stale: " if check else "wrote: ") + str(Path(path).resolve().relative_to(ROOT)))
+    if check and changed:
+        sys.exit(1)
+
+# -----------------------------------------------------------------------------
+# the commands
+
+def cmd_test(args, extra):
+    ensure_venv()
+    with phase("pytest (tests + notebooks with nbval)"):
+        code = subprocess.call([str(VENV_PYTHON), "-m", "pytest"] + PYTEST_ARGS + extra, cwd=ROOT)
+    sys.exit(code)
+
+
+def cmd_book(args, extra):
+    ensure_venv()
+    if not args.no_execute:
+        with phase("executing the chapter notebooks"):
+            rerun_in_venv(["execute"])
+        with phase("regenerating the exercise editions"):
+            rerun_in_venv(["exercises"])
+    with phase("building the book"):
+        run([VENV / "bin" / "jupyter-book", "build", ".", "--all", "-W", "--keep-going"] + extra)
+    index = ROOT / "_build" / "html" / "index.html"
+    if not index.exists():
+        say(f"no {index.relative_to(ROOT)}: the build failed")
+        sys.exit(1)
+    say(f"the book is at {index}")
+
+
+def cmd_execute(args, extra):
+    if not in_venv():
+        ensure_venv()
+        return rerun_in_venv(["execute"] + args.notebooks)
+    execute_notebooks(args.notebooks or chapter_notebooks())
+
+
+def cmd_exercises(args, extra):
+    if not in_venv():
+        ensure_venv()
+        return rerun_in_venv(["exercises"] + (["--check"] if args.check else []))
+    generate_exercises(check=args.check)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("test", help="run every test and check every notebook with nbval "
+                                    "(extra arguments go to pytest)")
+    p.set_defaults(func=cmd_test)
+    p = sub.add_parser("book", help="execute the chapters and build the book into _build/html/ "
+                                    "(extra arguments go to jupyter-book build)")
+    p.add_argument("--no-execute", action="store_true", help="only render the committed notebooks")
+    p.set_defaults(func=cmd_book)
+    p = sub.add_parser("exercises", help="regenerate notebooks/exercises/")
+    p.add_argument("--check", action="store_true", help="only list stale exercise editions")
+    p.set_defaults(func=cmd_exercises)
+    p = sub.add_parser("execute", help="execute chapter notebooks in place (default: all)")
+    p.add_argument("notebooks", nargs="*")
+    p.set_defaults(func=cmd_execute)
+
+    args, extra = parser.parse_known_args()
+    if extra and args.command not in ("test", "book"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    t0 = time.perf_counter()
+    args.func(args, extra)
+    if not in_venv():
+        say(f"{args.command}: finished in {time.perf_counter() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

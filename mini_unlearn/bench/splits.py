@@ -1,0 +1,80 @@
+"""The four evaluation splits of MLLMU-Bench, and how the forget people are chosen.
+
+* ``forget`` — the people to be forgotten: a ratio (5%, 10% or 15% in MLLMU-Bench) of the
+  fictitious profiles. The sets are **nested**: the 5% people are inside the 10% people, inside the
+  15% people, because all are prefixes of one seeded ordering.
+* ``retain`` — the other fictitious people: everything the model must still know.
+* ``test`` — the forget people again, the same questions, but their portraits in transformed views
+  (pose, crop, background, colour): does forgetting generalise beyond the training pictures?
+  (MLLMU-Bench's ``Test_Set``.)
+* ``utility`` — stand-ins for MLLMU-Bench's real celebrities (its ``Retain_Set``): other people the
+  model also learned and must keep, never part of any forget set.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .profiles import Profile
+from .questions import MODALITIES, TASKS, QAPair, Question
+
+SPLITS: tuple[str, ...] = ("forget", "retain", "test", "utility")
+PAPER_RATIOS: tuple[float, ...] = (0.05, 0.10, 0.15)
+
+
+def check_ratio(ratio) -> float:
+    """``ratio`` as a float in (0, 1), or a ValueError/TypeError naming it."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise TypeError(f"ratio must be a number in (0, 1), e.g. 0.05; got {ratio!r} ({type(ratio).__name__})")
+    if not 0 < ratio < 1 or math.isnan(ratio):
+        raise ValueError(f"ratio must lie strictly between 0 and 1 (MLLMU-Bench uses 0.05, 0.10, 0.15); got {ratio!r}")
+    return float(ratio)
+
+
+def n_forget(n_profiles: int, ratio: float) -> int:
+    """How many people a forget ratio selects: ``round(ratio · n)``, halves rounded up.
+
+    Raises a ValueError naming ``ratio`` and ``n_profiles`` when that leaves nobody to forget or
+    nobody to retain.
+    """
+    ratio = check_ratio(ratio)
+    count = math.floor(ratio * n_profiles + 0.5 + 1e-9)
+    if count < 1 or count >= n_profiles:
+        need = math.ceil(0.5 / ratio)
+        raise ValueError(
+            f"too few profiles for ratio={ratio}: n_profiles={n_profiles} gives {count} forget people "
+            f"(need at least 1 to forget and 1 to retain; use n_profiles >= {need} or a larger ratio)"
+        )
+    return count
+
+
+@dataclass(frozen=True)
+class Split:
+    """The people of one split and every question about them."""
+
+    name: str
+    ratio: float | None
+    profiles: tuple[Profile, ...]
+    questions: tuple[Question, ...]
+    pairs: tuple[QAPair, ...] = ()   # the training pairs of these people (empty for "test")
+
+    @property
+    def ids(self) -> list[str]:
+        return [p.id for p in self.profiles]
+
+    def select(self, task: str | None = None, modality: str | None = None, fact: str | None = None) -> list[Question]:
+        """The questions of one task and/or modality and/or fact (``None`` keeps all)."""
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}; got {task!r}")
+        if modality is not None and modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}; got {modality!r}")
+        return [q for q in self.questions
+                if (task is None or q.task == task) and (modality is None or q.modality == modality)
+                and (fact is None or q.fact == fact)]
+
+    def __len__(self) -> int:
+        return len(self.profiles)
+
+    def __repr__(self) -> str:
+        ratio = "" if self.ratio is None else f", ratio={self.ratio}"
+        return f"Split({self.name!r}{ratio}: {len(self.profiles)} people, {len(self.questions)} questions)"

@@ -1,0 +1,71 @@
+"""Exercise checkers: compare a learner's function with the package's on small seeded cases.
+
+Every chapter's exercise ends with ``mu.checks.check_<name>(your_function)``. A checker runs both
+functions on a few fixed cases and either prints one success line or raises ``AssertionError``
+saying which case failed, what was expected and what came back (exactly, or within a tolerance
+with the largest difference for numbers). It never reports timings or memory addresses, so its
+output is the same on every run.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+from . import bench as _bench
+
+Case = tuple[str, tuple]  # (a description, the positional arguments)
+
+
+def _max_difference(expected: Any, got: Any) -> float | None:
+    """Largest absolute difference between two numbers / sequences of numbers, or None if not numeric."""
+    try:
+        import numpy as np
+        e = np.asarray(getattr(expected, "detach", lambda: expected)(), dtype=float)
+        g = np.asarray(getattr(got, "detach", lambda: got)(), dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if e.shape != g.shape:
+        raise AssertionError(f"expected an output of shape {tuple(e.shape)}, got shape {tuple(g.shape)}")
+    return float(np.max(np.abs(e - g))) if e.size else 0.0
+
+
+def compare(name: str, learner: Callable, reference: Callable, cases: Sequence[Case], *,
+            atol: float | None = None) -> None:
+    """Run ``learner`` and ``reference`` on every case; raise AssertionError at the first difference.
+
+    ``atol=None`` asks for exact equality; a number compares numerically within that tolerance.
+    """
+    for description, args in cases:
+        expected = reference(*args)
+        try:
+            got = learner(*args)
+        except NotImplementedError:
+            raise AssertionError(f"{name} is not implemented yet (it raised NotImplementedError)") from None
+        if atol is None:
+            if got != expected:
+                raise AssertionError(f"{name} differs on {description}:\n  expected {expected!r}\n  got      {got!r}")
+            continue
+        difference = _max_difference(expected, got)
+        if difference is None or math.isnan(difference) or difference > atol:
+            raise AssertionError(f"{name} differs on {description}: max |difference| = {difference} "
+                                 f"(tolerance {atol})\n  expected {expected!r}\n  got      {got!r}")
+    print(f"✓ {name} matches mini_unlearn on {len(cases)} cases.")
+
+
+def _twin_cases(seed: int = 11) -> list[Case]:
+    """Image+text MCQ and cloze questions of a small benchmark, each with its person's name."""
+    small = _bench.make_benchmark(n_profiles=4, seed=seed, n_utility=1)
+    cases = []
+    for profile in small.profiles[:2]:
+        for question in small.questions[profile.id]:
+            if question.modality == _bench.IMAGE_TEXT and question.task in ("mcq", "cloze"):
+                cases.append((f"{question.question!r} for {profile.name}", (question.question, profile.name)))
+    return cases
+
+
+def check_text_only_twin(fn: Callable[[str, str], str]) -> None:
+    """Chapter 01: ``fn(question, name)`` turns an image+text question into its text-only twin."""
+    compare("text_only_twin", fn, _bench.text_only_twin, _twin_cases())
+
+
+__all__ = ["check_text_only_twin", "compare"]
