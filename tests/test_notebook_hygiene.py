@@ -5,6 +5,7 @@ nbval silently lax: these tests catch that, and the other ways a notebook drifts
 """
 
 import ast
+import json
 import importlib
 import pkgutil
 import re
@@ -64,6 +65,17 @@ def test_errors_only_in_cells_tagged_raises_exception(path):
             assert errors, f"code cell {i} is tagged raises-exception but raised nothing"
         else:
             assert not errors, f"code cell {i} raised {errors[0].ename}: {errors[0].evalue}"
+
+
+MACHINE_SPECIFIC = re.compile(r"/(?:work|home|tmp|root|Users)/[^\s'\"]*|site-packages")
+
+
+@by_name
+def test_outputs_hold_no_machine_specific_paths(path):
+    """A stored traceback or warning with this checkout's path differs on every other machine."""
+    for i, cell in enumerate(code_cells(path)):
+        found = MACHINE_SPECIFIC.search(json.dumps(cell.get("outputs", [])))
+        assert not found, f"code cell {i} shows the machine-specific path {found.group()!r}"
 
 
 @by_name
