@@ -405,15 +405,21 @@ def _read_people(rows: list[dict], config: str, rename: dict[str, str], kind: st
     return profiles, questions
 
 
-def _read_profile(row: dict, config: str, source_id: str, profile_id: str, kind: str) -> Profile:
-    biography = _field(row, "biography", config, source_id)
-    if isinstance(biography, str):
+def _json_field(row: dict, key: str, config: str, row_id: str, expected: type, shape: str):
+    """A field that MLLMU-Bench stores as a JSON string (or already decoded), checked to be ``expected``."""
+    value = _field(row, key, config, row_id)
+    if isinstance(value, str):
         try:
-            biography = json.loads(biography)
+            value = json.loads(value)
         except json.JSONDecodeError:
-            raise _schema_error(config, source_id, "biography", "is not a JSON string") from None
-    if not isinstance(biography, dict):
-        raise _schema_error(config, source_id, "biography", "is not a JSON object")
+            raise _schema_error(config, row_id, key, "is not a JSON string") from None
+    if not isinstance(value, expected):
+        raise _schema_error(config, row_id, key, f"is not {shape}")
+    return value
+
+
+def _read_profile(row: dict, config: str, source_id: str, profile_id: str, kind: str) -> Profile:
+    biography = _json_field(row, "biography", config, source_id, dict, "a JSON object")
     name = _field(biography, "Name", config, source_id, where="biography.")
     facts = {key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
              for key, value in biography.items() if key != "Name" and value is not None}
@@ -478,14 +484,7 @@ def _read_pairs(rows: list[dict], owners: dict[str, str], people: list[Profile])
 
 def _row_pairs(row: dict, source_id: str, profile_id: str) -> list[QAPair]:
     """The pairs of one ft_Data row: ``metadata`` (a JSON list of {Question, Answer}) and the image."""
-    metadata = _field(row, "metadata", FT_DATA, source_id)
-    if isinstance(metadata, str):
-        try:
-            metadata = json.loads(metadata)
-        except json.JSONDecodeError:
-            raise _schema_error(FT_DATA, source_id, "metadata", "is not a JSON string") from None
-    if not isinstance(metadata, list):
-        raise _schema_error(FT_DATA, source_id, "metadata", "is not a list of {Question, Answer}")
+    metadata = _json_field(row, "metadata", FT_DATA, source_id, list, "a list of {Question, Answer}")
     image = None
     pairs = []
     for k, item in enumerate(metadata):
