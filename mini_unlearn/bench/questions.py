@@ -16,7 +16,7 @@ training pairs that inject the knowledge (MLLMU-Bench's ``ft_Data``).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .images import ImageRef
 from .profiles import FACT_POOLS, FACTS, Profile
@@ -158,5 +158,4 @@ def training_pairs(profile: Profile, image: ImageRef) -> list[QAPair]:
 
 def with_image(question: Question, image: ImageRef) -> Question:
     """The same question shown with another picture (the test split's transformed views)."""
-    return Question(question.id, question.profile_id, question.task, question.modality, question.fact,
-                    question.question, question.answer, question.options, question.correct, image)
+    return replace(question, image=image)
