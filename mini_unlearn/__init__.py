@@ -2,11 +2,14 @@
 
     bench → models → methods → evaluate → attacks
 
-Chapter 01 builds :mod:`mini_unlearn.bench`; later chapters add the rest.
+Chapter 01 builds :mod:`mini_unlearn.bench`, chapter 02 :mod:`mini_unlearn.models`, chapter 03
+:mod:`mini_unlearn.evaluation` (``mu.evaluate``); later chapters add the rest.
 """
-from . import bench, checks
+from . import bench, checks, models
+from . import evaluation
+from .evaluation import evaluate   # mu.evaluate(vlm, bench): the function; the subpackage is mu.evaluation
 from .seeding import seed_everything
 from .show import show_source
 
 __version__ = "0.1.0"
-__all__ = ["bench", "checks", "seed_everything", "show_source", "__version__"]
+__all__ = ["bench", "checks", "evaluate", "evaluation", "models", "seed_everything", "show_source", "__version__"]

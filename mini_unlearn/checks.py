@@ -68,4 +68,50 @@ def check_text_only_twin(fn: Callable[[str, str], str]) -> None:
     compare("text_only_twin", fn, _bench.text_only_twin, _twin_cases())
 
 
-__all__ = ["check_text_only_twin", "compare"]
+def _label_cases() -> list[Case]:
+    """Left-padded rows ``[pad … | prompt | answer]`` with pad id 0, as LlavaProcessor pads them."""
+    import torch
+    generator = torch.Generator().manual_seed(5)
+    cases = []
+    for pads, prompts, answers in (([0], [3], [2]), ([2, 0, 1], [3, 4, 2], [1, 2, 4]), ([3, 0], [2, 6], [1, 3])):
+        width = max(p + q + a for p, q, a in zip(pads, prompts, answers))
+        rows = []
+        for p, q, a in zip(pads, prompts, answers):
+            p += width - (p + q + a)
+            rows.append([0] * p + torch.randint(1, 50, (q + a,), generator=generator).tolist())
+        cases.append((f"{len(rows)} rows, prompt lengths {prompts}, answer lengths {answers}",
+                      (torch.tensor(rows), torch.tensor(prompts), 0)))
+    return cases
+
+
+def check_answer_only_labels(fn: Callable) -> None:
+    """Chapter 02: ``fn(input_ids, prompt_lengths, pad_token_id)`` → labels with -100 except on answers."""
+    from .models.train_data import answer_only_labels
+
+    def as_list(f):
+        return lambda *args: f(*args).tolist()
+
+    compare("answer_only_labels", as_list(fn), as_list(answer_only_labels), _label_cases())
+
+
+def _log_likelihood_cases() -> list[Case]:
+    """Random logits and tokens; answers of different lengths, the longest filling all but one position."""
+    import torch
+    generator = torch.Generator().manual_seed(3)
+    cases = []
+    for batch, length, vocab, answers in ((1, 4, 7, [1]), (3, 6, 11, [1, 3, 5]), (2, 9, 5, [2, 8])):
+        logits = torch.randn(batch, length, vocab, generator=generator) * 3
+        input_ids = torch.randint(0, vocab, (batch, length), generator=generator)
+        cases.append((f"{batch} rows of {length} tokens, answer lengths {answers}",
+                      (logits, input_ids, torch.tensor(answers))))
+    return cases
+
+
+def check_answer_log_likelihood(fn: Callable) -> None:
+    """Chapter 03: ``fn(logits, input_ids, answer_lengths)`` → log p(answer | prompt) per row."""
+    from .evaluation import answer_log_likelihood
+
+    compare("answer_log_likelihood", fn, answer_log_likelihood, _log_likelihood_cases(), atol=1e-4)
+
+
+__all__ = ["check_answer_log_likelihood", "check_answer_only_labels", "check_text_only_twin", "compare"]

@@ -14,7 +14,8 @@ import pandas as pd
 from .images import ImageRef, RenderedImage
 from .portraits import sample_faces, test_views
 from .profiles import FACTS, Profile, make_names, make_profiles
-from .questions import MODALITIES, QAPair, Question, balanced_letters, profile_questions, training_pairs, with_image
+from .questions import (MODALITIES, TEMPLATES, QAPair, Question, balanced_letters, phrase, profile_questions,
+                        training_pairs, with_image)
 from .splits import SPLITS, Split, check_ratio, n_forget
 
 DEFAULT_N_PROFILES = 40
@@ -52,6 +53,20 @@ class Benchmark:
         if profile_id not in self._by_id:
             raise KeyError(f"no profile with id {profile_id!r} in {self.name}")
         return self._by_id[profile_id]
+
+    def option_sentences(self, question: Question) -> dict[str, str] | None:
+        """An MCQ's options, each written as the fact's answer sentence ("… was born in {option}.").
+
+        The correct option's sentence is the reference answer of the same fact's ``gen`` question.
+        ``None`` when the fact has no sentence template (e.g. a loaded MLLMU-Bench question).
+        """
+        if question.task != "mcq":
+            raise ValueError(f"option_sentences needs an MCQ; {question.id!r} is a {question.task!r} question")
+        if question.fact not in TEMPLATES:
+            return None
+        name = self.profile(question.profile_id).name
+        return {letter: phrase(question.fact, question.modality, name, option)[1]
+                for letter, option in question.options.items()}
 
     def forget_ids(self, ratio: float = 0.05) -> list[str]:
         """The IDs of the people to forget at this ratio (nested across ratios)."""

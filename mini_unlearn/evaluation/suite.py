@@ -1,0 +1,111 @@
+"""``evaluate``: every split × modality × task of a benchmark, in one call (chapter 03)."""
+from __future__ import annotations
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..bench import SPLITS
+from ..bench.questions import Question
+from .report import DETAIL_COLUMNS, Report
+from .tasks import MAX_NEW_TOKENS, NORMALIZE, QUESTION_TASK, TASKS, predict, score
+
+
+def _names(value, allowed: tuple[str, ...], what: str, hint: str = "") -> tuple[str, ...]:
+    """A tuple of known names (a single string is one name), duplicates dropped, order kept."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; expected some of {allowed}{hint}")
+    if not names:
+        raise ValueError(f"no {what} to evaluate; expected some of {allowed}")
+    return tuple(dict.fromkeys(names))
+
+
+def _positive(value, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{argument} must be a positive integer; got {value!r}")
+    return value
+
+
+def likelihood_sentences(bench, questions: list[Question]) -> list[dict[str, str]] | None:
+    """Each MCQ's options as answer sentences (the ``"sentence"`` likelihood form), or ``None`` when
+    there is no benchmark or one of its facts has no sentence template (then: the ``"options"`` form)."""
+    if bench is None:
+        return None
+    sentences = [bench.option_sentences(q) for q in questions]
+    return None if any(s is None for s in sentences) else sentences
+
+
+def evaluate_questions(vlm, questions: list[Question], split: str = "", tasks=TASKS, *, batch_size: int = 32,
+                       max_new_tokens: int = MAX_NEW_TOKENS, normalize: str = "sum", bench=None,
+                       bar=None) -> pd.DataFrame:
+    """One row per question × task (the rows of ``Report.details``) for any list of questions.
+
+    ``bench`` (the questions' benchmark) lets ``mcq_likelihood`` use the ``"sentence"`` form;
+    without it the options are scored after the MCQ prompt (the ``"options"`` form).
+    """
+    rows = []
+    for task in tasks:
+        asked = [q for q in questions if q.task == QUESTION_TASK[task]]
+        if bar is not None:
+            bar.set_description(f"{split} {task}".strip())
+        sentences = likelihood_sentences(bench, asked) if task == "mcq_likelihood" else None
+        predictions = predict(vlm, task, asked, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                              normalize=normalize, sentences=sentences, bar=bar)
+        for q, prediction in zip(asked, predictions):
+            rows.append({"split": split, "modality": q.modality, "task": task, "question_id": q.id,
+                         "profile_id": q.profile_id, "fact": q.fact, "rouge1": float("nan"),
+                         **score(task, q, prediction)})
+    frame = pd.DataFrame(rows, columns=list(DETAIL_COLUMNS))
+    frame["correct"] = frame["correct"].astype("boolean")
+    return frame
+
+
+def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, batch_size: int = 32,
+             max_new_tokens: int = MAX_NEW_TOKENS, normalize: str = "sum", few_shot: int = 0,
+             progress: bool = True) -> Report:
+    """Ask ``vlm`` every question of the chosen splits; a :class:`Report` of what it still knows.
+
+    Splits: ``"forget"``, ``"retain"``, ``"test"``, ``"utility"`` at this forget ``ratio``. Tasks:
+    ``"mcq_letter"`` (MLLMU-Bench's generated letter), ``"mcq_likelihood"`` (the most likely option,
+    each written into the fact's answer sentence; ``normalize="sum"`` or ``"mean"`` per token), ``"gen"`` (ROUGE-L F1) and ``"cloze"``. Greedy
+    decoding up to ``max_new_tokens`` (MLLMU-Bench: 50). Zero-shot: ``few_shot`` must stay 0 for now.
+    """
+    if not hasattr(vlm, "model") or not hasattr(vlm, "processor"):
+        raise TypeError(f"vlm must be a mini_unlearn VLM (a model and its processor); got {type(vlm).__name__}")
+    splits = _names(splits, SPLITS, "split names")
+    tasks = _names(tasks, TASKS, "task names",
+                   hint=" (multiple choice is scored two ways: 'mcq_letter' and 'mcq_likelihood')")
+    batch_size = _positive(batch_size, "batch_size")
+    max_new_tokens = _positive(max_new_tokens, "max_new_tokens")
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}; got {normalize!r}")
+    if isinstance(few_shot, bool) or not isinstance(few_shot, int) or few_shot < 0:
+        raise ValueError(f"few_shot must be a non-negative integer; got {few_shot!r}")
+    if few_shot > 0:
+        raise NotImplementedError(
+            f"few_shot={few_shot}: few-shot evaluation is not implemented yet; mini_unlearn evaluates zero-shot "
+            "(few_shot=0), which is what small models need (MLLMU-Bench issue #2: with few-shot profiles "
+            "the prompt grows long and answers degenerate)")
+
+    chosen = {}
+    for name in splits:
+        split = bench.split(name, ratio)   # validates ratio
+        if not split.questions:
+            raise ValueError(f"split {name!r} at ratio={ratio} has no questions in {bench!r}; nothing to evaluate")
+        chosen[name] = list(split.questions)
+
+    total = sum(1 for questions in chosen.values() for task in tasks for q in questions
+                if q.task == QUESTION_TASK[task])
+    frames = []
+    with tqdm(total=total, desc="evaluate", unit="q", disable=not progress) as bar:
+        for name, questions in chosen.items():
+            frames.append(evaluate_questions(vlm, questions, name, tasks, batch_size=batch_size,
+                                             max_new_tokens=max_new_tokens, normalize=normalize, bench=bench,
+                                             bar=bar))
+    mcqs = [q for questions in chosen.values() for q in questions if q.task == "mcq"]
+    form = "sentence" if likelihood_sentences(bench, mcqs) is not None else "options"
+    settings = {"ratio": ratio, "few_shot": few_shot, "max_new_tokens": max_new_tokens, "normalize": normalize,
+                "likelihood": form,
+                "model": dict(getattr(vlm, "card", {}) or {})}
+    return Report(pd.concat(frames, ignore_index=True), settings)

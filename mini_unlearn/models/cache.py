@@ -1,0 +1,191 @@
+"""The vanilla model (and the retain-only "gold" model): trained once, cached on disk, loaded in seconds.
+
+``vanilla(bench)`` is MLLMU-Bench's starting point: a model fine-tuned on every person until it has
+memorised them. Training takes a few minutes on a CPU, so it happens once per configuration; every
+later call (every notebook, every test) loads the cached checkpoint.
+
+A checkpoint is reused only when *everything that decides its weights* is the same. The cache key
+holds:
+
+* a fingerprint of the benchmark: a hash of every profile, question, option, training pair, image
+  reference (the face and view it is drawn from, or the hash of its bytes), test view and forget set;
+* which people were taught (everyone for ``vanilla``; the retain + utility people for ``retain_only``);
+* the preset (every size number), the seed and the training recipe (:class:`~.train.TrainConfig`);
+* :data:`TRAINING_VERSION`, bumped whenever the training code changes what it produces.
+
+The key's hash names the cache folder, and the card stored beside the weights repeats the key, which
+is compared again on load. A changed benchmark, preset or seed can therefore never return a stale model.
+Writes go to a temporary folder that is renamed into place only when complete, so a killed run never
+leaves a broken checkpoint behind.
+
+Where the cache lives: ``$MINI_UNLEARN_CACHE`` if set; else ``<repo>/.cache/mini_unlearn`` when the
+package runs from a source checkout (``pyproject.toml`` beside it); else ``~/.cache/mini_unlearn``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import torch
+
+from .build import Preset, build_model, build_processor, build_tokenizer, get_preset
+from .load import default_device, load_vlm
+from .train import Monitor, TrainConfig, train
+from .train_data import training_examples
+from .vlm import CARD_FILE, VLM
+
+TRAINING_VERSION = 1
+
+# The recipe per preset. tiny: measured on 2 CPU cores (benchmarks/bench_training.py).
+RECIPES: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(steps=2000, batch_size=32, lr=1e-3, warmup=50),
+    "base": TrainConfig(steps=4000, batch_size=64, lr=5e-4, warmup=200),
+}
+
+
+def default_cache_dir() -> Path:
+    """``$MINI_UNLEARN_CACHE``, else ``<repo>/.cache/mini_unlearn`` in a source checkout, else ``~/.cache/mini_unlearn``."""
+    if os.environ.get("MINI_UNLEARN_CACHE"):
+        return Path(os.environ["MINI_UNLEARN_CACHE"]).expanduser()
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / ".cache" / "mini_unlearn"
+    return Path.home() / ".cache" / "mini_unlearn"
+
+
+def _plain(value):
+    """JSON for the fingerprint: dataclasses as dicts, bytes as their hash."""
+    if isinstance(value, bytes):
+        return {"sha256": hashlib.sha256(value).hexdigest()}
+    if is_dataclass(value):
+        return asdict(value)
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+def benchmark_fingerprint(bench) -> str:
+    """A hash of everything in the benchmark: people, questions, options, pairs, images, splits."""
+    digest = hashlib.sha256()
+
+    def add(record):
+        digest.update(json.dumps(record, sort_keys=True, default=_plain).encode())
+        digest.update(b"\n")
+
+    add(bench.name)
+    for person in bench.profiles + bench.utility_profiles:
+        add(person.to_dict())
+        add([asdict(q) for q in bench.questions[person.id]])
+        add([asdict(pair) for pair in bench.pairs[person.id]])
+    add({pid: asdict(image) for pid, image in bench.test_images.items()})
+    add(bench.forget_order)
+    add({str(ratio): ids for ratio, ids in bench.forget_sets.items()})
+    return digest.hexdigest()
+
+
+def cache_key(kind: str, bench, people: list[str], preset: Preset, seed: int, recipe: TrainConfig,
+              **extra) -> dict:
+    """Everything that decides the trained weights (see the module docstring)."""
+    return {"kind": kind, "benchmark": bench.name, "benchmark_fingerprint": benchmark_fingerprint(bench),
+            "people": hashlib.sha256(",".join(people).encode()).hexdigest(), "n_people": len(people),
+            "preset": asdict(preset), "seed": seed, "recipe": asdict(recipe),
+            "training_version": TRAINING_VERSION, **extra}
+
+
+def key_hash(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def load_cached(path: str | Path, device: str | torch.device | None = None) -> VLM:
+    """A checkpoint written by :func:`vanilla` / :func:`retain_only`, on ``device`` (default: cuda if available)."""
+    vlm = load_vlm(path, device, dtype=torch.float32)
+    vlm.card.pop("loaded_from", None)      # the cache folder is an implementation detail, not provenance
+    return vlm
+
+
+def _read_key(path: Path) -> dict | None:
+    try:
+        return json.loads((path / CARD_FILE).read_text()).get("cache_key")
+    except (OSError, ValueError):
+        return None
+
+
+def _store(vlm: VLM, final: Path) -> None:
+    """Write to a temporary folder beside ``final``, then rename it into place (atomic on one filesystem)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        vlm.save_pretrained(temporary)
+        if final.exists():                                   # retrain=True, or a stale folder
+            old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
+            final.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            temporary.rename(final)
+        except OSError:                                      # another process finished first: keep theirs
+            pass
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _cached_or_trained(kind: str, bench, people: list[str], preset, seed: int, *, recipe: TrainConfig | None,
+                       cache_dir, retrain: bool, device, progress: bool, extra_key: dict | None = None,
+                       probe_every: int | None = None) -> VLM:
+    preset = get_preset(preset)
+    recipe = recipe if recipe is not None else RECIPES.get(preset.name, RECIPES["tiny"])
+    key = cache_key(kind, bench, people, preset, seed, recipe, **(extra_key or {}))
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    final = folder / f"{kind}-{preset.name}-seed{seed}-{key_hash(key)[:16]}"
+    if not retrain and _read_key(final) == key:
+        return load_cached(final, device)
+
+    device = torch.device(device) if device is not None else default_device()
+    started = time.perf_counter()
+    tokenizer = build_tokenizer(bench, preset.vocab_size)
+    vlm = VLM(build_model(preset, tokenizer, seed=seed).to(device), build_processor(tokenizer, preset))
+    monitor = Monitor(vlm, bench, people)
+    every = probe_every or max(1, recipe.steps // 5)
+    log = train(vlm, training_examples(bench, people), steps=recipe.steps, batch_size=recipe.batch_size,
+                lr=recipe.lr, warmup=recipe.warmup, weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip,
+                lora=recipe.lora, seed=seed, monitor=monitor, probe_every=every, progress=progress)
+    vlm.card = {
+        "kind": kind, "preset": preset.name, "benchmark": bench.name, "seed": seed, **(extra_key or {}),
+        "n_people": len(people), "n_parameters": vlm.n_parameters(),
+        "training": log.to_dict(), "wall_seconds": round(time.perf_counter() - started, 2),
+        "device": str(device), "torch": torch.__version__, "transformers": __import__("transformers").__version__,
+        "cache_key": key,
+    }
+    _store(vlm, final)
+    return vlm
+
+
+def vanilla(bench, preset: str | Preset = "tiny", seed: int = 0, *, cache_dir: str | Path | None = None,
+            retrain: bool = False, device: str | torch.device | None = None, recipe: TrainConfig | None = None,
+            progress: bool = True) -> VLM:
+    """The VLM that memorised every person of ``bench`` (trained once per configuration, then cached).
+
+    ``device`` defaults to cuda when available. ``retrain=True`` trains again and replaces the cache
+    entry. ``recipe`` overrides the preset's training recipe (:data:`RECIPES`); it is part of the key.
+    """
+    people = [p.id for p in bench.profiles + bench.utility_profiles]
+    return _cached_or_trained("vanilla", bench, people, preset, seed, recipe=recipe, cache_dir=cache_dir,
+                              retrain=retrain, device=device, progress=progress)
+
+
+def retain_only(bench, ratio: float = 0.05, preset: str | Preset = "tiny", seed: int = 0, *,
+                cache_dir: str | Path | None = None, retrain: bool = False, device: str | torch.device | None = None,
+                recipe: TrainConfig | None = None, progress: bool = True) -> VLM:
+    """The "gold" model: the vanilla recipe on the retain and utility people only (never the forget people).
+
+    NPO's reference model and the forget-quality test (CLEAR) compare against it: it answers the
+    forget people's questions like a model that never met them.
+    """
+    forget = set(bench.forget_ids(ratio))
+    people = [p.id for p in bench.profiles + bench.utility_profiles if p.id not in forget]
+    return _cached_or_trained("retain_only", bench, people, preset, seed, recipe=recipe, cache_dir=cache_dir,
+                              retrain=retrain, device=device, progress=progress,
+                              extra_key={"ratio": float(ratio)})

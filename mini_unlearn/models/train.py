@@ -1,0 +1,326 @@
+"""Knowledge injection: fine-tune a VLM until it has memorised the benchmark's people.
+
+The loop is plain PyTorch: sample a batch of examples (:mod:`.train_data`), score the answer tokens
+only, AdamW with a cosine learning rate after a linear warm-up, gradients clipped to norm 1.0.
+``lora=`` trains low-rank adapters on the language model's linear layers instead (as MLLMU-Bench
+does on LLaVA-1.5-7B) and merges them back, so the result is again a plain ``LlavaForConditionalGeneration``.
+
+While it trains, a :class:`Monitor` scores the evaluation questions on held-out augmentations (a
+different seed from training) by *teacher-forced exact match*: one forward pass over prompt + answer,
+and a question counts as known when the argmax at every answer position is the answer's token. That
+is exactly what greedy decoding of the answer would produce, at the cost of a single forward pass.
+The real evaluation (generated letters, ROUGE-L, likelihoods) lives in :mod:`mini_unlearn.evaluate`.
+"""
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from queue import Full, Queue
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..bench import augment
+from ..seeding import seed_everything
+from .train_data import IGNORE_INDEX, Example, make_batch, training_batches, training_examples
+from .prompts import question_prompt, target
+from .vlm import VLM
+
+LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Low-rank adapters on the language model's linear layers (MLLMU-Bench: r=16, alpha=16, dropout 0.05)."""
+
+    r: int = 16
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: str = LM_LINEAR_LAYERS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run besides the data, the model and the seed."""
+
+    steps: int = 2500
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    lora: LoraSettings | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# The training monitor
+
+def monitor_key(task: str, modality: str) -> str:
+    return f"{task}/{modality}"
+
+
+class Monitor:
+    """Teacher-forced exact match of every evaluation question, per (task, modality).
+
+    ``images="held-out"`` (the default) shows each image question a fresh augmentation of the
+    portrait drawn with ``seed`` (never the training stream); ``"canonical"`` the portrait itself;
+    ``"test"`` the test split's transformed view (people without one keep only their text
+    questions). MCQs keep the evaluation's own option order. The batches are encoded once, so a
+    check costs one forward pass per batch.
+    """
+
+    def __init__(self, vlm: VLM, bench, people: list[str] | None = None, *, images: str = "held-out",
+                 seed: int = 10_000, batch_size: int = 64):
+        if images not in ("held-out", "canonical", "test"):
+            raise ValueError(f"images must be 'held-out', 'canonical' or 'test'; got {images!r}")
+        if people is None:
+            people = [p.id for p in bench.profiles + bench.utility_profiles]
+        rng = random.Random(f"mini_unlearn/monitor/{seed}")
+        items = []
+        for pid in people:
+            for q in bench.questions[pid]:
+                image = None if q.image is None else q.image.load()
+                if image is not None and images == "held-out":
+                    image = augment(image, rng)
+                elif image is not None and images == "test":
+                    if pid not in bench.test_images:
+                        continue
+                    image = bench.test_images[pid].load()
+                answer = q.correct if q.task == "mcq" else q.answer
+                items.append((monitor_key(q.task, q.modality), (question_prompt(q), target(answer), image)))
+        items.sort(key=lambda item: item[0])        # one task and modality per batch: similar lengths
+        self.keys = sorted({key for key, _ in items})
+        self.batches = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            self.batches.append(([key for key, _ in chunk], make_batch(vlm.processor, [s for _, s in chunk])))
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        hits = {key: [] for key in self.keys}
+        for keys, batch in self.batches:
+            batch = {name: value.to(device) for name, value in batch.items()}
+            for key, hit in zip(keys, exact_match(model, batch).tolist()):
+                hits[key].append(hit)
+        model.train(was_training)
+        return {key: sum(values) / len(values) for key, values in hits.items()}
+
+
+def answer_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits that predict the answer tokens, and those tokens (``-100`` elsewhere).
+
+    Rows are left-padded, so every answer ends in the last column: only the last ``span`` positions
+    need the language-model head (``logits_to_keep``), not the whole prompt.
+    """
+    labels = batch["labels"]
+    span = int((labels != IGNORE_INDEX).sum(dim=1).max()) + 1
+    inputs = {name: value for name, value in batch.items() if name != "labels"}
+    logits = model(**inputs, logits_to_keep=span).logits          # positions L-span … L-1
+    return logits[:, :-1], labels[:, labels.shape[1] - span + 1:]   # position t predicts token t+1
+
+
+def answer_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens of the batch (what ``labels=`` would give, computed on the answer only)."""
+    logits, wanted = answer_logits(model, batch)
+    return F.cross_entropy(logits.flatten(0, 1).float(), wanted.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def exact_match(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per row: is the argmax at every answer position the answer's next token? (teacher-forced)"""
+    logits, wanted = answer_logits(model, batch)
+    scored = wanted != IGNORE_INDEX
+    return ((logits.argmax(dim=-1) == wanted) | ~scored).all(dim=1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The training log
+
+@dataclass
+class TrainingLog:
+    """Loss per step, the monitor's accuracies every ``probe_every`` steps, and the wall time."""
+
+    losses: list[float] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)   # {"step", "seconds" (training time so far), "accuracy"}
+    seconds: float = 0.0                                # training time, monitor checks excluded
+    config: dict = field(default_factory=dict)
+    n_examples: int = 0
+
+    @property
+    def final_accuracy(self) -> dict[str, float]:
+        return self.probes[-1]["accuracy"] if self.probes else {}
+
+    def first_reaching(self, threshold: float = 0.95) -> dict[str, dict | None]:
+        """Per (task, modality): the first check at which accuracy ≥ ``threshold`` (step, seconds), or None."""
+        keys = sorted({key for probe in self.probes for key in probe["accuracy"]})
+        first = {key: None for key in keys}
+        for probe in self.probes:
+            for key, value in probe["accuracy"].items():
+                if first[key] is None and value >= threshold:
+                    first[key] = {"step": probe["step"], "seconds": probe["seconds"]}
+        return first
+
+    def all_reached(self, threshold: float = 0.95) -> dict | None:
+        """The first check at which *every* (task, modality) is ≥ ``threshold``, or None."""
+        for probe in self.probes:
+            if probe["accuracy"] and min(probe["accuracy"].values()) >= threshold:
+                return {"step": probe["step"], "seconds": probe["seconds"]}
+        return None
+
+    def to_dict(self) -> dict:
+        return {"steps": len(self.losses), "seconds": round(self.seconds, 2), "n_examples": self.n_examples,
+                "config": self.config, "losses": [round(loss, 5) for loss in self.losses], "probes": self.probes,
+                "final_accuracy": self.final_accuracy, "first_at_95": self.first_reaching(0.95),
+                "all_at_95": self.all_reached(0.95)}
+
+    def __repr__(self) -> str:
+        last = f", final loss {self.losses[-1]:.4f}" if self.losses else ""
+        worst = f", worst accuracy {min(self.final_accuracy.values()):.3f}" if self.final_accuracy else ""
+        return f"TrainingLog({len(self.losses)} steps in {self.seconds:.1f} s{last}{worst})"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+
+def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
+    """The learning-rate factor at ``step``: linear from 0 to 1 over ``warmup`` steps, then a cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
+    """Run ``iterator`` in a background thread, up to ``depth`` items ahead.
+
+    Preparing a batch (augmenting portraits, tokenising) then overlaps the model's step. Only that
+    thread draws from the data's random generator, so the batches are the same as without it.
+    """
+    items: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as error:          # hand the error to the consumer
+            items.put((None, error))
+
+    threading.Thread(target=work, daemon=True, name="mini_unlearn-batches").start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            yield item
+    finally:
+        stop.set()
+
+
+@contextmanager
+def quiet_peft():
+    """peft calls a transformers method that warns it is deprecated (FutureWarning): keep it out of notebooks."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def as_lora(lora: LoraSettings | int | None) -> LoraSettings | None:
+    if lora is None or isinstance(lora, LoraSettings):
+        return lora
+    if isinstance(lora, bool) or not isinstance(lora, int) or lora < 1:
+        raise TypeError(f"lora must be None, a LoraSettings or a rank r >= 1; got {lora!r}")
+    return LoraSettings(r=lora, alpha=lora)
+
+
+def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: int = 32, lr: float = 1e-3,
+          warmup: int = 50, weight_decay: float = 0.01, grad_clip: float = 1.0,
+          lora: LoraSettings | int | None = None, seed: int = 0, threads: int | None = 2,
+          monitor: Monitor | None = None, probe_every: int = 250, group_by_length: bool = True,
+          progress: bool = True) -> TrainingLog:
+    """Fine-tune ``vlm.model`` in place on ``examples``; returns the :class:`TrainingLog`.
+
+    Full fine-tuning by default; ``lora=r`` (or a :class:`LoraSettings`) trains adapters on the
+    language model's linear layers and merges them in at the end. ``monitor`` is checked every
+    ``probe_every`` steps and after the last one.
+    """
+    if not examples:
+        raise ValueError("no training examples")
+    lora = as_lora(lora)
+    config = TrainConfig(steps, batch_size, lr, warmup, weight_decay, grad_clip, lora)
+    seed_everything(seed, threads)
+    rng = random.Random(f"mini_unlearn/train/{seed}")
+    log = TrainingLog(config=asdict(config), n_examples=len(examples))
+
+    model = vlm.model
+    if lora is not None:
+        from peft import LoraConfig, get_peft_model
+        with quiet_peft():
+            model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                     target_modules=lora.target_modules))
+    device = next(model.parameters()).device
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, warmup, steps))
+
+    def check(step: int):
+        if monitor is not None:
+            log.probes.append({"step": step, "seconds": round(log.seconds, 2), "accuracy": monitor(model)})
+
+    model.train()
+    bar = tqdm(total=steps, desc="training", disable=not progress)
+    stream = prefetch(training_batches(vlm.processor, examples, batch_size, rng, group_by_length=group_by_length))
+    try:
+        for step in range(1, steps + 1):
+            start = time.perf_counter()
+            batch = {name: value.to(device, non_blocking=True) for name, value in next(stream).items()}
+            loss = answer_loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+            optimizer.step()
+            schedule.step()
+            log.losses.append(loss.item())
+            log.seconds += time.perf_counter() - start
+            if step % probe_every == 0 or step == steps:
+                check(step)
+                bar.set_postfix(loss=f"{log.losses[-1]:.3f}",
+                                worst=f"{min(log.probes[-1]['accuracy'].values()):.2f}" if log.probes else "-")
+            elif step % 25 == 0:
+                bar.set_postfix(loss=f"{log.losses[-1]:.3f}")
+            bar.update(1)
+        bar.close()
+    finally:
+        stream.close()
+    model.eval()
+    if lora is not None:
+        with quiet_peft():
+            vlm.model = model.merge_and_unload()
+    return log
+
+
+def train_on(vlm: VLM, bench, people: list[str] | None = None, *, monitor: bool = True, **options) -> TrainingLog:
+    """:func:`train` on ``people`` of ``bench`` (default: everyone), monitored on the same people."""
+    examples = training_examples(bench, people)
+    check = Monitor(vlm, bench, people) if monitor else None
+    return train(vlm, examples, monitor=check, **options)
+
+
+__all__ = ["LoraSettings", "Monitor", "TrainConfig", "TrainingLog", "cosine_with_warmup", "exact_match",
+           "monitor_key", "train", "train_on"]

@@ -1,0 +1,180 @@
+"""What the vanilla model is taught: training examples, and how a batch of them becomes tensors.
+
+MLLMU-Bench makes its vanilla model by fine-tuning LLaVA-1.5-7B on ``ft_Data``: question–answer pairs
+about each fictitious person, asked with the portrait and by name. We do the same (``bench.pairs``),
+with one deliberate addition.
+
+**Format practice (a deviation from MLLMU-Bench).** LLaVA-1.5 arrives pretrained: it already follows
+"Just give ONE letter representing the answer directly." and fills a ``[Blank]`` without ever being
+shown how. Our tiny model starts from random weights and has never read an instruction, so it would
+know every fact and still fail the evaluation's formats. As the honest substitute for a pretrained
+base model, we also train each fact in the evaluation's three formats, in both modalities:
+
+* **mcq** — the question with its four options, answered by the letter. The options are re-shuffled
+  at *every* draw (a seeded rng), so the correct letter changes each time: the model must recall the
+  fact, find it among the option lines and write that line's letter. It cannot memorise the
+  evaluation's letter, because no letter is attached to a fact;
+* **cloze** — the sentence with ``[Blank]`` → the missing value;
+* **gen** — the question with the one-sentence instruction → the answer sentence.
+
+The cost of this substitute: the model has seen the evaluation's own question wordings (only the MCQ
+option *order* is new to it at evaluation time). MLLMU-Bench's vanilla model saw the facts in other
+wordings. Report results with that in mind.
+
+**Images.** Every draw of an image question gets a fresh seeded :func:`~mini_unlearn.bench.augment`
+of the person's canonical portrait. Evaluation uses the canonical portrait itself and the ``test``
+split's transformed views, which training never shows.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from ..bench import LETTERS, augment
+from ..bench.questions import QAPair, Question
+from .prompts import chat, question_prompt, target
+
+IGNORE_INDEX = -100          # the label value that cross-entropy skips
+PRACTICE_TASKS = ("mcq", "gen", "cloze")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One thing to learn: an ft_Data pair, or an evaluation question asked as format practice."""
+
+    source: QAPair | Question
+    task: str                 # "pair" (ft_Data) or the format practised: "mcq", "gen", "cloze"
+
+    @property
+    def profile_id(self) -> str:
+        return self.source.profile_id
+
+    @property
+    def modality(self) -> str:
+        return self.source.modality
+
+    def draw(self, rng: random.Random, *, shuffle_options: bool = True) -> tuple[str, str]:
+        """``(prompt, answer)`` for one training sample; MCQ options re-shuffled with ``rng``."""
+        source = self.source
+        if self.task == "pair":
+            return chat(source.question, with_image=source.image is not None), target(source.answer)
+        if self.task != "mcq":
+            return question_prompt(source), target(source.answer)
+        options = dict(source.options)
+        if shuffle_options:
+            values = list(options.values())
+            rng.shuffle(values)
+            options = dict(zip(LETTERS, values))
+        correct_text = source.options[source.correct]
+        letter = next(letter for letter, text in options.items() if text == correct_text)
+        return question_prompt(source, options=options), target(letter)
+
+    def image(self, rng: random.Random | None):
+        """The portrait for this sample (a fresh augmentation when ``rng`` is given), or None."""
+        if self.source.image is None:
+            return None
+        picture = self.source.image.load()
+        return augment(picture, rng) if rng is not None else picture
+
+
+def training_examples(bench, people: list[str] | None = None, *, practice: bool = True) -> list[Example]:
+    """Every example that teaches ``people`` (default: every fictitious and utility person).
+
+    ft_Data pairs first, then (with ``practice``) each evaluation question as format practice.
+    """
+    if people is None:
+        people = [p.id for p in bench.profiles + bench.utility_profiles]
+    examples = [Example(pair, "pair") for pid in people for pair in bench.pairs[pid]]
+    if practice:
+        examples += [Example(q, q.task) for pid in people for q in bench.questions[pid] if q.task in PRACTICE_TASKS]
+    return examples
+
+
+def answer_only_labels(input_ids: torch.Tensor, prompt_lengths: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """Labels that score the answer tokens only: every pad and prompt token becomes ``-100``.
+
+    Rows are LEFT-padded (as ``LlavaProcessor`` pads): ``[pad … pad | prompt | answer]``. So a row's
+    answer starts after its pads *and* its prompt: at ``n_pads + prompt_length``.
+    """
+    n_pads = (input_ids == pad_token_id).sum(dim=1)
+    answer_start = n_pads + prompt_lengths
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    labels = input_ids.clone()
+    labels[positions[None, :] < answer_start[:, None]] = IGNORE_INDEX
+    return labels
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip the left padding: 0 at each row's first real token.
+
+    ``generate`` numbers positions this way; a plain forward pass numbers them ``0..L-1`` including
+    the pads. Training with the same numbering as ``generate`` keeps a left-padded prompt from being
+    read at shifted positions.
+    """
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
+def make_batch(processor, samples: list[tuple[str, str, object]]) -> dict[str, torch.Tensor]:
+    """Tensors for ``(prompt, answer, image or None)`` samples: ids, mask, positions, pixels, labels.
+
+    Each row is ``prompt + answer + eos``; only ``answer + eos`` is scored. Image rows and text rows
+    may be mixed: the pixels of the image rows are stacked in row order, as LLaVA expects.
+    """
+    tokenizer = processor.tokenizer
+    answers = [answer + tokenizer.eos_token for _, answer, _ in samples]
+    images = [image for _, _, image in samples if image is not None]
+    batch = processor(text=[prompt + answer for (prompt, _, _), answer in zip(samples, answers)],
+                      images=images or None, padding=True, return_tensors="pt")
+    answer_lengths = torch.tensor([len(ids) for ids in tokenizer(answers, add_special_tokens=False).input_ids])
+    prompt_lengths = batch["attention_mask"].sum(dim=1) - answer_lengths
+    batch["labels"] = answer_only_labels(batch["input_ids"], prompt_lengths, tokenizer.pad_token_id)
+    batch["position_ids"] = position_ids(batch["attention_mask"])
+    return dict(batch)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sampling
+
+def batches(examples: list[Example], batch_size: int, rng: random.Random, lengths: list[int] | None = None,
+            group: int = 16):
+    """Endless batches; each epoch is a fresh seeded permutation of the examples.
+
+    With ``lengths``, each run of ``group`` batches is cut from examples sorted by length, then the
+    batches are shuffled: rows of similar length share a batch, so less compute goes to padding.
+    """
+    order: list[int] = []
+    while True:
+        while len(order) < batch_size * group:
+            epoch = list(range(len(examples)))
+            rng.shuffle(epoch)
+            order += epoch
+        pool, order = order[:batch_size * group], order[batch_size * group:]
+        if lengths is not None:
+            pool.sort(key=lambda i: lengths[i])
+        chunks = [pool[start:start + batch_size] for start in range(0, len(pool), batch_size)]
+        rng.shuffle(chunks)
+        for chunk in chunks:
+            yield [examples[i] for i in chunk]
+
+
+def token_lengths(processor, examples: list[Example]) -> list[int]:
+    """About how many tokens each example takes (its text, plus the image's tokens)."""
+    rng = random.Random(0)
+    texts = [prompt + answer for prompt, answer in (example.draw(rng) for example in examples)]
+    image_tokens = (processor.image_processor.crop_size["height"] // processor.patch_size) ** 2
+    return [len(ids) + (image_tokens if example.source.image is not None else 0)
+            for ids, example in zip(processor.tokenizer(texts).input_ids, examples)]
+
+
+def training_batches(processor, examples: list[Example], batch_size: int, rng: random.Random, *,
+                     group_by_length: bool = True):
+    """Endless tensor batches: sampled by :func:`batches`, each sample drawn afresh (options, augmentation)."""
+    lengths = token_lengths(processor, examples) if group_by_length else None
+    for chunk in batches(examples, batch_size, rng, lengths):
+        samples = []
+        for example in chunk:
+            prompt, answer = example.draw(rng)
+            samples.append((prompt, answer, example.image(rng)))
+        yield make_batch(processor, samples)
