@@ -6,7 +6,8 @@
 Prints the model's size per tower, steps per second, and for every (task, modality) the training
 time at which the teacher-forced exact match on held-out augmentations first reaches 95%, then
 the final accuracies (also on the canonical portraits and the test split's transformed views) and
-whether greedy ``generate`` with left padding answers the MCQs with the same letter.
+whether greedy ``generate`` with left padding answers the MCQs with the same letter, and the
+evaluation throughput per task.
 Timings depend on what else runs on the machine: the load average is printed with them.
 """
 from __future__ import annotations
@@ -100,6 +101,13 @@ def main():
         chosen = [q for q in mcq if q.modality == modality]
         print(f"MCQ by greedy generated letter (left-padded generate, canonical images), {modality}: "
               f"{generated_letters(vlm, chosen):.3f}  (teacher-forced: {tf_canonical.get(monitor_key('mcq', modality), float('nan')):.3f})")
+
+    print("\nevaluation throughput (mu.evaluate, every split at ratio 0.05, batch 32):")
+    for task in mu.evaluation.TASKS:
+        started = time.perf_counter()
+        report = mu.evaluate(vlm, bench, ratio=0.05, tasks=(task,), progress=False)
+        seconds = time.perf_counter() - started
+        print(f"  {task:<15} {len(report.details):>5} answers in {seconds:6.2f} s = {len(report.details) / seconds:7.1f} answers/s")
 
 
 if __name__ == "__main__":
