@@ -284,7 +284,8 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
             log.probes.append({"step": step, "seconds": round(log.seconds, 2), "accuracy": monitor(model)})
 
     model.train()
-    bar = tqdm(total=steps, desc="training", disable=not progress)
+    bar = tqdm(total=steps, desc="training", disable=not progress, mininterval=1.0)   # few redraws: a notebook
+    # widget sends one message per redraw, and a flood of them can stall the kernel's output channel
     stream = prefetch(training_batches(vlm.processor, examples, batch_size, rng, group_by_length=group_by_length))
     try:
         for step in range(1, steps + 1):
@@ -300,10 +301,10 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
             log.seconds += time.perf_counter() - start
             if step % probe_every == 0 or step == steps:
                 check(step)
-                bar.set_postfix(loss=f"{log.losses[-1]:.3f}",
+                bar.set_postfix(loss=f"{log.losses[-1]:.3f}", refresh=False,
                                 worst=f"{min(log.probes[-1]['accuracy'].values()):.2f}" if log.probes else "-")
             elif step % 25 == 0:
-                bar.set_postfix(loss=f"{log.losses[-1]:.3f}")
+                bar.set_postfix(loss=f"{log.losses[-1]:.3f}", refresh=False)
             bar.update(1)
         bar.close()
     finally:
