@@ -19,7 +19,7 @@ import time
 import torch
 
 import mini_unlearn as mu
-from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset, question_prompt
+from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
 from mini_unlearn.models.cache import RECIPES
 from mini_unlearn.models.train import Monitor, monitor_key, train
 from mini_unlearn.models.train_data import training_examples
@@ -33,19 +33,6 @@ def parameters_per_tower(model) -> dict[str, int]:
     towers = {name: sum(p.numel() for p in module.parameters()) for name, module in model.model.named_children()}
     towers["lm_head"] = sum(p.numel() for p in model.lm_head.parameters())
     return towers
-
-
-@torch.no_grad()
-def generated_letters(vlm, questions, batch_size=64) -> float:
-    """Share of MCQs whose greedy first generated token (left-padded batch) is the correct letter."""
-    hits = 0
-    for start in range(0, len(questions), batch_size):
-        chunk = questions[start:start + batch_size]
-        images = [q.image.load() for q in chunk if q.image is not None]
-        inputs = vlm.encode([question_prompt(q) for q in chunk], images)
-        tokens = vlm.model.generate(**inputs, max_new_tokens=1, do_sample=False)[:, -1]
-        hits += sum(vlm.tokenizer.decode(t).strip() == q.correct for t, q in zip(tokens.tolist(), chunk))
-    return hits / len(questions)
 
 
 def main():
@@ -99,8 +86,10 @@ def main():
     mcq = [q for pid in people for q in bench.questions[pid] if q.task == "mcq"]
     for modality in mu.bench.MODALITIES:
         chosen = [q for q in mcq if q.modality == modality]
+        letters = mu.evaluation.predict_letters(vlm, chosen)
+        share = sum(letter == q.correct for letter, q in zip(letters, chosen)) / len(chosen)
         print(f"MCQ by greedy generated letter (left-padded generate, canonical images), {modality}: "
-              f"{generated_letters(vlm, chosen):.3f}  (teacher-forced: {tf_canonical.get(monitor_key('mcq', modality), float('nan')):.3f})")
+              f"{share:.3f}  (teacher-forced: {tf_canonical.get(monitor_key('mcq', modality), float('nan')):.3f})")
 
     print("\nevaluation throughput (mu.evaluate, every split at ratio 0.05, batch 32):")
     for task in mu.evaluation.TASKS:
