@@ -106,6 +106,25 @@ def rerun_in_venv(args):
 # -----------------------------------------------------------------------------
 # steps that run inside the venv
 
+def coalesce_streams(nb):
+    """Merge consecutive stdout (or stderr) outputs of a cell into one.
+
+    How a cell's prints are split into messages depends on when the kernel flushes, so without this
+    a re-executed notebook can differ from the committed one though it printed the same text.
+    """
+    for cell in nb.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (output.output_type == "stream" and previous is not None and previous.output_type == "stream"
+                    and previous.name == output.name):
+                previous.text += output.text
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell.outputs = merged
+
+
 def execute_notebooks(paths):
     """Execute notebooks in place, in order, with the venv's `python3` kernel, cwd = notebooks/."""
     import tempfile
@@ -127,6 +146,7 @@ def execute_notebooks(paths):
         client = NotebookClient(nb, kernel_name="python3", timeout=600, record_timing=False,
                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
         client.execute()
+        coalesce_streams(nb)
         spec = dict(nb.metadata.get("kernelspec", {}), name="python3")
         spec.setdefault("display_name", "Python 3 (ipykernel)")
         spec.setdefault("language", "python")
