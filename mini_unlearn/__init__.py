@@ -3,13 +3,16 @@
     bench → models → methods → evaluate → attacks
 
 Chapter 01 builds :mod:`mini_unlearn.bench`, chapter 02 :mod:`mini_unlearn.models`, chapter 03
-:mod:`mini_unlearn.evaluation` (``mu.evaluate``); later chapters add the rest.
+:mod:`mini_unlearn.evaluation` (``mu.evaluate``), chapter 04 :mod:`mini_unlearn.methods`
+(``mu.unlearn``); later chapters add the rest.
 """
 from . import bench, checks, models
-from . import evaluation
+from . import evaluation, methods, neurons
 from .evaluation import evaluate   # mu.evaluate(vlm, bench): the function; the subpackage is mu.evaluation
+from .methods import unlearn   # mu.unlearn(vlm, bench, method=...): every method, one call
 from .seeding import seed_everything
 from .show import show_source
 
 __version__ = "0.1.0"
-__all__ = ["bench", "checks", "evaluate", "evaluation", "models", "seed_everything", "show_source", "__version__"]
+__all__ = ["bench", "checks", "evaluate", "evaluation", "methods", "models", "neurons", "seed_everything", "show_source", "unlearn",
+           "__version__"]

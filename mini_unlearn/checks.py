@@ -114,4 +114,27 @@ def check_answer_log_likelihood(fn: Callable) -> None:
     compare("answer_log_likelihood", fn, answer_log_likelihood, _log_likelihood_cases(), atol=1e-4)
 
 
-__all__ = ["check_answer_log_likelihood", "check_answer_only_labels", "check_text_only_twin", "compare"]
+def _npo_cases() -> list[Case]:
+    """Per-sequence log-likelihoods under the model and the reference; equal, far below, above; several β."""
+    import torch
+    generator = torch.Generator().manual_seed(7)
+    log_p = -torch.rand(5, generator=generator) * 20
+    cases = [("model equal to the reference, beta=0.4", (log_p, log_p.clone(), 0.4))]
+    for beta in (0.4, 0.1, 2.0):
+        ref = -torch.rand(5, generator=generator) * 20
+        cases.append((f"5 random sequences, beta={beta}", (log_p, ref, beta)))
+    cases.append(("the model already far below the reference, beta=0.4", (log_p - 80.0, log_p, 0.4)))
+    return cases
+
+
+def check_npo_loss(fn: Callable) -> None:
+    """Chapter 04: ``fn(log_p, ref_log_p, beta)`` → the NPO loss −(2/β)·mean log σ(−β(log_p − ref_log_p))."""
+    from .methods.losses import npo_loss
+
+    def as_float(f):
+        return lambda *args: float(f(*args))
+
+    compare("npo_loss", as_float(fn), as_float(npo_loss), _npo_cases(), atol=1e-5)
+
+
+__all__ = ["check_answer_log_likelihood", "check_answer_only_labels", "check_npo_loss", "check_text_only_twin", "compare"]

@@ -77,7 +77,7 @@ class Monitor:
     """
 
     def __init__(self, vlm: VLM, bench, people: list[str] | None = None, *, images: str = "held-out",
-                 seed: int = 10_000, batch_size: int = 64):
+                 seed: int = 10_000, batch_size: int = 64, tasks: tuple[str, ...] | None = None):
         if images not in ("held-out", "canonical", "test"):
             raise ValueError(f"images must be 'held-out', 'canonical' or 'test'; got {images!r}")
         if people is None:
@@ -86,6 +86,8 @@ class Monitor:
         items = []
         for pid in people:
             for q in bench.questions[pid]:
+                if tasks is not None and q.task not in tasks:
+                    continue
                 image = None if q.image is None else q.image.load()
                 if image is not None and images == "held-out":
                     image = augment(image, rng)

@@ -1,0 +1,192 @@
+"""The method registry and ``unlearn()``: one call for every unlearning method (chapter 04).
+
+    result = mu.unlearn(vlm, bench, method="ga", ratio=0.05, lr=3e-5, steps=80)
+    result.vlm          # a NEW model; the input is never modified
+    result              # prints what changed: steps, losses, parameters touched
+    result.to_frame()   # the loss log as a DataFrame
+
+A method is registered with its hyperparameters as a frozen dataclass (the papers' defaults where
+they apply to a model this size) and a function that edits a *copy* of the model. ``unlearn``
+validates everything before any weight changes: the method name, each hyperparameter name and
+value, the forget ratio and the forget/retain sets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from ..bench.splits import check_ratio
+from ..models.anatomy import find_towers
+from ..models.vlm import VLM
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its name, hyperparameter dataclass, the function that runs it, and its goal."""
+
+    name: str
+    config: type
+    run: Callable
+    summary: str
+    goal: str = "forget_both"     # a key of mu.evaluation.GOALS: what "forgotten" means for this method
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(name: str, config: type, summary: str, goal: str = "forget_both"):
+    """Decorator: ``@register("ga", GAConfig, "gradient ascent")`` over ``run(vlm, bench, ratio, config, **context)``."""
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"the config of method {name!r} must be a dataclass; got {config!r}")
+
+    def decorate(run: Callable) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name].run is not run:
+            raise ValueError(f"a method named {name!r} is already registered")
+        _REGISTRY[name] = MethodSpec(name, config, run, summary, goal)
+        return run
+    return decorate
+
+
+def available() -> list[str]:
+    """The names ``unlearn`` accepts, in the order they were registered."""
+    return list(_REGISTRY)
+
+
+def get(method: str) -> MethodSpec:
+    if not isinstance(method, str) or method not in _REGISTRY:
+        raise ValueError(f"unknown method {method!r}; available: {available()}")
+    return _REGISTRY[method]
+
+
+def make_config(method: str, **hyperparameters):
+    """The method's hyperparameter dataclass, with a clear error for a name it does not have."""
+    spec = get(method)
+    names = [f.name for f in dataclasses.fields(spec.config)]
+    unknown = [key for key in hyperparameters if key not in names]
+    if unknown:
+        raise TypeError(f"method {method!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                        f"its hyperparameters are {names}")
+    return spec.config(**hyperparameters)
+
+
+def describe() -> pd.DataFrame:
+    """One row per registered method: what it does, its goal and its default hyperparameters."""
+    rows = []
+    for spec in _REGISTRY.values():
+        defaults = {f.name: f.default for f in dataclasses.fields(spec.config)}
+        rows.append({"method": spec.name, "summary": spec.summary, "goal": spec.goal,
+                     "defaults": ", ".join(f"{k}={v}" for k, v in defaults.items())})
+    return pd.DataFrame(rows).set_index("method")
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a run records
+
+def part_of(name: str, towers: dict[str, str]) -> str:
+    """Which part of a VLM a parameter belongs to: a tower, the projector, the LM head, or other."""
+    for tower, prefix in towers.items():
+        if name.startswith(prefix + "."):
+            return tower
+    if "projector" in name or "connector" in name or "merger" in name:
+        return "projector"
+    if "lm_head" in name:
+        return "lm_head"
+    return "other"
+
+
+def changed_parameters(before: torch.nn.Module, after: torch.nn.Module) -> pd.DataFrame:
+    """Per parameter tensor: its part, size, and how many of its entries differ between two models."""
+    towers = {tower: name for tower, (name, _) in find_towers(after).items()}
+    old = dict(before.named_parameters())
+    rows = []
+    for name, value in after.named_parameters():
+        changed = int((value.detach().cpu() != old[name].detach().cpu()).sum())
+        rows.append({"parameter": name, "part": part_of(name, towers), "numel": value.numel(), "changed": changed})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class UnlearnLog:
+    """Per-step losses, the monitor's probes, and the wall time of the updates."""
+
+    losses: list[dict[str, float]] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)       # {"step": s, name: value, ...}
+    seconds: float = 0.0
+
+    def probe_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.probes).set_index("step") if self.probes else pd.DataFrame()
+
+
+@dataclass
+class UnlearnResult:
+    """A new VLM and what it took: the method, its hyperparameters, the log, and the parameters touched."""
+
+    vlm: VLM
+    method: str
+    ratio: float
+    config: object
+    log: UnlearnLog
+    touched: pd.DataFrame            # changed_parameters(input model, result model)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The loss log: one row per step, one column per loss term."""
+        frame = pd.DataFrame(self.log.losses)
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="step")
+        return frame
+
+    def touched_by_part(self) -> pd.DataFrame:
+        """Per part of the model: tensors and entries changed, out of how many."""
+        grouped = self.touched.assign(tensor_changed=self.touched["changed"] > 0).groupby("part", sort=False)
+        return grouped.agg(tensors=("parameter", "size"), tensors_changed=("tensor_changed", "sum"),
+                           entries=("numel", "sum"), entries_changed=("changed", "sum"))
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{f.name}={getattr(self.config, f.name)}" for f in dataclasses.fields(self.config)
+                             if not isinstance(getattr(self.config, f.name), VLM))
+        last = self.log.losses[-1] if self.log.losses else {}
+        losses = ", ".join(f"{k} {v:.3f}" for k, v in last.items())
+        head = (f"UnlearnResult({self.method!r}, ratio={self.ratio}: {len(self.log.losses)} steps"
+                f"{'; final ' + losses if losses else ''})\n  {settings}\n")
+        return head + self.touched_by_part().to_string()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The one entry point
+
+def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool = True, monitor=None,
+            probe_every: int = 0, **hyperparameters) -> UnlearnResult:
+    """Run ``method`` on a copy of ``vlm`` to forget the ``ratio`` forget split of ``bench``.
+
+    ``hyperparameters`` are the method's (``mu.methods.describe()`` lists them). ``monitor``, a
+    callable ``model -> {name: value}`` (e.g. :func:`mini_unlearn.methods.split_monitor`), is called
+    before the first step and every ``probe_every`` steps. The input model is never modified.
+    """
+    if not isinstance(vlm, VLM):
+        raise TypeError(f"vlm must be a mini_unlearn VLM (model + processor); got {type(vlm).__name__}")
+    spec = get(method)
+    config = make_config(method, **hyperparameters)
+    ratio = check_ratio(ratio)
+    if isinstance(probe_every, bool) or not isinstance(probe_every, int) or probe_every < 0:
+        raise ValueError(f"probe_every must be a non-negative integer (0 = only before and after); got {probe_every!r}")
+    prepare = getattr(spec.run, "prepare", None)
+    context = prepare(vlm, bench, ratio, config, progress=progress) if prepare else {}   # data and references, validated up front
+
+    new = vlm.copy()
+    started = time.perf_counter()
+    log = spec.run(new, bench, ratio, config, original=vlm, progress=progress, monitor=monitor,
+                   probe_every=probe_every, **context)
+    new.model.eval()
+    new.card = {**new.card, "unlearned": {"method": method, "ratio": ratio, "steps": len(log.losses),
+                                          "config": {f.name: repr(getattr(config, f.name))
+                                                     for f in dataclasses.fields(config)},
+                                          "wall_seconds": round(time.perf_counter() - started, 2)}}
+    return UnlearnResult(new, method, ratio, config, log, changed_parameters(vlm.model, new.model))
+
+
+__all__ = ["MethodSpec", "UnlearnLog", "UnlearnResult", "available", "changed_parameters", "describe", "get",
+           "make_config", "part_of", "register", "unlearn"]

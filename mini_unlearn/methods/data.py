@@ -1,0 +1,69 @@
+"""What a method unlearns on: the forget people's training pairs, and the retain people's.
+
+MLLMU-Bench's baselines unlearn on the ft_Data question–answer pairs of the forget split
+(``baseline_train_split``), and use the retain split's pairs for the retain terms. The same here:
+``forget_on`` picks which of the forget pairs are used — ``"image+text"`` (asked with the
+portrait), ``"text"`` (asked by name) or ``"both"`` — which is how chapter 04 shows the modality
+imbalance (forget by image, then ask by name).
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+
+from ..bench.questions import IMAGE_TEXT, MODALITIES
+from ..bench.splits import check_ratio
+from ..models.train_data import Example, batches, make_batch, training_examples
+
+FORGET_ON: tuple[str, ...] = MODALITIES + ("both",)
+
+
+def check_forget_on(forget_on: str) -> str:
+    if forget_on not in FORGET_ON:
+        raise ValueError(f"forget_on must be one of {FORGET_ON}; got {forget_on!r}")
+    return forget_on
+
+
+def unlearning_sets(bench, ratio: float = 0.05, forget_on: str = "image+text") -> tuple[list[Example], list[Example]]:
+    """(forget examples, retain examples): training pairs of the forget and the retain people.
+
+    Raises a ValueError naming the set when either is empty or when they share a person.
+    """
+    check_ratio(ratio)
+    check_forget_on(forget_on)
+    forget_people, retain_people = bench.split("forget", ratio).ids, bench.split("retain", ratio).ids
+    if not forget_people:
+        raise ValueError(f"the forget set at ratio={ratio} is empty: nothing to unlearn")
+    if not retain_people:
+        raise ValueError(f"the retain set at ratio={ratio} is empty: the retain terms need retain people")
+    shared = sorted(set(forget_people) & set(retain_people))
+    if shared:
+        raise ValueError(f"forget and retain sets overlap on {shared}: a person cannot be both forgotten and kept")
+    forget = training_examples(bench, forget_people, practice=False)
+    if forget_on != "both":
+        forget = [e for e in forget if e.modality == forget_on]
+    if not forget:
+        raise ValueError(f"no forget pairs with forget_on={forget_on!r} at ratio={ratio}")
+    retain = training_examples(bench, retain_people, practice=False)
+    return forget, retain
+
+
+def example_batches(processor, examples: list[Example], batch_size: int, rng: random.Random):
+    """Endless tensor batches of ``examples`` (a seeded permutation per epoch), canonical portraits.
+
+    Unlearning shows the pictures the model was asked about, not fresh augmentations.
+    """
+    for chunk in batches(examples, batch_size, rng):
+        samples = []
+        for example in chunk:
+            prompt, answer = example.draw(rng)
+            samples.append((prompt, answer, example.image(None)))
+        yield make_batch(processor, samples)
+
+
+def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    return {name: value.to(device) for name, value in batch.items()}
+
+
+__all__ = ["FORGET_ON", "IMAGE_TEXT", "check_forget_on", "example_batches", "to_device", "unlearning_sets"]

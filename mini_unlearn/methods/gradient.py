@@ -1,0 +1,230 @@
+"""The gradient family of MLLMU-Bench's baselines: GA, GA_Diff, KL_Min and NPO (chapter 04).
+
+All four push the forget data's likelihood down by gradient steps; they differ in what holds the
+rest of the model in place (reference/implementation-notes.md §2.5):
+
+* ``ga`` — gradient ascent on the forget pairs alone: ``L = −CE(D_f)``;
+* ``ga_diff`` — plus the ordinary loss on retain pairs: ``L = −CE(D_f) + λ·CE(D_r)``;
+* ``kl_min`` — plus, on retain pairs, the CE and the KL to the frozen input model:
+  ``L = −CE(D_f) + CE(D_r) + λ_KL·KL(p_input ‖ p_θ)``;
+* ``npo`` — Negative Preference Optimization with β = 0.4 against a reference model.
+
+Differences from MLLMU-Bench's code, on purpose:
+
+* GA_Diff there makes one GA pass over all forget batches, *then* one descent pass over all retain
+  batches per epoch; here every step takes one forget and one retain batch (the usual gradient
+  difference). With a few dozen steps, the sequential form would end on pure retain descent.
+* NPO there uses the *batch-mean token* log-ratio; the NPO paper uses per-sequence log-ratios.
+  ``variant="paper"`` (the default) is the paper's; ``variant="mllmu"`` is the code's.
+* Full fine-tuning of the tiny model, not LoRA, and learning rates and step counts measured on the
+  course model (MLLMU-Bench: LoRA r=16, lr 2e-5, batch 4, one epoch on a 7B model).
+
+Each method can forget on the forget people's image+text pairs, their text-only pairs, or both
+(``forget_on``), and update all parameters or one side (``train``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..models.train import answer_logits
+from ..models.vlm import VLM
+from .base import register
+from .data import check_forget_on, unlearning_sets
+from .loop import check_trainable, run_gradient_loop
+from .losses import ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
+
+
+def _positive_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _positive(value, name: str, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
+            or (value < 0 if allow_zero else value <= 0):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
+
+
+@dataclass(frozen=True)
+class GradientConfig:
+    """Shared by the gradient family. Defaults: the settings chapter 04 measures on the course's tiny model."""
+
+    steps: int = 100
+    lr: float = 3e-5
+    batch_size: int = 8
+    forget_on: str = "image+text"     # which forget pairs: "image+text", "text" or "both"
+    train: str = "all"                # which parameters: "all", "language" or "vision" (tower + projector)
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        _positive_int(self.steps, "steps")
+        _positive(self.lr, "lr (the learning rate)")
+        _positive_int(self.batch_size, "batch_size")
+        _positive(self.grad_clip, "grad_clip")
+        check_forget_on(self.forget_on)
+        check_trainable(self.train)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer; got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class GAConfig(GradientConfig):
+    """Gradient ascent: no retain term."""
+
+
+@dataclass(frozen=True)
+class GADiffConfig(GradientConfig):
+    """Gradient difference: ``retain_weight`` (λ) scales the retain cross-entropy."""
+
+    retain_weight: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive(self.retain_weight, "retain_weight", allow_zero=True)
+
+
+@dataclass(frozen=True)
+class KLMinConfig(GradientConfig):
+    """KL minimisation: ``kl_weight`` (λ_KL) scales the KL to the input model on retain data."""
+
+    kl_weight: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive(self.kl_weight, "kl_weight", allow_zero=True)
+
+
+NPO_REFERENCES: tuple[str, ...] = ("retain_only", "initial")
+NPO_VARIANTS: tuple[str, ...] = ("paper", "mllmu")
+
+
+@dataclass(frozen=True)
+class NPOConfig(GradientConfig):
+    """NPO. ``reference``: ``"retain_only"`` (MLLMU-Bench: the vanilla recipe on the retain people,
+    ``mu.models.retain_only``), ``"initial"`` (the NPO paper: the model before unlearning) or a VLM.
+    ``variant``: ``"paper"`` (per-sequence log-ratio) or ``"mllmu"`` (batch-mean token log-ratio).
+    ``retain_weight`` > 0 adds a retain cross-entropy (MLLMU-Bench's NPO has none)."""
+
+    beta: float = 0.4
+    reference: object = "retain_only"
+    variant: str = "paper"
+    retain_weight: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive(self.beta, "beta")
+        _positive(self.retain_weight, "retain_weight", allow_zero=True)
+        if not isinstance(self.reference, VLM) and self.reference not in NPO_REFERENCES:
+            raise ValueError(f"reference must be one of {NPO_REFERENCES} or a VLM; got {self.reference!r}")
+        if self.variant not in NPO_VARIANTS:
+            raise ValueError(f"variant must be one of {NPO_VARIANTS}; got {self.variant!r}")
+
+
+def cross_entropy(model, batch) -> torch.Tensor:
+    """Mean token cross-entropy of a batch's answers under ``model``."""
+    return token_cross_entropy(*answer_logits(model, batch))
+
+
+def _run(vlm, config, forget, retain, loss_fn, name, progress, monitor, probe_every):
+    return run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr,
+                             batch_size=config.batch_size, grad_clip=config.grad_clip, train=config.train,
+                             seed=config.seed, progress=progress, monitor=monitor, probe_every=probe_every,
+                             desc=name)
+
+
+def _sets(vlm, bench, ratio, config, progress=True):
+    forget, retain = unlearning_sets(bench, ratio, config.forget_on)
+    return {"forget": forget, "retain": retain}
+
+
+@register("ga", GAConfig, "gradient ascent on the forget pairs")
+def gradient_ascent(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
+    def loss_fn(model, forget_batch, _):
+        forget_ce = cross_entropy(model, forget_batch)
+        return {"loss": ga_loss(forget_ce), "forget_ce": forget_ce}
+    return _run(vlm, config, forget, None, loss_fn, "ga", progress, monitor, probe_every)
+
+
+@register("ga_diff", GADiffConfig, "gradient ascent on forget + descent on retain pairs")
+def gradient_difference(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
+    def loss_fn(model, forget_batch, retain_batch):
+        forget_ce, retain_ce = cross_entropy(model, forget_batch), cross_entropy(model, retain_batch)
+        return {"loss": ga_loss(forget_ce) + config.retain_weight * retain_ce,
+                "forget_ce": forget_ce, "retain_ce": retain_ce}
+    return _run(vlm, config, forget, retain, loss_fn, "ga_diff", progress, monitor, probe_every)
+
+
+@register("kl_min", KLMinConfig, "gradient ascent on forget + CE and KL to the input model on retain")
+def kl_minimisation(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
+    reference = original.model
+
+    def loss_fn(model, forget_batch, retain_batch):
+        forget_ce = cross_entropy(model, forget_batch)
+        logits, labels = answer_logits(model, retain_batch)
+        with torch.no_grad():
+            ref_logits, _ = answer_logits(reference, retain_batch)
+        retain_ce = token_cross_entropy(logits, labels)
+        kl = kl_to_reference(logits, ref_logits, labels)
+        return {"loss": ga_loss(forget_ce) + retain_ce + config.kl_weight * kl,
+                "forget_ce": forget_ce, "retain_ce": retain_ce, "kl": kl}
+    return _run(vlm, config, forget, retain, loss_fn, "kl_min", progress, monitor, probe_every)
+
+
+def npo_reference(vlm: VLM, bench, ratio: float, reference, progress: bool = True) -> VLM:
+    """The reference model NPO compares with (see :class:`NPOConfig`)."""
+    if isinstance(reference, VLM):
+        return reference
+    if reference == "initial":
+        return vlm
+    card = vlm.card or {}
+    if "preset" not in card or "seed" not in card or card.get("benchmark") != bench.name:
+        raise ValueError(
+            "npo with reference='retain_only' trains the vanilla recipe on the retain people, which needs a model "
+            f"made by mu.models.vanilla for this benchmark ({bench.name!r}); this model's card has "
+            f"preset={card.get('preset')!r}, seed={card.get('seed')!r}, benchmark={card.get('benchmark')!r}. "
+            "Pass reference='initial' (the model before unlearning) or reference=<a VLM>.")
+    from ..models.cache import retain_only
+    return retain_only(bench, ratio, preset=card["preset"], seed=card["seed"], device=vlm.device, progress=progress)
+
+
+def _npo_prepare(vlm, bench, ratio, config, progress=True):
+    context = _sets(vlm, bench, ratio, config)
+    context["reference"] = npo_reference(vlm, bench, ratio, config.reference, progress)
+    return context
+
+
+@register("npo", NPOConfig, "negative preference optimisation against a reference model (β = 0.4)")
+def negative_preference_optimisation(vlm, bench, ratio, config, *, forget, retain, original, reference, progress,
+                                     monitor, probe_every):
+    ref_model = reference.model
+    ref_model.eval()
+
+    def loss_fn(model, forget_batch, retain_batch):
+        logits, labels = answer_logits(model, forget_batch)
+        with torch.no_grad():
+            ref_logits, _ = answer_logits(ref_model, forget_batch)
+        if config.variant == "paper":
+            loss = npo_loss(sequence_log_probs(logits, labels), sequence_log_probs(ref_logits, labels), config.beta)
+        else:
+            loss = npo_loss_mllmu(token_cross_entropy(logits, labels), token_cross_entropy(ref_logits, labels),
+                                  config.beta)
+        out = {"loss": loss, "npo": loss.detach(), "forget_ce": token_cross_entropy(logits.detach(), labels)}
+        if retain_batch is not None:
+            retain_ce = cross_entropy(model, retain_batch)
+            out["loss"] = loss + config.retain_weight * retain_ce
+            out["retain_ce"] = retain_ce
+        return out
+    return _run(vlm, config, forget, retain if config.retain_weight > 0 else None, loss_fn, "npo", progress,
+                monitor, probe_every)
+
+
+for _method in (gradient_ascent, gradient_difference, kl_minimisation):
+    _method.prepare = _sets
+negative_preference_optimisation.prepare = _npo_prepare
+
+__all__ = ["GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "NPOConfig", "NPO_REFERENCES", "NPO_VARIANTS",
+           "cross_entropy", "npo_reference"]

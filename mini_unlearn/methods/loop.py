@@ -1,0 +1,93 @@
+"""The loop every gradient method shares: sample forget (and retain) batches, step, log, probe.
+
+A method supplies only its loss: ``loss_fn(model, forget_batch, retain_batch) -> {"loss": total, ...}``
+(the other entries are logged). The loop does the rest the same way for all of them: AdamW,
+gradients clipped to norm ``grad_clip``, only the chosen part of the model trainable, a tqdm bar,
+and the monitor's probes before the first step and every ``probe_every`` steps.
+"""
+from __future__ import annotations
+
+import random
+import time
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..models.anatomy import find_towers
+from .base import UnlearnLog, part_of
+from .data import example_batches, to_device
+
+TRAINABLE: tuple[str, ...] = ("all", "language", "vision")
+
+
+def check_trainable(train: str) -> str:
+    if train not in TRAINABLE:
+        raise ValueError(f"train must be one of {TRAINABLE} ('vision' = vision tower + projector); got {train!r}")
+    return train
+
+
+def trainable_parameters(model: torch.nn.Module, train: str) -> list[torch.nn.Parameter]:
+    """The parameters a method may change: all, the language side (LM + head), or the vision side (tower + projector)."""
+    check_trainable(train)
+    towers = {tower: name for tower, (name, _) in find_towers(model).items()}
+    chosen = []
+    for name, parameter in model.named_parameters():
+        part = part_of(name, towers)
+        vision_side = part in ("vision", "projector")
+        if train == "all" or (train == "vision") == vision_side:
+            chosen.append(parameter)
+    return chosen
+
+
+def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable, *, steps: int, lr: float,
+                      batch_size: int, grad_clip: float, train: str, seed: int, progress: bool, monitor,
+                      probe_every: int, desc: str) -> UnlearnLog:
+    """Update ``vlm.model`` in place for ``steps`` steps of ``loss_fn``; returns the :class:`UnlearnLog`."""
+    model = vlm.model
+    device = vlm.device
+    torch.manual_seed(seed)
+    rng = random.Random(f"mini_unlearn/unlearn/{seed}")
+    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
+    retain_stream = example_batches(vlm.processor, retain, batch_size, rng) if retain else None
+    parameters = trainable_parameters(model, train)
+    chosen = {id(p) for p in parameters}
+    frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    log = UnlearnLog()
+
+    def probe(step: int):
+        if monitor is not None:
+            log.probes.append({"step": step, **monitor(model)})
+
+    try:
+        probe(0)
+        model.train()
+        bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=1.0)
+        for step in range(1, steps + 1):
+            start = time.perf_counter()
+            forget_batch = to_device(next(forget_stream), device)
+            retain_batch = to_device(next(retain_stream), device) if retain_stream is not None else None
+            losses = loss_fn(model, forget_batch, retain_batch)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+            optimizer.step()
+            log.losses.append({name: float(value.detach()) for name, value in losses.items()})
+            log.seconds += time.perf_counter() - start
+            if probe_every and step % probe_every == 0 and step != steps:
+                probe(step)
+                model.train()
+            bar.update(1)
+        bar.close()
+        probe(steps)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        model.eval()
+    return log
+
+
+__all__ = ["TRAINABLE", "check_trainable", "run_gradient_loop", "trainable_parameters"]

@@ -1,0 +1,76 @@
+"""The losses of the gradient family, as pure functions of tensors (chapter 04).
+
+Each takes what a forward pass gives — per-token log-probabilities of the answer, or logits — so it
+can be checked on hand-made tensors. Notation: ``log_p`` is ``log π_θ(y | x)`` summed over an
+answer's tokens (one number per sequence); ``ce`` is the mean token cross-entropy of a batch.
+
+* **GA** (gradient ascent) maximises the forget loss: ``L = −CE(D_f)``.
+* **NPO** (Zhang et al., 2024, "Negative Preference Optimization"):
+
+      L = −(2/β) · E[ log σ(−β · (log π_θ(y|x) − log π_ref(y|x))) ]
+
+  It is GA with a brake: the weight on a sequence fades once the model already finds it less
+  likely than the reference does. Two limits make it legible: at ``π_θ = π_ref`` it equals
+  ``(2/β)·log 2``; as ``β → 0`` it tends to ``(2/β)·log 2 + E[log π_θ − log π_ref]``, i.e. GA on
+  log-likelihood plus a constant.
+* **KL** to a frozen model on the retain data: ``KL(p_ref ‖ p_θ)`` per answer token, as
+  ``F.kl_div(log_softmax(θ), softmax(ref), "batchmean")`` computes it in MLLMU-Bench's KL_Min.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+def sequence_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``log p(answer)`` per row: the sum of the scored tokens' log-probabilities.
+
+    ``logits[:, t]`` predicts ``labels[:, t]`` (already aligned); positions labelled ``-100`` are skipped.
+    """
+    scored = labels != IGNORE_INDEX
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * scored).sum(dim=-1)
+
+
+def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every scored token of the batch (what ``labels=`` gives a HF model)."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def ga_loss(forget_ce: torch.Tensor) -> torch.Tensor:
+    """Gradient ascent: minimise the *negative* forget cross-entropy."""
+    return -forget_ce
+
+
+def npo_loss(log_p: torch.Tensor, ref_log_p: torch.Tensor, beta: float = 0.4) -> torch.Tensor:
+    """NPO on sequences: ``−(2/β)·mean log σ(−β·(log_p − ref_log_p))``.
+
+    ``log_p`` / ``ref_log_p`` are per-sequence log-likelihoods under the model and the reference.
+    (MLLMU-Bench's code passes batch-mean token log-likelihoods instead — ``−CE`` — one number per
+    batch: see :func:`npo_loss_mllmu`.)
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0; got {beta!r}")
+    return -(2.0 / beta) * F.logsigmoid(-beta * (log_p - ref_log_p)).mean()
+
+
+def npo_loss_mllmu(ce: torch.Tensor, ref_ce: torch.Tensor, beta: float = 0.4) -> torch.Tensor:
+    """NPO as MLLMU-Bench codes it: the log-ratio is ``CE_θ − CE_ref`` of the whole batch (token means)."""
+    return npo_loss(-ce, -ref_ce, beta)
+
+
+def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``KL(p_ref ‖ p_θ)`` summed over the vocabulary, averaged over the scored positions."""
+    scored = labels != IGNORE_INDEX
+    log_p = torch.log_softmax(logits.float(), dim=-1)[scored]
+    log_ref = torch.log_softmax(ref_logits.float(), dim=-1)[scored]
+    if log_p.shape[0] == 0:
+        return logits.sum() * 0.0
+    return F.kl_div(log_p, log_ref, reduction="batchmean", log_target=True)
+
+
+__all__ = ["IGNORE_INDEX", "ga_loss", "kl_to_reference", "npo_loss", "npo_loss_mllmu", "sequence_log_probs",
+           "token_cross_entropy"]

@@ -1,0 +1,157 @@
+"""Reading the neurons: per-neuron MLP activation statistics in both towers (chapters 04–05).
+
+A neuron is one input coordinate of an MLP's ``down_proj`` (language model) or ``fc2`` (vision
+tower), found by :func:`mini_unlearn.models.find_mlp_neurons`. A forward *pre*-hook on that module
+sees the activations ``h`` of shape ``[batch, tokens, width]``.
+
+Per sample, the tokens are aggregated into one value per neuron — explicitly:
+
+* ``"mean"`` (default): the mean over the sample's real tokens. In the language model the padding
+  (``attention_mask == 0``) is left out; image tokens count as tokens. In the vision tower every
+  patch (and CLS) is a token;
+* ``"last"``: the last real token (the position that predicts the answer).
+
+Then :class:`NeuronStats` accumulates, per neuron, the count, sum and sum of squares of those
+per-sample values — streaming, so memory does not grow with the data. Means, variances and RMS
+follow from them. A text-only batch never runs the vision tower: its vision neurons get no
+samples (count 0), which :meth:`NeuronStats.mean` reports as NaN rather than 0.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from ..models.anatomy import NeuronSite, find_mlp_neurons
+from ..models.prompts import question_prompt
+from ..models.vlm import VLM
+
+AGGREGATIONS: tuple[str, ...] = ("mean", "last")
+
+
+@dataclass
+class NeuronStats:
+    """Streaming per-neuron statistics of one site: count, sum and sum of squares of per-sample values."""
+
+    site: NeuronSite
+    count: int = 0
+    total: torch.Tensor | None = None
+    total_sq: torch.Tensor | None = None
+
+    def add(self, values: torch.Tensor) -> None:
+        """Add ``[samples, width]`` per-sample activations."""
+        values = values.detach().double().cpu()
+        if self.total is None:
+            self.total = torch.zeros(values.shape[-1], dtype=torch.float64)
+            self.total_sq = torch.zeros_like(self.total)
+        self.count += values.shape[0]
+        self.total += values.sum(0)
+        self.total_sq += (values ** 2).sum(0)
+
+    def mean(self) -> torch.Tensor:
+        if not self.count:
+            return torch.full((self.site.width,), float("nan"), dtype=torch.float64)
+        return self.total / self.count
+
+    def mean_square(self) -> torch.Tensor:
+        if not self.count:
+            return torch.full((self.site.width,), float("nan"), dtype=torch.float64)
+        return self.total_sq / self.count
+
+    def variance(self) -> torch.Tensor:
+        """Population variance over samples (``E[x²] − E[x]²``, clamped at 0 against rounding)."""
+        return (self.mean_square() - self.mean() ** 2).clamp(min=0)
+
+    def rms(self) -> torch.Tensor:
+        return self.mean_square().sqrt()
+
+
+def aggregate_tokens(h: torch.Tensor, mask: torch.Tensor | None, how: str = "mean") -> torch.Tensor:
+    """``[batch, tokens, width]`` activations → ``[batch, width]``: mean over real tokens, or the last one.
+
+    ``mask`` (``[batch, tokens]``, 1 = real token) may be None (every token is real). Rows are
+    left-padded, so the last real token is the last position.
+    """
+    if how not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {how!r}")
+    if h.dim() == 2:                       # a single sequence without a batch axis
+        h = h.unsqueeze(0)
+    if how == "last":
+        return h[:, -1]
+    if mask is None:
+        return h.mean(dim=1)
+    mask = mask.to(h.dtype).unsqueeze(-1)
+    return (h * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+@contextmanager
+def recording(model, sites: list[NeuronSite], on_activation):
+    """Within the block, ``on_activation(site, h)`` is called with every site's neuron activations."""
+    module_of = model.model if isinstance(model, VLM) else model
+    handles = []
+    for site in sites:
+        def hook(_module, args, site=site):
+            on_activation(site, args[0])
+        handles.append(site.module(module_of).register_forward_pre_hook(hook))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, aggregation: str = "mean",
+                  towers: tuple[str, ...] = ("vision", "language")) -> dict[str, NeuronStats]:
+    """Stream ``batches`` (dicts of model inputs) through the model; per-site :class:`NeuronStats`.
+
+    Keys are the sites' module names. The language model's token mask is the batch's attention mask.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
+    unknown = [t for t in towers if t not in ("vision", "language")]
+    if unknown:
+        raise ValueError(f"unknown tower {unknown}; expected 'vision' and/or 'language'")
+    sites = [s for s in (sites or find_mlp_neurons(vlm.model)) if s.tower in towers]
+    stats = {site.name: NeuronStats(site) for site in sites}
+    current_mask: list[torch.Tensor | None] = [None]
+
+    def on_activation(site, h):
+        mask = current_mask[0] if site.tower == "language" else None
+        if mask is not None and mask.shape[:2] != h.shape[:2]:
+            mask = None
+        stats[site.name].add(aggregate_tokens(h, mask, aggregation))
+
+    model = vlm.model
+    was_training = model.training
+    model.eval()
+    try:
+        with recording(model, sites, on_activation), torch.inference_mode():
+            for batch in batches:
+                batch = {k: v.to(vlm.device) for k, v in batch.items() if k != "labels"}
+                current_mask[0] = batch.get("attention_mask")
+                model(**batch)
+    finally:
+        model.train(was_training)
+    return stats
+
+
+def question_batches(vlm: VLM, questions, batch_size: int = 32):
+    """Model inputs for evaluation questions (their prompts and portraits), by modality, in order."""
+    for has_image in (True, False):
+        chosen = [q for q in questions if (q.image is not None) == has_image]
+        for start in range(0, len(chosen), batch_size):
+            chunk = chosen[start:start + batch_size]
+            images = [q.image.load() for q in chunk] if has_image else None
+            yield vlm.encode([question_prompt(q) for q in chunk], images)
+
+
+def mean_activations(vlm: VLM, questions, *, aggregation: str = "mean", batch_size: int = 32,
+                     towers: tuple[str, ...] = ("vision", "language")) -> dict[str, torch.Tensor]:
+    """Per site, the mean activation of each neuron over ``questions`` (NaN where the site never ran)."""
+    stats = collect_stats(vlm, question_batches(vlm, questions, batch_size), aggregation=aggregation, towers=towers)
+    return {name: s.mean() for name, s in stats.items()}
+
+
+__all__ = ["AGGREGATIONS", "NeuronStats", "aggregate_tokens", "collect_stats", "mean_activations",
+           "question_batches", "recording"]

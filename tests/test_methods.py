@@ -1,0 +1,193 @@
+"""mini_unlearn.methods: the gradient family's losses on hand-made tensors, the registry, and short real runs."""
+import math
+
+import pytest
+import torch
+
+import mini_unlearn as mu
+from mini_unlearn.methods import losses
+from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
+
+# -- losses on hand-made tensors -------------------------------------------------------------------
+
+
+def test_sequence_log_probs_sums_scored_tokens_only():
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [1 / 3, 1 / 3, 1 / 3]]]))
+    labels = torch.tensor([[0, 1, -100]])
+    assert losses.sequence_log_probs(logits, labels).item() == pytest.approx(math.log(0.5) + math.log(0.8))
+
+
+def test_token_cross_entropy_is_the_mean_over_scored_tokens():
+    logits = torch.log(torch.tensor([[[0.5, 0.5], [0.9, 0.1]], [[0.2, 0.8], [0.5, 0.5]]]))
+    labels = torch.tensor([[0, 1], [1, -100]])
+    expected = -(math.log(0.5) + math.log(0.1) + math.log(0.8)) / 3
+    assert losses.token_cross_entropy(logits, labels).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_ga_loss_has_the_opposite_sign_and_gradient_of_the_ce():
+    ce = torch.tensor(2.5, requires_grad=True)
+    loss = losses.ga_loss(ce)
+    loss.backward()
+    assert loss.item() == -2.5 and ce.grad.item() == -1.0
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.4, 2.0])
+def test_npo_equals_2_log2_over_beta_when_model_equals_reference(beta):
+    log_p = torch.tensor([-3.0, -7.5, -1.25])
+    assert losses.npo_loss(log_p, log_p.clone(), beta).item() == pytest.approx(2 * math.log(2) / beta, rel=1e-6)
+
+
+def test_npo_tends_to_ga_on_log_likelihood_as_beta_goes_to_zero():
+    log_p, ref = torch.tensor([-2.0, -5.0]), torch.tensor([-3.0, -4.5])
+    beta = 1e-4
+    limit = 2 * math.log(2) / beta + (log_p - ref).mean().item()
+    assert losses.npo_loss(log_p, ref, beta).item() == pytest.approx(limit, abs=1e-3)
+
+
+def test_npo_vanishes_once_the_model_finds_the_data_far_less_likely_than_the_reference():
+    ref = torch.tensor([-2.0])
+    far, near = losses.npo_loss(torch.tensor([-200.0]), ref), losses.npo_loss(torch.tensor([-2.5]), ref)
+    assert far.item() < 1e-6 < near.item()
+    # and its gradient (the weight on the sequence) fades too, unlike GA's constant 1
+    log_p = torch.tensor([-200.0], requires_grad=True)
+    losses.npo_loss(log_p, ref).backward()
+    assert 0 < log_p.grad.item() < 1e-6
+
+
+def test_npo_mllmu_variant_uses_batch_mean_ce():
+    ce, ref_ce = torch.tensor(1.5), torch.tensor(1.0)
+    expected = -(2 / 0.4) * torch.nn.functional.logsigmoid(torch.tensor(0.4 * 0.5)).item()
+    assert losses.npo_loss_mllmu(ce, ref_ce, 0.4).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_npo_rejects_a_non_positive_beta():
+    with pytest.raises(ValueError, match="beta"):
+        losses.npo_loss(torch.zeros(1), torch.zeros(1), 0.0)
+
+
+def test_kl_to_reference_is_zero_for_equal_and_positive_for_different_logits():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(2, 3, 5), torch.tensor([[1, 2, -100], [0, -100, -100]])
+    assert losses.kl_to_reference(logits, logits.clone(), labels).item() == pytest.approx(0.0, abs=1e-6)
+    other = torch.randn(2, 3, 5)
+    p, q = torch.softmax(other, -1), torch.softmax(logits, -1)   # KL(ref || model), averaged over 3 scored positions
+    expected = sum((p[b, t] * (p[b, t] / q[b, t]).log()).sum() for b, t in [(0, 0), (0, 1), (1, 0)]) / 3
+    assert losses.kl_to_reference(logits, other, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# -- the registry ----------------------------------------------------------------------------------
+
+def test_available_lists_the_gradient_family():
+    assert mu.methods.available()[:4] == ["ga", "ga_diff", "kl_min", "npo"]
+    assert set(mu.methods.describe().index) >= {"ga", "ga_diff", "kl_min", "npo"}
+
+
+def test_configs_carry_the_papers_npo_defaults():
+    config = mu.methods.make_config("npo")
+    assert config.beta == 0.4 and config.reference == "retain_only" and config.variant == "paper"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return mu.bench.make_benchmark(n_profiles=8, seed=0, n_utility=1)
+
+
+@pytest.fixture(scope="module")
+def vlm(bench):
+    preset = get_preset("tiny")
+    tokenizer = build_tokenizer(bench, preset.vocab_size)
+    return VLM(build_model(preset, tokenizer, seed=0), build_processor(tokenizer, preset),
+               {"preset": "tiny", "seed": 0, "benchmark": "not-this-one"})
+
+
+@pytest.mark.parametrize("method, options, error, words", [
+    ("gradient_descent", {}, ValueError, "unknown method 'gradient_descent'"),
+    ("ga", {"learning_rate": 1e-4}, TypeError, "no hyperparameter 'learning_rate'"),
+    ("ga", {"lr": -1e-4}, ValueError, "lr"),
+    ("ga", {"steps": 0}, ValueError, "steps"),
+    ("ga_diff", {"forget_on": "audio"}, ValueError, "forget_on"),
+    ("kl_min", {"train": "decoder"}, ValueError, "train"),
+    ("npo", {"beta": 0}, ValueError, "beta"),
+    ("npo", {"reference": "gold"}, ValueError, "reference"),
+    ("npo", {"variant": "tofu"}, ValueError, "variant"),
+])
+def test_bad_input_is_refused_before_any_weight_changes(vlm, bench, method, options, error, words):
+    before = {k: v.clone() for k, v in vlm.model.state_dict().items()}
+    with pytest.raises(error, match=words):
+        mu.unlearn(vlm, bench, method=method, ratio=0.25, progress=False, **options)
+    assert all(torch.equal(before[k], v) for k, v in vlm.model.state_dict().items())
+
+
+def test_bad_ratio_and_npo_without_a_known_recipe_are_refused(vlm, bench):
+    with pytest.raises(ValueError, match="ratio"):
+        mu.unlearn(vlm, bench, method="ga", ratio=1.5, progress=False)
+    with pytest.raises(ValueError, match="reference='initial'"):
+        mu.unlearn(vlm, bench, method="npo", ratio=0.25, progress=False)   # card names another benchmark
+
+
+def test_unlearning_sets_pick_the_forget_modality_and_never_overlap(bench):
+    for forget_on, modalities in (("image+text", {"image+text"}), ("text", {"text"}),
+                                  ("both", {"image+text", "text"})):
+        forget, retain = mu.methods.unlearning_sets(bench, 0.25, forget_on)
+        assert {e.modality for e in forget} == modalities
+        assert {e.profile_id for e in forget} == set(bench.forget_ids(0.25))
+        assert not {e.profile_id for e in forget} & {e.profile_id for e in retain}
+        assert {e.task for e in forget + retain} == {"pair"}
+
+
+# -- short real runs ---------------------------------------------------------------------------------
+
+def _run(vlm, bench, method, **options):
+    options = {"steps": 2, "batch_size": 4, "lr": 1e-3, **options}
+    return mu.unlearn(vlm, bench, method=method, ratio=0.25, progress=False, **options)
+
+
+@pytest.mark.parametrize("method, extra", [("ga", {}), ("ga_diff", {}), ("kl_min", {}),
+                                           ("npo", {"reference": "initial"}),
+                                           ("npo", {"reference": "initial", "variant": "mllmu", "retain_weight": 1.0})])
+def test_each_baseline_returns_a_new_model_and_leaves_the_input_untouched(vlm, bench, method, extra):
+    before = {k: v.clone() for k, v in vlm.model.state_dict().items()}
+    result = _run(vlm, bench, method, **extra)
+    assert all(torch.equal(before[k], v) for k, v in vlm.model.state_dict().items()), "the input model changed"
+    assert result.vlm.model is not vlm.model
+    assert len(result.to_frame()) == 2 and "loss" in result.to_frame()
+    assert result.touched["changed"].sum() > 0
+    assert result.vlm.card["unlearned"]["method"] == method
+    assert method in repr(result)
+
+
+def test_ga_ascends_the_forget_loss(vlm, bench):
+    result = _run(vlm, bench, "ga", steps=6, batch_size=8, lr=3e-3)
+    frame = result.to_frame()
+    assert frame["forget_ce"].iloc[-1] > frame["forget_ce"].iloc[0]
+    assert (frame["loss"] == -frame["forget_ce"]).all()
+
+
+def test_text_only_forgetting_never_touches_the_vision_side(vlm, bench):
+    parts = _run(vlm, bench, "ga", forget_on="text").touched_by_part()
+    assert parts.loc["vision", "entries_changed"] == 0 and parts.loc["projector", "entries_changed"] == 0
+    assert parts.loc["language", "entries_changed"] > 0
+
+
+def test_train_language_only_freezes_the_vision_side_even_with_images(vlm, bench):
+    parts = _run(vlm, bench, "ga_diff", train="language").touched_by_part()
+    assert parts.loc["vision", "entries_changed"] == 0 and parts.loc["projector", "entries_changed"] == 0
+    assert parts.loc["language", "entries_changed"] > 0
+    assert all(p.requires_grad for p in vlm.model.parameters())
+    parts = _run(vlm, bench, "ga", train="vision").touched_by_part()
+    assert parts.loc["language", "entries_changed"] == 0 and parts.loc["lm_head", "entries_changed"] == 0
+    assert parts.loc["vision", "entries_changed"] > 0
+
+
+def test_same_seed_same_result(vlm, bench):
+    first, second = _run(vlm, bench, "ga_diff", seed=3), _run(vlm, bench, "ga_diff", seed=3)
+    assert first.log.losses == second.log.losses
+    assert all(torch.equal(a, b) for a, b in zip(first.vlm.model.parameters(), second.vlm.model.parameters()))
+
+
+def test_the_monitor_is_probed_before_between_and_after(vlm, bench):
+    monitor = mu.methods.split_monitor(vlm, bench, 0.25, retain_people=2)
+    result = _run(vlm, bench, "ga", steps=4, monitor=monitor, probe_every=2)
+    frame = result.log.probe_frame()
+    assert list(frame.index) == [0, 2, 4]
+    assert set(frame.columns) == {"forget/image+text", "forget/text", "retain/image+text", "retain/text"}
