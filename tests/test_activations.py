@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import mini_unlearn as mu
-from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, find_mlp_neurons, get_preset
+from mini_unlearn.models import build_model, build_tokenizer, find_mlp_neurons
 from mini_unlearn.neurons import NeuronStats, aggregate_tokens, collect_stats, mean_activations, recording
 
 
@@ -13,10 +13,8 @@ def bench():
 
 
 @pytest.fixture(scope="module")
-def vlm(bench):
-    preset = get_preset("tiny")
-    tokenizer = build_tokenizer(bench, preset.vocab_size)
-    return VLM(build_model(preset, tokenizer, seed=0), build_processor(tokenizer, preset))
+def vlm(bench, make_vlm):
+    return make_vlm(bench)
 
 
 def test_aggregate_tokens_mean_skips_padding_and_last_takes_the_final_position():

@@ -6,7 +6,6 @@ import torch
 
 import mini_unlearn as mu
 from mini_unlearn.methods import losses
-from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
 
 # -- losses on hand-made tensors -------------------------------------------------------------------
 
@@ -93,11 +92,8 @@ def bench():
 
 
 @pytest.fixture(scope="module")
-def vlm(bench):
-    preset = get_preset("tiny")
-    tokenizer = build_tokenizer(bench, preset.vocab_size)
-    return VLM(build_model(preset, tokenizer, seed=0), build_processor(tokenizer, preset),
-               {"preset": "tiny", "seed": 0, "benchmark": "not-this-one"})
+def vlm(bench, make_vlm):
+    return make_vlm(bench, card={"preset": "tiny", "seed": 0, "benchmark": "not-this-one"})
 
 
 @pytest.mark.parametrize("method, options, error, words", [
