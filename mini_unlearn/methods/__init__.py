@@ -2,7 +2,7 @@
 
 >>> import mini_unlearn as mu
 >>> mu.methods.available()
-['ga', 'ga_diff', 'kl_min', 'npo']
+['ga', 'ga_diff', 'kl_min', 'npo', 'manu']
 >>> result = mu.unlearn(vlm, bench, method="ga_diff", ratio=0.05, lr=3e-5, steps=40)
 >>> result.vlm, result.to_frame(), result.touched_by_part()
 """
@@ -12,11 +12,12 @@ from .base import (MethodSpec, UnlearnLog, UnlearnResult, available, changed_par
 from .data import FORGET_ON, unlearning_sets
 from .gradient import GAConfig, GADiffConfig, GradientConfig, KLMinConfig, NPOConfig, npo_reference
 from .loop import TRAINABLE, trainable_parameters
+from .manu import MANUConfig, manu_scores, manu_statistics
 from .losses import ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
 from .monitor import split_monitor
 
-__all__ = ["FORGET_ON", "GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "MethodSpec", "NPOConfig",
+__all__ = ["FORGET_ON", "GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "MANUConfig", "MethodSpec", "NPOConfig",
            "TRAINABLE", "UnlearnLog", "UnlearnResult", "available", "changed_parameters", "describe", "ga_loss", "get",
-           "kl_to_reference", "losses", "make_config", "npo_loss", "npo_loss_mllmu", "npo_reference", "register",
+           "kl_to_reference", "losses", "make_config", "manu_scores", "manu_statistics", "npo_loss", "npo_loss_mllmu", "npo_reference", "register",
            "sequence_log_probs", "split_monitor", "token_cross_entropy", "trainable_parameters", "unlearn",
            "unlearning_sets"]

@@ -117,6 +117,7 @@ class UnlearnLog:
     losses: list[dict[str, float]] = field(default_factory=list)
     probes: list[dict] = field(default_factory=list)       # {"step": s, name: value, ...}
     seconds: float = 0.0
+    details: dict = field(default_factory=dict)            # method-specific: e.g. MANU's scores and selection
 
     def probe_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.probes).set_index("step") if self.probes else pd.DataFrame()

@@ -11,9 +11,10 @@ Per sample, the tokens are aggregated into one value per neuron — explicitly:
   patch (and CLS) is a token;
 * ``"last"``: the last real token (the position that predicts the answer).
 
-Then :class:`NeuronStats` accumulates, per neuron, the count, sum and sum of squares of those
-per-sample values — streaming, so memory does not grow with the data. Means, variances and RMS
-follow from them. A text-only batch never runs the vision tower: its vision neurons get no
+Then :class:`NeuronStats` accumulates, per neuron, the count, sum, sum of absolute values, sum of
+squares and the number of values above a threshold τ of those per-sample values — streaming, so
+memory does not grow with the data. Means, variances, RMS and firing frequencies follow from them
+(MANU's four importance functions, chapter 05). A text-only batch never runs the vision tower: its vision neurons get no
 samples (count 0), which :meth:`NeuronStats.mean` reports as NaN rather than 0.
 """
 from __future__ import annotations
@@ -30,24 +31,49 @@ from ..models.vlm import VLM
 AGGREGATIONS: tuple[str, ...] = ("mean", "last")
 
 
+TAU = 0.1   # MANU's firing threshold (paper and code)
+
+
 @dataclass
 class NeuronStats:
-    """Streaming per-neuron statistics of one site: count, sum and sum of squares of per-sample values."""
+    """Streaming per-neuron statistics of one site's per-sample values.
+
+    ``count`` samples; per neuron the sum, the sum of ``|x|``, the sum of ``x²``, and how many values
+    were above ``tau`` (``above``, ``x > τ``: the paper's frequency) and had ``|x| > τ``
+    (``abs_above``: the released code's).
+    """
 
     site: NeuronSite
+    tau: float = TAU
     count: int = 0
     total: torch.Tensor | None = None
+    total_abs: torch.Tensor | None = None
     total_sq: torch.Tensor | None = None
+    above: torch.Tensor | None = None
+    abs_above: torch.Tensor | None = None
 
     def add(self, values: torch.Tensor) -> None:
         """Add ``[samples, width]`` per-sample activations."""
         values = values.detach().double().cpu()
         if self.total is None:
-            self.total = torch.zeros(values.shape[-1], dtype=torch.float64)
-            self.total_sq = torch.zeros_like(self.total)
+            zeros = torch.zeros(values.shape[-1], dtype=torch.float64)
+            self.total, self.total_abs, self.total_sq = zeros.clone(), zeros.clone(), zeros.clone()
+            self.above, self.abs_above = zeros.clone(), zeros.clone()
         self.count += values.shape[0]
         self.total += values.sum(0)
+        self.total_abs += values.abs().sum(0)
         self.total_sq += (values ** 2).sum(0)
+        self.above += (values > self.tau).sum(0)
+        self.abs_above += (values.abs() > self.tau).sum(0)
+
+    def _zeros_if_empty(self, value: torch.Tensor | None) -> torch.Tensor:
+        return value if value is not None else torch.zeros(self.site.width, dtype=torch.float64)
+
+    def sums(self) -> dict[str, torch.Tensor]:
+        """The raw sums (zeros when no sample was seen): sum, sum_abs, sum_sq, above, abs_above."""
+        return {name: self._zeros_if_empty(getattr(self, attr)) for name, attr in
+                (("sum", "total"), ("sum_abs", "total_abs"), ("sum_sq", "total_sq"), ("above", "above"),
+                 ("abs_above", "abs_above"))}
 
     def mean(self) -> torch.Tensor:
         if not self.count:
@@ -102,7 +128,7 @@ def recording(model, sites: list[NeuronSite], on_activation):
 
 
 def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, aggregation: str = "mean",
-                  towers: tuple[str, ...] = ("vision", "language")) -> dict[str, NeuronStats]:
+                  towers: tuple[str, ...] = ("vision", "language"), tau: float = TAU) -> dict[str, NeuronStats]:
     """Stream ``batches`` (dicts of model inputs) through the model; per-site :class:`NeuronStats`.
 
     Keys are the sites' module names. The language model's token mask is the batch's attention mask.
@@ -113,7 +139,7 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     if unknown:
         raise ValueError(f"unknown tower {unknown}; expected 'vision' and/or 'language'")
     sites = [s for s in (sites or find_mlp_neurons(vlm.model)) if s.tower in towers]
-    stats = {site.name: NeuronStats(site) for site in sites}
+    stats = {site.name: NeuronStats(site, tau) for site in sites}
     current_mask: list[torch.Tensor | None] = [None]
 
     def on_activation(site, h):
@@ -153,5 +179,5 @@ def mean_activations(vlm: VLM, questions, *, aggregation: str = "mean", batch_si
     return {name: s.mean() for name, s in stats.items()}
 
 
-__all__ = ["AGGREGATIONS", "NeuronStats", "aggregate_tokens", "collect_stats", "mean_activations",
+__all__ = ["AGGREGATIONS", "TAU", "NeuronStats", "aggregate_tokens", "collect_stats", "mean_activations",
            "question_batches", "recording"]
