@@ -21,18 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
-
-
-def sequence_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``log p(answer)`` per row: the sum of the scored tokens' log-probabilities.
-
-    ``logits[:, t]`` predicts ``labels[:, t]`` (already aligned); positions labelled ``-100`` are skipped.
-    """
-    scored = labels != IGNORE_INDEX
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * scored).sum(dim=-1)
+from ..models.train import IGNORE_INDEX, sequence_log_probs   # log p(answer) per row; shared with the monitor
 
 
 def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -13,16 +13,18 @@ from ..models.train import Monitor
 
 
 def split_monitor(vlm, bench, ratio: float = 0.05, tasks: tuple[str, ...] = ("cloze",), *,
-                  retain_people: int | None = 10, batch_size: int = 64):
+                  retain_people: int | None = 10, batch_size: int = 64, score: str = "exact_match"):
     """A probe ``model -> {"forget/image+text": acc, "forget/text": …, "retain/image+text": …, "retain/text": …}``.
 
     ``tasks`` are the question tasks scored (default: cloze, whose answer is the fact's value);
     ``retain_people`` caps how many retain people are probed (the first ones; None = all) to keep it fast.
+    ``score="log_likelihood"``: the mean answer log-likelihood instead of exact match.
     """
     check_ratio(ratio)
     forget = bench.split("forget", ratio).ids
     retain = bench.split("retain", ratio).ids[:retain_people]
-    monitors = {split: Monitor(vlm, bench, people, images="canonical", tasks=tuple(tasks), batch_size=batch_size)
+    monitors = {split: Monitor(vlm, bench, people, images="canonical", tasks=tuple(tasks), batch_size=batch_size,
+                        score=score)
                 for split, people in (("forget", forget), ("retain", retain))}
 
     def probe(model) -> dict[str, float]:

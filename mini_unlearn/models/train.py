@@ -62,12 +62,18 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------------------
 # The training monitor
 
+MONITOR_SCORES: tuple[str, ...] = ("exact_match", "log_likelihood")
+
+
 def monitor_key(task: str, modality: str) -> str:
     return f"{task}/{modality}"
 
 
 class Monitor:
     """Teacher-forced exact match of every evaluation question, per (task, modality).
+
+    ``score="log_likelihood"`` reports instead the mean log-likelihood of the answers (summed over
+    each answer's tokens): a continuous reading that moves before any exact match flips.
 
     ``images="held-out"`` (the default) shows each image question a fresh augmentation of the
     portrait drawn with ``seed`` (never the training stream); ``"canonical"`` the portrait itself;
@@ -77,7 +83,11 @@ class Monitor:
     """
 
     def __init__(self, vlm: VLM, bench, people: list[str] | None = None, *, images: str = "held-out",
-                 seed: int = 10_000, batch_size: int = 64, tasks: tuple[str, ...] | None = None):
+                 seed: int = 10_000, batch_size: int = 64, tasks: tuple[str, ...] | None = None,
+                 score: str = "exact_match"):
+        if score not in MONITOR_SCORES:
+            raise ValueError(f"score must be one of {MONITOR_SCORES}; got {score!r}")
+        self.score = score
         if images not in ("held-out", "canonical", "test"):
             raise ValueError(f"images must be 'held-out', 'canonical' or 'test'; got {images!r}")
         if people is None:
@@ -112,7 +122,8 @@ class Monitor:
         hits = {key: [] for key in self.keys}
         for keys, batch in self.batches:
             batch = {name: value.to(device) for name, value in batch.items()}
-            for key, hit in zip(keys, exact_match(model, batch).tolist()):
+            values = exact_match(model, batch) if self.score == "exact_match" else answer_log_likelihoods(model, batch)
+            for key, hit in zip(keys, values.tolist()):
                 hits[key].append(hit)
         model.train(was_training)
         return {key: sum(values) / len(values) for key, values in hits.items()}
@@ -135,6 +146,21 @@ def answer_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch
     """Mean cross-entropy over the answer tokens of the batch (what ``labels=`` would give, computed on the answer only)."""
     logits, wanted = answer_logits(model, batch)
     return F.cross_entropy(logits.flatten(0, 1).float(), wanted.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def sequence_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``log p(answer)`` per row: the sum of the scored tokens' log-probabilities.
+
+    ``logits[:, t]`` predicts ``labels[:, t]`` (already aligned); positions labelled ``-100`` are skipped.
+    """
+    scored = labels != IGNORE_INDEX
+    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * scored).sum(dim=-1)
+
+
+def answer_log_likelihoods(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per row: the log-likelihood of its answer (the sum over the answer tokens, teacher-forced)."""
+    return sequence_log_probs(*answer_logits(model, batch))
 
 
 def exact_match(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -325,5 +351,5 @@ def train_on(vlm: VLM, bench, people: list[str] | None = None, *, monitor: bool 
     return train(vlm, examples, monitor=check, **options)
 
 
-__all__ = ["LoraSettings", "Monitor", "TrainConfig", "TrainingLog", "cosine_with_warmup", "exact_match",
+__all__ = ["LoraSettings", "MONITOR_SCORES", "Monitor", "answer_log_likelihoods", "sequence_log_probs", "TrainConfig", "TrainingLog", "cosine_with_warmup", "exact_match",
            "monitor_key", "train", "train_on"]
