@@ -1,6 +1,7 @@
 """Shared test helpers: an untrained tiny LLaVA for a benchmark, built in a fraction of a second."""
 import pytest
 
+import mini_unlearn as mu
 from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
 
 
@@ -14,3 +15,15 @@ def untrained_vlm(bench, preset="tiny", seed=0, card=None) -> VLM:
 @pytest.fixture(scope="session")
 def make_vlm():
     return untrained_vlm
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """Four people and one utility person: enough for every split at ratio 0.25 (a module may override it)."""
+    return mu.bench.make_benchmark(n_profiles=4, seed=0, n_utility=1)
+
+
+@pytest.fixture(scope="module")
+def vlm(bench):
+    """An untrained tiny model for ``bench``, a fresh one per test module (a module may override it)."""
+    return untrained_vlm(bench)

@@ -7,16 +7,6 @@ from mini_unlearn.models import build_model, build_tokenizer, find_mlp_neurons
 from mini_unlearn.neurons import NeuronStats, aggregate_tokens, collect_stats, mean_activations, recording
 
 
-@pytest.fixture(scope="module")
-def bench():
-    return mu.bench.make_benchmark(n_profiles=4, seed=0, n_utility=1)
-
-
-@pytest.fixture(scope="module")
-def vlm(bench, make_vlm):
-    return make_vlm(bench)
-
-
 def test_aggregate_tokens_mean_skips_padding_and_last_takes_the_final_position():
     h = torch.arange(24, dtype=torch.float32).view(2, 3, 4)
     mask = torch.tensor([[0, 1, 1], [1, 1, 1]])

@@ -11,16 +11,6 @@ from mini_unlearn.neurons import prune_neurons, select_top
 
 
 @pytest.fixture(scope="module")
-def bench():
-    return mu.bench.make_benchmark(n_profiles=4, seed=0, n_utility=1)
-
-
-@pytest.fixture(scope="module")
-def vlm(bench, make_vlm):
-    return make_vlm(bench)
-
-
-@pytest.fixture(scope="module")
 def site(vlm):
     return next(s for s in find_mlp_neurons(vlm.model) if s.tower == "language")
 
