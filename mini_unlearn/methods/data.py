@@ -12,7 +12,7 @@ import random
 
 import torch
 
-from ..bench.questions import IMAGE_TEXT, MODALITIES
+from ..bench.questions import MODALITIES
 from ..bench.splits import check_ratio
 from ..models.train_data import Example, batches, make_batch, training_examples
 
@@ -66,4 +66,4 @@ def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]
     return {name: value.to(device) for name, value in batch.items()}
 
 
-__all__ = ["FORGET_ON", "IMAGE_TEXT", "check_forget_on", "example_batches", "to_device", "unlearning_sets"]
+__all__ = ["FORGET_ON", "check_forget_on", "example_batches", "to_device", "unlearning_sets"]
