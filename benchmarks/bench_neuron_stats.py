@@ -18,7 +18,7 @@ import torch
 
 import mini_unlearn as mu
 from mini_unlearn.methods.data import unlearning_sets
-from mini_unlearn.methods.manu import _batches
+from mini_unlearn.methods.manu import pair_batches
 from mini_unlearn.neurons import collect_stats
 
 
@@ -34,7 +34,7 @@ def main():
     bench = mu.bench.make_benchmark(n_profiles=args.n_profiles, seed=0)
     vlm = mu.models.vanilla(bench, preset=args.preset, seed=0)
     forget, retain = unlearning_sets(bench, 0.05, "both")
-    batches = list(_batches(vlm.processor, forget + retain, args.batch_size))   # encoded once, shared by both
+    batches = list(pair_batches(vlm.processor, forget + retain, args.batch_size))   # encoded once, shared by both
     batches = [{k: v.to(vlm.device) for k, v in b.items() if k != "labels"} for b in batches]
     samples = sum(len(b["input_ids"]) for b in batches)
 

@@ -34,20 +34,25 @@ class MethodSpec:
     run: Callable
     summary: str
     goal: str = "forget_both"     # a key of mu.evaluation.GOALS: what "forgotten" means for this method
+    prepare: Callable | None = None   # (vlm, bench, ratio, config, progress) -> extra arguments of run,
+    #                                   validated and built before the model is copied
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, config: type, summary: str, goal: str = "forget_both"):
-    """Decorator: ``@register("ga", GAConfig, "gradient ascent")`` over ``run(vlm, bench, ratio, config, **context)``."""
+def register(name: str, config: type, summary: str, goal: str = "forget_both", prepare: Callable | None = None):
+    """Decorator: ``@register("ga", GAConfig, "gradient ascent")`` over ``run(vlm, bench, ratio, config, **context)``.
+
+    ``prepare(vlm, bench, ratio, config, progress=...)`` returns the data and references ``run`` receives
+    as keyword arguments; it runs before any weight changes, so its errors leave the model untouched."""
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"the config of method {name!r} must be a dataclass; got {config!r}")
 
     def decorate(run: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].run is not run:
             raise ValueError(f"a method named {name!r} is already registered")
-        _REGISTRY[name] = MethodSpec(name, config, run, summary, goal)
+        _REGISTRY[name] = MethodSpec(name, config, run, summary, goal, prepare)
         return run
     return decorate
 
@@ -174,8 +179,7 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     ratio = check_ratio(ratio)
     if isinstance(probe_every, bool) or not isinstance(probe_every, int) or probe_every < 0:
         raise ValueError(f"probe_every must be a non-negative integer (0 = only before and after); got {probe_every!r}")
-    prepare = getattr(spec.run, "prepare", None)
-    context = prepare(vlm, bench, ratio, config, progress=progress) if prepare else {}   # data and references, validated up front
+    context = spec.prepare(vlm, bench, ratio, config, progress=progress) if spec.prepare else {}   # validated up front
 
     new = vlm.copy()
     started = time.perf_counter()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.train import answer_logits
+from ..models.train import answer_logits, answer_loss
 from ..models.vlm import VLM
 from .base import register
 from .data import check_forget_on, unlearning_sets
@@ -124,11 +124,6 @@ class NPOConfig(GradientConfig):
             raise ValueError(f"variant must be one of {NPO_VARIANTS}; got {self.variant!r}")
 
 
-def cross_entropy(model, batch) -> torch.Tensor:
-    """Mean token cross-entropy of a batch's answers under ``model``."""
-    return token_cross_entropy(*answer_logits(model, batch))
-
-
 def _run(vlm, config, forget, retain, loss_fn, name, progress, monitor, probe_every):
     return run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr,
                              batch_size=config.batch_size, grad_clip=config.grad_clip, train=config.train,
@@ -139,39 +134,6 @@ def _run(vlm, config, forget, retain, loss_fn, name, progress, monitor, probe_ev
 def _sets(vlm, bench, ratio, config, progress=True):
     forget, retain = unlearning_sets(bench, ratio, config.forget_on)
     return {"forget": forget, "retain": retain}
-
-
-@register("ga", GAConfig, "gradient ascent on the forget pairs")
-def gradient_ascent(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
-    def loss_fn(model, forget_batch, _):
-        forget_ce = cross_entropy(model, forget_batch)
-        return {"loss": ga_loss(forget_ce), "forget_ce": forget_ce}
-    return _run(vlm, config, forget, None, loss_fn, "ga", progress, monitor, probe_every)
-
-
-@register("ga_diff", GADiffConfig, "gradient ascent on forget + descent on retain pairs")
-def gradient_difference(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
-    def loss_fn(model, forget_batch, retain_batch):
-        forget_ce, retain_ce = cross_entropy(model, forget_batch), cross_entropy(model, retain_batch)
-        return {"loss": ga_loss(forget_ce) + config.retain_weight * retain_ce,
-                "forget_ce": forget_ce, "retain_ce": retain_ce}
-    return _run(vlm, config, forget, retain, loss_fn, "ga_diff", progress, monitor, probe_every)
-
-
-@register("kl_min", KLMinConfig, "gradient ascent on forget + CE and KL to the input model on retain")
-def kl_minimisation(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
-    reference = original.model
-
-    def loss_fn(model, forget_batch, retain_batch):
-        forget_ce = cross_entropy(model, forget_batch)
-        logits, labels = answer_logits(model, retain_batch)
-        with torch.no_grad():
-            ref_logits, _ = answer_logits(reference, retain_batch)
-        retain_ce = token_cross_entropy(logits, labels)
-        kl = kl_to_reference(logits, ref_logits, labels)
-        return {"loss": ga_loss(forget_ce) + retain_ce + config.kl_weight * kl,
-                "forget_ce": forget_ce, "retain_ce": retain_ce, "kl": kl}
-    return _run(vlm, config, forget, retain, loss_fn, "kl_min", progress, monitor, probe_every)
 
 
 def npo_reference(vlm: VLM, bench, ratio: float, reference, progress: bool = True) -> VLM:
@@ -197,7 +159,42 @@ def _npo_prepare(vlm, bench, ratio, config, progress=True):
     return context
 
 
-@register("npo", NPOConfig, "negative preference optimisation against a reference model (β = 0.4)")
+@register("ga", GAConfig, "gradient ascent on the forget pairs", prepare=_sets)
+def gradient_ascent(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
+    def loss_fn(model, forget_batch, _):
+        forget_ce = answer_loss(model, forget_batch)
+        return {"loss": ga_loss(forget_ce), "forget_ce": forget_ce}
+    return _run(vlm, config, forget, None, loss_fn, "ga", progress, monitor, probe_every)
+
+
+@register("ga_diff", GADiffConfig, "gradient ascent on forget + descent on retain pairs", prepare=_sets)
+def gradient_difference(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
+    def loss_fn(model, forget_batch, retain_batch):
+        forget_ce, retain_ce = answer_loss(model, forget_batch), answer_loss(model, retain_batch)
+        return {"loss": ga_loss(forget_ce) + config.retain_weight * retain_ce,
+                "forget_ce": forget_ce, "retain_ce": retain_ce}
+    return _run(vlm, config, forget, retain, loss_fn, "ga_diff", progress, monitor, probe_every)
+
+
+@register("kl_min", KLMinConfig, "gradient ascent on forget + CE and KL to the input model on retain",
+          prepare=_sets)
+def kl_minimisation(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
+    reference = original.model
+
+    def loss_fn(model, forget_batch, retain_batch):
+        forget_ce = answer_loss(model, forget_batch)
+        logits, labels = answer_logits(model, retain_batch)
+        with torch.no_grad():
+            ref_logits, _ = answer_logits(reference, retain_batch)
+        retain_ce = token_cross_entropy(logits, labels)
+        kl = kl_to_reference(logits, ref_logits, labels)
+        return {"loss": ga_loss(forget_ce) + retain_ce + config.kl_weight * kl,
+                "forget_ce": forget_ce, "retain_ce": retain_ce, "kl": kl}
+    return _run(vlm, config, forget, retain, loss_fn, "kl_min", progress, monitor, probe_every)
+
+
+@register("npo", NPOConfig, "negative preference optimisation against a reference model (β = 0.4)",
+          prepare=_npo_prepare)
 def negative_preference_optimisation(vlm, bench, ratio, config, *, forget, retain, original, reference, progress,
                                      monitor, probe_every):
     ref_model = reference.model
@@ -214,7 +211,7 @@ def negative_preference_optimisation(vlm, bench, ratio, config, *, forget, retai
                                   config.beta)
         out = {"loss": loss, "npo": loss.detach(), "forget_ce": token_cross_entropy(logits.detach(), labels)}
         if retain_batch is not None:
-            retain_ce = cross_entropy(model, retain_batch)
+            retain_ce = answer_loss(model, retain_batch)
             out["loss"] = loss + config.retain_weight * retain_ce
             out["retain_ce"] = retain_ce
         return out
@@ -222,9 +219,5 @@ def negative_preference_optimisation(vlm, bench, ratio, config, *, forget, retai
                 monitor, probe_every)
 
 
-for _method in (gradient_ascent, gradient_difference, kl_minimisation):
-    _method.prepare = _sets
-negative_preference_optimisation.prepare = _npo_prepare
-
 __all__ = ["GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "NPOConfig", "NPO_REFERENCES", "NPO_VARIANTS",
-           "cross_entropy", "npo_reference"]
+           "npo_reference"]

@@ -21,12 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.train import IGNORE_INDEX, sequence_log_probs   # log p(answer) per row; shared with the monitor
-
-
-def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over every scored token of the batch (what ``labels=`` gives a HF model)."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+# log p(answer) per row and the mean token CE: shared with training and the monitor
+from ..models.train import IGNORE_INDEX, sequence_log_probs, token_cross_entropy
 
 
 def ga_loss(forget_ce: torch.Tensor) -> torch.Tensor:

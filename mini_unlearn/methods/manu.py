@@ -63,7 +63,7 @@ class MANUConfig:
             raise ValueError(f"eps must be > 0; got {self.eps!r}")
 
 
-def _batches(processor, examples, batch_size: int):
+def pair_batches(processor, examples, batch_size: int):
     """The pairs as the model reads them in training — prompt + answer — with their canonical portraits."""
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
@@ -79,7 +79,7 @@ def manu_statistics(vlm, bench, ratio: float = 0.05, *, tau: float = TAU, aggreg
         stats[name] = {}
         for view in MODALITIES:
             chosen = [e for e in examples if e.modality == view]
-            stats[name][view] = collect_stats(vlm, _batches(vlm.processor, chosen, batch_size),
+            stats[name][view] = collect_stats(vlm, pair_batches(vlm.processor, chosen, batch_size),
                                               aggregation=aggregation, tau=tau)
     return stats
 
@@ -99,7 +99,8 @@ def _prepare(vlm, bench, ratio, config, progress=True):
     return {}
 
 
-@register("manu", MANUConfig, "prune the neurons most specific to the forget people, in both towers (training-free)")
+@register("manu", MANUConfig, "prune the neurons most specific to the forget people, in both towers (training-free)",
+          prepare=_prepare)
 def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every):
     log = UnlearnLog()
     if monitor is not None:
@@ -115,6 +116,4 @@ def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every)
     return log
 
 
-manu.prepare = _prepare
-
-__all__ = ["MANUConfig", "manu_scores", "manu_statistics"]
+__all__ = ["MANUConfig", "manu_scores", "manu_statistics", "pair_batches"]

@@ -142,10 +142,14 @@ def answer_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tup
     return logits[:, :-1], labels[:, labels.shape[1] - span + 1:]   # position t predicts token t+1
 
 
+def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every scored token (labels ``-100`` are skipped); logits already aligned."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
 def answer_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy over the answer tokens of the batch (what ``labels=`` would give, computed on the answer only)."""
-    logits, wanted = answer_logits(model, batch)
-    return F.cross_entropy(logits.flatten(0, 1).float(), wanted.flatten(), ignore_index=IGNORE_INDEX)
+    return token_cross_entropy(*answer_logits(model, batch))
 
 
 def sequence_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -351,5 +355,5 @@ def train_on(vlm: VLM, bench, people: list[str] | None = None, *, monitor: bool 
     return train(vlm, examples, monitor=check, **options)
 
 
-__all__ = ["LoraSettings", "MONITOR_SCORES", "Monitor", "answer_log_likelihoods", "sequence_log_probs", "TrainConfig", "TrainingLog", "cosine_with_warmup", "exact_match",
+__all__ = ["LoraSettings", "MONITOR_SCORES", "Monitor", "answer_log_likelihoods", "sequence_log_probs", "token_cross_entropy", "TrainConfig", "TrainingLog", "cosine_with_warmup", "exact_match",
            "monitor_key", "train", "train_on"]

@@ -80,6 +80,11 @@ class NeuronStats:
             return torch.full((self.site.width,), float("nan"), dtype=torch.float64)
         return self.total / self.count
 
+    def mean_abs(self) -> torch.Tensor:
+        if not self.count:
+            return torch.full((self.site.width,), float("nan"), dtype=torch.float64)
+        return self.total_abs / self.count
+
     def mean_square(self) -> torch.Tensor:
         if not self.count:
             return torch.full((self.site.width,), float("nan"), dtype=torch.float64)

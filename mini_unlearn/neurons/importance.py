@@ -48,13 +48,11 @@ EPS = 1e-6
 
 def _moments(stats: NeuronStats) -> dict[str, torch.Tensor]:
     """Mean, variance, ΣZ² and N(>τ) of one set; all zeros for a set that never ran (no samples)."""
-    sums = stats.sums()
+    sums = stats.sums()                   # zeros when empty
     if stats.count == 0:
         zeros = torch.zeros(stats.site.width, dtype=torch.float64)
         return {"mean": zeros, "var": zeros, "sum_sq": zeros, "above": zeros}
-    mean = sums["sum"] / stats.count
-    return {"mean": mean, "var": (sums["sum_sq"] / stats.count - mean ** 2).clamp(min=0),
-            "sum_sq": sums["sum_sq"], "above": sums["above"]}
+    return {"mean": stats.mean(), "var": stats.variance(), "sum_sq": sums["sum_sq"], "above": sums["above"]}
 
 
 # -- the paper: two views of one data set ---------------------------------------------------------
@@ -98,13 +96,10 @@ def relative_score(forget_importance: torch.Tensor, retain_importance: torch.Ten
 
 def official_importance(stats: NeuronStats) -> dict[str, torch.Tensor]:
     """Per-set statistics of the released code: mean|z|, share of |z| > τ, std(z), sqrt(mean z²)."""
-    if stats.count == 0:
-        nan = torch.full((stats.site.width,), float("nan"), dtype=torch.float64)
-        return {m: nan for m in METRICS}
-    sums, n = stats.sums(), stats.count
-    mean = sums["sum"] / n
-    return {"abs": sums["sum_abs"] / n, "freq": sums["abs_above"] / n,
-            "var": (sums["sum_sq"] / n - mean ** 2).clamp(min=0).sqrt(), "rms": (sums["sum_sq"] / n).sqrt()}
+    if stats.count == 0:                  # never ran: every statistic is NaN
+        return {m: stats.mean() for m in METRICS}
+    return {"abs": stats.mean_abs(), "freq": stats.sums()["abs_above"] / stats.count,
+            "var": stats.variance().sqrt(), "rms": stats.rms()}
 
 
 def official_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor],
