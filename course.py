@@ -143,7 +143,9 @@ def execute_notebooks(paths):
         path = Path(path).resolve()
         t0 = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, kernel_name="python3", timeout=600, record_timing=False,
+        # store_widget_state=False: widget models carry random ids, so storing them would make every
+        # re-execution differ; the chapters show static figures and build widgets only for live kernels
+        client = NotebookClient(nb, kernel_name="python3", timeout=600, record_timing=False, store_widget_state=False,
                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
         client.execute()
         coalesce_streams(nb)
