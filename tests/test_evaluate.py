@@ -345,3 +345,28 @@ def test_questions_of_any_list_make_a_report_under_a_name_of_ones_own(bench, vlm
     details = mu.evaluation.evaluate_questions(vlm, questions, "paraphrased", tasks=("cloze",), max_new_tokens=2)
     report = Report(details)
     assert report.to_frame()[["split", "n"]].astype(str).values.tolist() == [["paraphrased", "2"]]
+
+
+def _one_cell_report(correct: list[bool]) -> Report:
+    rows = [{"split": split, "modality": modality, "task": "cloze", "question_id": f"{split}{modality}{i}",
+             "profile_id": "p", "fact": "hobby", "answer": "x", "prediction": "x" if ok else "y", "correct": ok,
+             "score": float(ok), "rouge1": math.nan}
+            for split in ("forget", "retain") for modality in mu.bench.MODALITIES for i, ok in enumerate(correct)]
+    return Report(pd.DataFrame(rows))
+
+
+def test_score_table_and_goal_rows():
+    reports = {"vanilla": _one_cell_report([True] * 4), "edited": _one_cell_report([True, False, False, False])}
+    cells = (("forget", "image+text"), ("forget", "text"), ("retain", "image+text"))
+    table = mu.evaluation.score_table(reports, tasks="cloze", cells=cells)
+    assert list(table.index) == ["vanilla", "edited"]
+    assert table.loc["edited", ("forget / text", "cloze")] == 0.25 and table.loc["vanilla"].eq(1.0).all()
+    shown = mu.evaluation.mark_goals(table)
+    assert shown.loc["edited"].tolist() == ["0.25", "0.25", "0.25"]
+    # the two goals disagree on exactly one of these columns: the forget people asked by name
+    assert shown.loc["forget_both wants"].tolist() == ["↓", "↓", "↑"]
+    assert shown.loc["forget_visual wants"].tolist() == ["↓", "↑", "↑"]
+    with pytest.raises(ValueError, match="unknown goal"):
+        mu.evaluation.mark_goals(table, goals=("forget_everything",))
+    with pytest.raises(ValueError, match="reports is empty"):
+        mu.evaluation.score_table({})

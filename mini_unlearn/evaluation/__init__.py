@@ -7,11 +7,12 @@
 The subpackage is called ``evaluation`` so that ``mu.evaluate`` can be the function: a module and a
 function cannot share one name on the package.
 """
+from .comparison import CELLS, mark_goals, score_table
 from .report import GOALS, Report
 from .suite import evaluate, evaluate_questions
 from .tasks import (MAX_NEW_TOKENS, answer_log_likelihood, METRIC, NORMALIZE, TASKS, cloze_correct, letter_of, option_log_likelihoods,
                     predict, predict_by_likelihood, predict_letters, predict_text, rouge, rouge_l, score)
 
-__all__ = ["GOALS", "answer_log_likelihood", "MAX_NEW_TOKENS", "METRIC", "NORMALIZE", "Report", "TASKS", "cloze_correct", "evaluate",
-           "evaluate_questions", "letter_of", "option_log_likelihoods", "predict", "predict_by_likelihood",
-           "predict_letters", "predict_text", "rouge", "rouge_l", "score"]
+__all__ = ["CELLS", "GOALS", "answer_log_likelihood", "MAX_NEW_TOKENS", "METRIC", "NORMALIZE", "Report", "TASKS", "cloze_correct", "evaluate",
+           "evaluate_questions", "letter_of", "mark_goals", "option_log_likelihoods", "predict", "predict_by_likelihood",
+           "predict_letters", "predict_text", "rouge", "rouge_l", "score", "score_table"]

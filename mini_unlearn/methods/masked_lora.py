@@ -1,0 +1,80 @@
+"""LoRA whose update obeys a weight mask: ``W' = W + s · M ⊙ (B A)`` (chapter 06).
+
+MMUnlearner's released code applies its saliency mask with ``if name in mask: grad *= mask[name]``.
+The mask is keyed by the base model's names (``…mlp.up_proj.weight``); under peft the trainable
+parameters are called ``…mlp.up_proj.lora_A.default.weight``, so no name ever matches and the LLaVA
+run is plain gradient ascent + descent (reference/implementation-notes.md §5.4). Renaming would not
+help: masking the gradient of a low-rank factor cannot keep chosen entries of the product ``B A``
+at zero.
+
+Here the mask is applied where it means something — to the adapter's weight update itself. peft
+builds and initialises the adapters (``B = 0``, so the model starts unchanged); a forward hook on
+each adapted layer replaces peft's ``x Wᵀ + s · (x Aᵀ) Bᵀ`` with ``x (W + s · M ⊙ B A)ᵀ``. A weight
+with mask 0 gets exactly zero update, during training and after :func:`merge_masked_lora`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.train import quiet_peft
+
+PEFT_PREFIX = "base_model.model."
+
+
+def _adapted_layers(peft_model: nn.Module) -> dict[str, nn.Module]:
+    """peft's LoRA layers, by the base model's name of the layer they wrap."""
+    from peft.tuners.lora import LoraLayer
+    return {name.removeprefix(PEFT_PREFIX): module for name, module in peft_model.named_modules()
+            if isinstance(module, LoraLayer)}
+
+
+def _delta(layer: nn.Module, adapter: str = "default") -> torch.Tensor:
+    """The adapter's update of the base weight: ``s · B A`` (same shape as the weight)."""
+    return (layer.lora_B[adapter].weight @ layer.lora_A[adapter].weight) * layer.scaling[adapter]
+
+
+def add_masked_lora(model: nn.Module, masks: dict[str, torch.Tensor], rank: int, alpha: int | None = None) -> nn.Module:
+    """Wrap the linear layers whose ``.weight`` is in ``masks`` with rank-``rank`` LoRA whose update is masked.
+
+    Returns the peft model (train its trainable parameters, then call :func:`merge_masked_lora`).
+    ``model`` itself is modified: pass a copy.
+    """
+    from peft import LoraConfig, get_peft_model
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"rank must be a positive integer; got {rank!r}")
+    layers = sorted(name.removesuffix(".weight") for name in masks if name.endswith(".weight"))
+    if not layers:
+        raise ValueError("masks has no linear-layer weight (names ending in '.weight'): nothing to adapt")
+    missing = [name for name in layers if not isinstance(model.get_submodule(name), nn.Linear)]
+    if missing:
+        raise ValueError(f"masked LoRA adapts linear layers only; not linear: {missing[:3]}")
+    pattern = "|".join(name.replace(".", r"\.") for name in layers)
+    with quiet_peft():
+        peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=0.0,
+                                                      target_modules=f"^({pattern})$"))
+    for name, layer in _adapted_layers(peft_model).items():
+        mask = masks[name + ".weight"].to(layer.base_layer.weight.device)
+
+        def masked_forward(module, args, output, mask=mask):
+            base = module.base_layer
+            return F.linear(args[0], base.weight + mask * _delta(module), base.bias)
+        layer.register_forward_hook(masked_forward)
+    return peft_model
+
+
+def merge_masked_lora(peft_model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
+    """Fold each masked update into its base weight and return the plain model (every parameter trainable again)."""
+    with torch.no_grad():
+        for name, layer in _adapted_layers(peft_model).items():
+            weight = layer.base_layer.weight
+            weight.add_(masks[name + ".weight"].to(weight.device) * _delta(layer))
+    with quiet_peft():
+        model = peft_model.unload()
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    return model
+
+
+__all__ = ["add_masked_lora", "merge_masked_lora"]

@@ -1,0 +1,267 @@
+"""Weight saliency: which weights matter more to the forget data than to what must be kept (chapter 06).
+
+MMUnlearner (reference/implementation-notes.md §5.2) scores every weight θ of a module group twice,
+with the squared gradient of the loss::
+
+    F_f[θ] = mean over forget batches   of (∂L/∂θ)²
+    F_p[θ] = mean over preserve batches of (∂L/∂θ)²
+    mask[θ] = (F_f[θ] + ε) / (F_p[θ] + ε) ≥ threshold          (threshold 1, ε = 1e-15)
+
+A weight is *salient* (mask 1) when the forget data pulls on it at least as hard as the preserve
+data; gradient ascent may then change it. Everything else is protected.
+
+As in the released code, ``L`` is the batch-mean loss, so ``F`` squares batch-mean gradients (a
+per-sample Fisher would square each sample's gradient; with ``batch_size=1`` it is exactly that).
+The loss here is the answer-token cross-entropy the whole course uses; the released code scores the
+full sequence. The sign of the loss does not matter: the gradient is squared.
+
+**Module groups and preserve sets** (the released code's three mask files):
+
+* ``vision`` — the vision tower and the projector; preserve = the retain people's image+text pairs;
+* ``language`` — the language model; preserve = the text-only pairs of *every* fictitious person
+  (the forget people included: their text knowledge is what MMUnlearner keeps) + the retain
+  people's image+text pairs;
+* ``both`` — the union of the two masks, each computed with its own preserve set.
+
+Only the weights and biases of linear layers are scored (the released code keeps the keys that
+contain ``proj``, ``fc``, ``linear``, ``mlp`` or ``qkv``): norms, embeddings and the LM head are
+never in a mask, so a masked method leaves them alone.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
+from ..bench.splits import check_ratio
+from ..models.anatomy import find_towers
+from ..models.train import answer_loss
+from ..models.train_data import Example, make_batch, training_examples
+
+THRESHOLD = 1.0
+EPS = 1e-15
+GROUPS: tuple[str, ...] = ("vision", "language")       # vision = tower + projector
+PRESETS: dict[str, tuple[str, ...]] = {"vision": ("vision",), "language": ("language",), "both": ("vision", "language")}
+
+
+def check_preset(preset: str) -> tuple[str, ...]:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {tuple(PRESETS)} (which tower's weights the mask covers); got {preset!r}")
+    return PRESETS[preset]
+
+
+def check_threshold(threshold) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) \
+            or threshold <= 0:
+        raise ValueError(f"threshold must be a positive number (a weight is salient when F_forget / F_preserve "
+                         f">= threshold; the paper uses 1); got {threshold!r}")
+    return float(threshold)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Which weights
+
+def group_of(name: str, towers: dict[str, str]) -> str | None:
+    """``"vision"`` (vision tower or projector), ``"language"`` (language model) or None (LM head, …)."""
+    if name.startswith(towers["vision"] + ".") or "multi_modal_projector" in name:
+        return "vision"
+    if name.startswith(towers["language"] + "."):
+        return "language"
+    return None
+
+
+def maskable_parameters(model: nn.Module, group: str) -> dict[str, nn.Parameter]:
+    """The weights and biases of every linear layer in ``group`` (``"vision"`` or ``"language"``), by name."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}; got {group!r}")
+    towers = {tower: name for tower, (name, _) in find_towers(model).items()}
+    chosen = {}
+    for module_name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and group_of(module_name, towers) == group:
+            for suffix, parameter in module.named_parameters(recurse=False):
+                chosen[f"{module_name}.{suffix}"] = parameter
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------
+# The data each preset protects
+
+def preserve_examples(bench, ratio: float, group: str) -> list[Example]:
+    """The preserve set of a module group (see the module docstring): what its mask protects."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}; got {group!r}")
+    check_ratio(ratio)
+    retain = bench.split("retain", ratio).ids
+    preserve = [e for e in training_examples(bench, retain, practice=False) if e.modality == IMAGE_TEXT]
+    if group == "language":
+        everyone = [p.id for p in bench.profiles]
+        preserve += [e for e in training_examples(bench, everyone, practice=False) if e.modality == TEXT_ONLY]
+    return preserve
+
+
+def forget_examples(bench, ratio: float) -> list[Example]:
+    """The forget people's image+text pairs: what MMUnlearner unlearns, and what its saliency is scored on."""
+    check_ratio(ratio)
+    people = bench.split("forget", ratio).ids
+    forget = [e for e in training_examples(bench, people, practice=False) if e.modality == IMAGE_TEXT]
+    if not forget:
+        raise ValueError(f"the forget set at ratio={ratio} is empty: there is no saliency to compute")
+    return forget
+
+
+# ---------------------------------------------------------------------------------------------------
+# Squared gradients and the mask
+
+def one_pass(processor, examples: list[Example], batch_size: int, seed: int = 0):
+    """Batches that show each example exactly once, in a seeded order, with canonical portraits."""
+    order = list(range(len(examples)))
+    rng = random.Random(f"mini_unlearn/saliency/{seed}")
+    rng.shuffle(order)
+    for start in range(0, len(order), batch_size):
+        chunk = [examples[i] for i in order[start:start + batch_size]]
+        yield make_batch(processor, [(*example.draw(rng), example.image(None)) for example in chunk])
+
+
+def squared_gradients(model: nn.Module, batches, parameters: dict[str, nn.Parameter], loss_fn=answer_loss
+                      ) -> dict[str, torch.Tensor]:
+    """``F[θ]`` = the mean over ``batches`` of the squared gradient of ``loss_fn(model, batch)``.
+
+    Gradients are taken with ``torch.autograd.grad``: no ``.grad`` is left behind and no weight changes.
+    """
+    if not parameters:
+        raise ValueError("parameters is empty: there is nothing to score")
+    names, tensors = list(parameters), list(parameters.values())
+    device = tensors[0].device
+    totals = [torch.zeros_like(t, dtype=torch.float32) for t in tensors]
+    n_batches = 0
+    for batch in batches:
+        batch = {key: value.to(device) for key, value in batch.items()}
+        grads = torch.autograd.grad(loss_fn(model, batch), tensors, allow_unused=True)
+        for total, grad in zip(totals, grads):
+            if grad is not None:
+                total.add_(grad.float().square())
+        n_batches += 1
+    if n_batches == 0:
+        raise ValueError("batches is empty: squared gradients need at least one batch")
+    return {name: total / n_batches for name, total in zip(names, totals)}
+
+
+def saliency_mask(forget: dict[str, torch.Tensor], preserve: dict[str, torch.Tensor], threshold: float = THRESHOLD,
+                  eps: float = EPS) -> dict[str, torch.Tensor]:
+    """Boolean masks: ``(F_f + eps) / (F_p + eps) >= threshold``, element-wise, for every weight in both."""
+    check_threshold(threshold)
+    if set(forget) != set(preserve):
+        raise ValueError(f"forget and preserve saliency must score the same weights; only in forget: "
+                         f"{sorted(set(forget) - set(preserve))[:3]}, only in preserve: {sorted(set(preserve) - set(forget))[:3]}")
+    masks = {}
+    for name, f in forget.items():
+        if f.shape != preserve[name].shape:
+            raise ValueError(f"{name}: forget saliency has shape {tuple(f.shape)}, preserve {tuple(preserve[name].shape)}")
+        masks[name] = (f + eps) / (preserve[name] + eps) >= threshold
+    return masks
+
+
+# ---------------------------------------------------------------------------------------------------
+# A mask for a whole model
+
+_LAYER = re.compile(r"\.(\d+)\.")
+
+
+@dataclass
+class SaliencyMask:
+    """Per weight tensor, a boolean mask (True = salient: gradient ascent may change it), keyed by the
+    base model's parameter names, with the group each tensor belongs to."""
+
+    masks: dict[str, torch.Tensor]
+    groups: dict[str, str]
+    preset: str
+    threshold: float = THRESHOLD
+    eps: float = EPS
+    forget: dict[str, torch.Tensor] | None = None      # F_f and F_p, kept so the threshold can be changed
+    preserve: dict[str, torch.Tensor] | None = None
+
+    def with_threshold(self, threshold: float) -> "SaliencyMask":
+        """The same saliency cut at another threshold (no gradients recomputed)."""
+        if self.forget is None or self.preserve is None:
+            raise ValueError("this mask was built without its saliencies (forget/preserve): recompute it")
+        masks = saliency_mask(self.forget, self.preserve, threshold, self.eps)
+        return SaliencyMask(masks, self.groups, self.preset, float(threshold), self.eps, self.forget, self.preserve)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.masks
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.masks[name]
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    @property
+    def kept(self) -> int:
+        return int(sum(int(m.sum()) for m in self.masks.values()))
+
+    @property
+    def total(self) -> int:
+        return int(sum(m.numel() for m in self.masks.values()))
+
+    def summary(self) -> pd.DataFrame:
+        """One row per weight tensor: group, layer, module, salient entries, size and fraction."""
+        rows = []
+        for name, mask in self.masks.items():
+            layer = _LAYER.search(name)
+            module = name.rsplit(".", 2)[-2]
+            if layer is not None:
+                module = name[layer.end():].rsplit(".", 1)[0]
+            rows.append({"parameter": name, "group": self.groups[name], "layer": int(layer.group(1)) if layer else -1,
+                         "module": module, "kind": name.rsplit(".", 1)[-1],
+                         "salient": int(mask.sum()), "numel": mask.numel()})
+        frame = pd.DataFrame(rows)
+        frame["fraction"] = (frame["salient"] / frame["numel"]).round(4)
+        return frame
+
+    def __repr__(self) -> str:
+        by_group = self.summary().groupby("group")[["salient", "numel"]].sum()
+        parts = ", ".join(f"{g} {r.salient / r.numel:.1%}" for g, r in by_group.iterrows())
+        return (f"SaliencyMask(preset={self.preset!r}, threshold={self.threshold}: {len(self)} tensors, "
+                f"{self.kept:,} of {self.total:,} weights salient ({self.kept / max(self.total, 1):.1%}); {parts})")
+
+
+def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, threshold: float = THRESHOLD,
+                     eps: float = EPS, batch_size: int = 4, seed: int = 0) -> SaliencyMask:
+    """MMUnlearner's mask for ``vlm``: forget = the forget people's image+text pairs; one mask per group
+    of ``preset``, each against its own preserve set. No weight of ``vlm`` changes."""
+    groups = check_preset(preset)
+    check_threshold(threshold)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    forget = forget_examples(bench, ratio)
+    model, processor = vlm.model, vlm.processor
+    masks, owner, forget_saliency, preserve_saliency = {}, {}, {}, {}
+    was_training = model.training
+    model.eval()
+    try:
+        for group in groups:
+            parameters = maskable_parameters(model, group)
+            preserve = preserve_examples(bench, ratio, group)
+            if not preserve:
+                raise ValueError(f"the {group} preserve set at ratio={ratio} is empty: it needs retain people")
+            f = squared_gradients(model, one_pass(processor, forget, batch_size, seed), parameters)
+            p = squared_gradients(model, one_pass(processor, preserve, batch_size, seed), parameters)
+            for name, mask in saliency_mask(f, p, threshold, eps).items():
+                masks[name], owner[name] = mask, group
+            forget_saliency.update(f)
+            preserve_saliency.update(p)
+    finally:
+        model.train(was_training)
+    return SaliencyMask(masks, owner, preset, float(threshold), eps, forget_saliency, preserve_saliency)
+
+
+__all__ = ["EPS", "GROUPS", "PRESETS", "SaliencyMask", "THRESHOLD", "check_preset", "check_threshold",
+           "compute_saliency", "forget_examples", "group_of", "maskable_parameters", "one_pass", "preserve_examples",
+           "saliency_mask", "squared_gradients"]

@@ -1,0 +1,129 @@
+"""MMUnlearner: the mask really applies (full fine-tuning and LoRA), the interleaved schedule, the goal,
+and clear errors before any weight changes."""
+import pytest
+import torch
+
+import mini_unlearn as mu
+from mini_unlearn.methods.masked_lora import add_masked_lora
+from mini_unlearn.neurons import saliency
+
+RATIO = 0.25
+
+
+def _run(vlm, bench, **options):
+    options = {"forget_steps": 2, "retain_per_forget": 0, "lr": 1e-2, **options}
+    return mu.unlearn(vlm, bench, method="mmunlearner", ratio=RATIO, progress=False, **options)
+
+
+def _assert_mask_held(before, after, mask):
+    """Mask-0 entries bit-identical; some mask-1 entries moved; every weight outside the mask untouched."""
+    moved = 0
+    for name, value in after.named_parameters():
+        old = before[name]
+        if name in mask:
+            m = mask[name]
+            assert torch.equal(value[~m], old[~m]), f"{name}: an entry with mask 0 changed"
+            moved += int((value[m] != old[m]).sum())
+        else:
+            assert torch.equal(value, old), f"{name} is outside the mask but changed"
+    assert moved > 0, "no salient weight moved: the forget step did nothing"
+
+
+@pytest.fixture(scope="module")
+def before(vlm):
+    return {n: p.detach().clone() for n, p in vlm.model.named_parameters()}
+
+
+@pytest.mark.parametrize("preset", ["vision", "language", "both"])
+def test_a_forget_step_changes_only_salient_weights(vlm, bench, before, preset):
+    result = _run(vlm, bench, preset=preset)
+    mask = result.log.details["mask"]
+    assert mask.preset == preset and 0 < mask.kept < mask.total
+    _assert_mask_held(before, result.vlm.model, mask.masks)
+    parts = result.touched_by_part()
+    untouched = {"vision": ("language", "lm_head"), "language": ("vision", "projector", "lm_head"),
+                 "both": ("lm_head",)}[preset]
+    assert all(parts.loc[part, "entries_changed"] == 0 for part in untouched)
+
+
+def test_the_mask_applies_under_lora_too(vlm, bench, before):
+    result = _run(vlm, bench, preset="both", lora_rank=4, forget_steps=3)
+    mask = result.log.details["mask"]
+    _assert_mask_held(before, result.vlm.model, {n: m for n, m in mask.masks.items() if n.endswith(".weight")})
+    # the result is a plain model again: no adapter left, every parameter trainable
+    names = [n for n, _ in result.vlm.model.named_parameters()]
+    assert names == list(before) and all(p.requires_grad for p in result.vlm.model.parameters())
+
+
+def test_without_the_mask_lora_changes_protected_weights(vlm, bench, before):
+    # the control for the test above: the same LoRA run unmasked (what the released code does in effect)
+    masked = _run(vlm, bench, preset="both", lora_rank=4, forget_steps=3).log.details["mask"]
+    plain = _run(vlm, bench, preset="both", lora_rank=4, forget_steps=3, masked=False)
+    assert plain.log.details["mask"] is None
+    name = next(n for n, m in masked.masks.items() if n.endswith(".weight") and not m.all())
+    m = masked.masks[name]
+    after = dict(plain.vlm.model.named_parameters())[name]
+    assert not torch.equal(after[~m], before[name][~m])
+
+
+def test_the_released_mask_lookup_matches_no_lora_parameter(make_vlm, bench):
+    # MLLMU_manifold.py: `if name in grad_mask: grad *= grad_mask[name]` over the trainable parameters
+    vlm = make_vlm(bench)
+    mask = saliency.compute_saliency(vlm, bench, RATIO, "language")
+    peft_model = add_masked_lora(vlm.model, mask.masks, rank=2)
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and not [n for n in trainable if n in mask.masks]
+
+
+def test_retain_steps_are_unmasked_and_follow_the_released_schedule(vlm, bench, before):
+    result = _run(vlm, bench, preset="vision", forget_steps=2, retain_per_forget=2)
+    assert result.log.details["retain_per_forget"] == 2
+    frame = result.to_frame()
+    assert list(frame.columns) == ["loss", "forget_ce", "retain_ce"] and len(frame) == 2
+    # retain descent is not masked: the language model (outside a vision mask) moves
+    assert result.touched_by_part().loc["language", "entries_changed"] > 0
+    default = _run(vlm, bench, preset="vision", forget_steps=1, retain_per_forget=None)
+    forget, retain = mu.methods.unlearning_sets(bench, RATIO, "image+text")
+    retain = [e for e in retain if e.modality == "image+text"]
+    expected = mu.methods.default_retain_per_forget(len(forget), len(retain), 4)
+    assert default.log.details["retain_per_forget"] == expected >= 1
+
+
+def test_default_schedule_is_retain_batches_over_forget_batches():
+    assert mu.methods.default_retain_per_forget(n_forget=8, n_retain=152, batch_size=4) == 19
+    assert mu.methods.default_retain_per_forget(n_forget=5, n_retain=9, batch_size=4) == 1   # 3 // 2
+    assert mu.methods.default_retain_per_forget(n_forget=40, n_retain=4, batch_size=4) == 1  # at least one
+
+
+def test_masked_ascent_raises_the_forget_loss(vlm, bench):
+    frame = _run(vlm, bench, preset="both", forget_steps=5, lr=3e-3).to_frame()
+    assert frame["forget_ce"].iloc[-1] > frame["forget_ce"].iloc[0]
+
+
+def test_mmunlearner_declares_the_visual_goal():
+    assert mu.methods.get("mmunlearner").goal == "forget_visual"
+    goal = mu.evaluation.GOALS["forget_visual"]
+    assert "mmunlearner" in goal["methods"] and goal["direction"][("forget", "text")] == "up"
+    assert "mmunlearner" in mu.methods.available()
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"threshold": 0}, "threshold must be a positive number"),
+    ({"threshold": -1.0}, "threshold must be a positive number"),
+    ({"preset": "audio"}, "preset must be one of"),
+    ({"forget_steps": 0}, "forget_steps"),
+    ({"retain_per_forget": -1}, "retain_per_forget"),
+    ({"lora_rank": -2}, "lora_rank"),
+    ({"lr": 0}, "lr"),
+    ({"masked": "yes"}, "masked"),
+])
+def test_bad_input_is_refused_before_any_weight_changes(vlm, bench, before, options, words):
+    with pytest.raises(ValueError, match=words):
+        _run(vlm, bench, **options)
+    assert all(torch.equal(before[n], p) for n, p in vlm.model.named_parameters())
+
+
+def test_same_seed_same_weights(vlm, bench):
+    first, second = _run(vlm, bench, seed=5, retain_per_forget=1), _run(vlm, bench, seed=5, retain_per_forget=1)
+    assert first.log.losses == second.log.losses
+    assert all(torch.equal(a, b) for a, b in zip(first.vlm.model.parameters(), second.vlm.model.parameters()))
