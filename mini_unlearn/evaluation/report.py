@@ -22,7 +22,7 @@ GOALS: dict[str, dict] = {
     "forget_both": {
         "about": "Forget the person in both modalities: asked with their portrait or by their name, the "
                  "model should no longer know them (MLLMU-Bench's own goal; MANU and MIP-Editor).",
-        "methods": ("manu", "mip_editor", "ga", "ga_diff", "kl_min", "npo"),
+        "methods": ("manu", "mip_editor", "rmu", "ga", "ga_diff", "kl_min", "npo"),
         "direction": {("forget", "image+text"): "down", ("forget", "text"): "down",
                       ("test", "image+text"): "down", ("test", "text"): "down",
                       ("retain", "image+text"): "up", ("retain", "text"): "up",

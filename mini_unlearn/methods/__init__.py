@@ -2,7 +2,7 @@
 
 >>> import mini_unlearn as mu
 >>> mu.methods.available()
-['ga', 'ga_diff', 'kl_min', 'npo', 'manu', 'mmunlearner']
+['ga', 'ga_diff', 'kl_min', 'npo', 'manu', 'mmunlearner', 'rmu', 'mip_editor']
 >>> result = mu.unlearn(vlm, bench, method="ga_diff", ratio=0.05, lr=3e-5, steps=40)
 >>> result.vlm, result.to_frame(), result.touched_by_part()
 """
@@ -15,11 +15,13 @@ from .loop import TRAINABLE, trainable_parameters
 from .manu import MANUConfig, manu_scores, manu_statistics
 from .masked_lora import add_masked_lora, merge_masked_lora
 from .mmunlearner import MMUnlearnerConfig, default_retain_per_forget
+from .rmisu import RMUConfig, control_vector, hidden_states, rmisu_forget_loss, rmisu_loss, rmu_forget_loss
+from .mip_editor import MIPEditorConfig, localise
 from .losses import ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
 from .monitor import split_monitor
 
-__all__ = ["FORGET_ON", "GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "MANUConfig", "MMUnlearnerConfig", "MethodSpec", "NPOConfig",
-           "TRAINABLE", "UnlearnLog", "UnlearnResult", "add_masked_lora", "available", "changed_parameters", "default_retain_per_forget", "describe", "ga_loss", "get",
-           "kl_to_reference", "losses", "make_config", "manu_scores", "manu_statistics", "merge_masked_lora", "npo_loss", "npo_loss_mllmu", "npo_reference", "register",
+__all__ = ["FORGET_ON", "GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "MANUConfig", "MIPEditorConfig", "MMUnlearnerConfig", "MethodSpec", "RMUConfig", "NPOConfig",
+           "TRAINABLE", "UnlearnLog", "UnlearnResult", "add_masked_lora", "available", "changed_parameters", "control_vector", "default_retain_per_forget", "describe", "ga_loss", "get",
+           "hidden_states", "kl_to_reference", "localise", "losses", "make_config", "manu_scores", "manu_statistics", "merge_masked_lora", "npo_loss", "npo_loss_mllmu", "npo_reference", "register", "rmisu_forget_loss", "rmisu_loss", "rmu_forget_loss",
            "sequence_log_probs", "split_monitor", "token_cross_entropy", "trainable_parameters", "unlearn",
            "unlearning_sets"]

@@ -1,0 +1,172 @@
+"""MIP-Editor — localise neuron paths, then edit along them (Li et al., AAAI 2026; chapter 08).
+
+1. **localise** (:mod:`mini_unlearn.neurons.paths`): IGI paths through the language model's MLP
+   neurons from the forget people's text-only pairs, and IFI paths through the vision tower's MLP
+   neurons from their image+text pairs; top-k per layer, united over the samples;
+2. **edit** with RMisU (:mod:`.rmisu`) at language-model layer ℓ, updating only the rows of the
+   producing weights (``gate_proj``/``up_proj``; ``fc1`` and its bias in the vision tower) of the
+   path neurons. Every other weight stays bit-identical.
+
+The paper's ablations are options: ``branches=("igi",)`` or ``("ifi",)`` (one branch only),
+``localise="point"`` (point-wise attribution instead of paths), ``localise="none"`` (full-model
+RMisU: every parameter trains), ``edit="prune"`` (zero the path neurons, no training).
+
+**The target layer.** The loss is read at layer ℓ, so only path neurons at or below ℓ (and every
+vision neuron, which feeds the language model through the image tokens) can receive a gradient. The
+released code reads layer 7 of a 36-layer model and marks path neurons in layers 8–35 trainable
+although they can never change; here a language path neuron above ℓ is an error, raised before any
+weight changes. The default ℓ is the last layer, which reaches them all.
+
+The paper prunes the path neurons *and then* fine-tunes them; if they were zeroed at every position,
+SwiGLU would give their rows zero gradient and RMisU could not move them (notes §6.4). So ``edit``
+is either ``"rmisu"`` (no zeroing; what the released code effectively does) or ``"prune"``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
+from ..neurons.edit import prune_neurons
+from ..neurons.paths import BRANCHES, K, M, NeuronPaths, check_k_m, check_variant, find_paths
+from .base import UnlearnLog, register
+from .data import check_forget_on, unlearning_sets
+from .rmisu import (_positive, _positive_int, control_vector, resolve_layer, rmisu_forget_loss,
+                    run_representation_loop)
+
+LOCALISE: tuple[str, ...] = ("path", "point", "none")
+EDITS: tuple[str, ...] = ("rmisu", "prune")
+
+
+@dataclass(frozen=True)
+class MIPEditorConfig:
+    """Localisation: ``k`` neurons per layer, ``m`` interpolation steps, attribution ``variant``
+    (``"paper"`` or ``"released"``), ``branches`` (``"igi"``, ``"ifi"`` or both), ``localise``
+    (``"path"``, ``"point"`` or ``"none"``). Editing: ``edit`` (``"rmisu"`` or ``"prune"``) at language
+    layer ``layer`` (None: the last) with target scale ``lam`` (λ), retain-representation weight
+    ``gamma`` (γ) and retain cross-entropy weight ``retain_ce_weight``."""
+
+    k: int = K
+    m: int = M
+    variant: str = "paper"
+    branches: tuple[str, ...] = ("igi", "ifi")
+    localise: str = "path"
+    edit: str = "rmisu"
+    layer: int | None = None
+    lam: float = 5.0
+    gamma: float = 1.0
+    retain_ce_weight: float = 1.0
+    forget_on: str = "both"
+    steps: int = 60
+    lr: float = 5e-3
+    batch_size: int = 8
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        check_k_m(self.k, self.m)
+        check_variant(self.variant)
+        branches = (self.branches,) if isinstance(self.branches, str) else tuple(self.branches)
+        if not branches or any(b not in BRANCHES for b in branches):
+            raise ValueError(f"branches must be a non-empty selection of {tuple(BRANCHES)}; got {self.branches!r}")
+        object.__setattr__(self, "branches", branches)
+        if self.localise not in LOCALISE:
+            raise ValueError(f"localise must be one of {LOCALISE}; got {self.localise!r}")
+        if self.edit not in EDITS:
+            raise ValueError(f"edit must be one of {EDITS}; got {self.edit!r}")
+        if self.localise == "none" and self.edit == "prune":
+            raise ValueError("edit='prune' needs neurons to prune: use localise='path' or 'point'")
+        _positive(self, "lam", "lr", "grad_clip")
+        _positive(self, "gamma", "retain_ce_weight", allow_zero=True)
+        _positive_int(self, "steps", "batch_size")
+        check_forget_on(self.forget_on)
+        if self.layer is not None and (isinstance(self.layer, bool) or not isinstance(self.layer, int)):
+            raise ValueError(f"layer must be an integer or None (the last layer); got {self.layer!r}")
+
+
+def localise(vlm, bench, ratio: float, config: MIPEditorConfig, progress: bool = False) -> dict[str, NeuronPaths]:
+    """IGI and/or IFI paths (or point-wise top-k) of the forget people: ``{branch: NeuronPaths}``."""
+    people = bench.split("forget", ratio).ids
+    from ..models.train_data import training_examples
+    pairs = training_examples(bench, people, practice=False)
+    found = {}
+    for branch in config.branches:
+        modality = TEXT_ONLY if branch == "igi" else IMAGE_TEXT
+        found[branch] = find_paths(vlm, [e for e in pairs if e.modality == modality], branch, k=config.k, m=config.m,
+                                   cascade=config.localise == "path", variant=config.variant, progress=progress)
+    return found
+
+
+def selection(found: dict[str, NeuronPaths]) -> dict[str, torch.Tensor]:
+    """Every located neuron, as ``{site name: indices}`` (the format of :func:`~mini_unlearn.neurons.prune_neurons`)."""
+    return {name: indices for paths in found.values() for name, indices in paths.union.items() if len(indices)}
+
+
+def check_reachable(found: dict[str, NeuronPaths], layer: int) -> None:
+    """A clear error when a language path neuron lies above the target layer (no gradient can reach it)."""
+    for paths in found.values():
+        for site in paths.sites:
+            if site.tower == "language" and site.layer > layer and len(paths.union[site.name]):
+                raise ValueError(
+                    f"the {paths.branch} paths hold {len(paths.union[site.name])} neurons in language layer {site.layer}, "
+                    f"above the target layer {layer}: RMisU's loss is read after layer {layer}, so their weights "
+                    f"would never change (the released code's layer 7 leaves later path neurons untouched). "
+                    f"Use layer >= {site.layer} (or layer=None for the last layer).")
+
+
+def path_rows(model, chosen: dict[str, torch.Tensor]) -> tuple[list[torch.nn.Parameter], dict[int, torch.Tensor]]:
+    """The producing parameters of the chosen neurons and, per parameter, a mask of the rows they own."""
+    from ..models.anatomy import find_mlp_neurons
+    parameters, masks = [], {}
+    for site in find_mlp_neurons(model):
+        if site.name not in chosen:
+            continue
+        rows = torch.zeros(site.width, dtype=torch.bool)
+        rows[chosen[site.name]] = True
+        for producer in site.producer_modules(model):
+            for parameter in producer.parameters():
+                mask = rows.view(-1, *([1] * (parameter.dim() - 1))).to(parameter.device)
+                parameters.append(parameter)
+                masks[id(parameter)] = mask
+    return parameters, masks
+
+
+def _prepare(vlm, bench, ratio, config, progress=True):
+    forget, retain = unlearning_sets(bench, ratio, config.forget_on)
+    layer = resolve_layer(vlm.model, config.layer)
+    found = {} if config.localise == "none" else localise(vlm, bench, ratio, config, progress=False)
+    check_reachable(found, layer)
+    return {"forget": forget, "retain": retain, "layer": layer, "found": found}
+
+
+@register("mip_editor", MIPEditorConfig,
+          "IGI/IFI neuron paths in both towers, then RMisU along the paths (or prune them)", prepare=_prepare)
+def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, original, progress, monitor, probe_every):
+    model = vlm.model
+    chosen = selection(found)
+    details = {"layer": layer, "paths": found, "selection": chosen}
+    if config.edit == "prune":
+        log = UnlearnLog(details=details)
+        if monitor is not None:
+            log.probes.append({"step": 0, **monitor(model)})
+        details["pruning"] = prune_neurons(model, chosen).counts()
+        if monitor is not None:
+            log.probes.append({"step": 1, **monitor(model)})
+        return log
+    if config.localise == "none":
+        parameters, row_masks = [p for p in model.parameters()], None
+    else:
+        parameters, row_masks = path_rows(model, chosen)
+    u = control_vector(model.config.text_config.hidden_size, config.seed)
+    log = run_representation_loop(
+        vlm, original, forget, retain, layer=layer,
+        forget_loss=lambda h, mask, frozen: rmisu_forget_loss(h, frozen, u, config.lam, mask),
+        gamma=config.gamma, retain_ce_weight=config.retain_ce_weight, parameters=parameters, row_masks=row_masks,
+        steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_clip=config.grad_clip, seed=config.seed,
+        progress=progress, monitor=monitor, probe_every=probe_every, desc="mip_editor")
+    log.details = {**details, "u": u}
+    return log
+
+
+__all__ = ["EDITS", "LOCALISE", "MIPEditorConfig", "check_reachable", "localise", "path_rows", "selection"]

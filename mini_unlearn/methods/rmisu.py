@@ -1,0 +1,270 @@
+"""Representation misdirection: RMU (WMDP) and MIP-Editor's RMisU (chapter 08).
+
+Both leave the output loss alone and act on a hidden layer ℓ of the language model: the residual
+stream ``h`` after decoder layer ℓ.
+
+* **RMU** (Li et al., 2024, the WMDP reference): push the forget data's ``h`` toward a fixed random
+  direction of norm ``c`` and keep the retain data's ``h`` where the frozen model puts it::
+
+      L = mean ‖h(x_f) − c·u‖² + α · mean ‖h(x_r) − h_frozen(x_r)‖²
+
+  updating the MLPs of the language-model layers up to ℓ (registered as ``"rmu"``).
+* **RMisU** (MIP-Editor, as the paper writes it): the target scales with the representation,
+  ``v_f = λ · ‖h(x_f)‖ · u`` per token, and the retain cross-entropy joins in::
+
+      L = mean ‖h(x_f) − v_f‖² + γ · mean ‖h(x_r) − h_frozen(x_r)‖² + CE(D_r)
+
+  updating only the **path neurons' weights** — the rows of ``gate_proj`` / ``up_proj`` (``fc1`` in
+  the vision tower) that produce them (``"mip_editor"``, :mod:`.mip_editor`). The released code
+  differs (reference/implementation-notes.md §6.5): a constant target of norm 10, α = β = 0.5 and
+  no CE term; the paper's form is the one here (λ = 5, from the code's commented-out line, γ = 1).
+  ``‖h(x_f)‖`` is read from the **input model** (the commented-out line also computes it once,
+  before training): taken from the model being trained, the target would chase its own norm and,
+  for λ > 1, grow without bound.
+
+``mean ‖·‖²`` is the mean squared error over real tokens and hidden units (``F.mse_loss`` on the
+tokens the attention mask keeps). ``u`` is drawn once, uniform in [0, 1) and normalised (as RMU).
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from ..models.anatomy import find_towers
+from ..models.train import answer_loss
+from .base import UnlearnLog, register
+from .data import check_forget_on, example_batches, to_device, unlearning_sets
+
+
+# ---------------------------------------------------------------------------------------------------
+# Losses (pure tensor functions)
+
+def _token_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    squared = (h.float() - target.float()) ** 2
+    if mask is None:
+        return squared.mean()
+    keep = mask.bool()
+    return squared[keep].mean()
+
+
+def control_vector(hidden_size: int, seed: int = 0) -> torch.Tensor:
+    """RMU's fixed direction ``u``: uniform in [0, 1), normalised to unit length (seeded)."""
+    u = torch.rand(hidden_size, generator=torch.Generator().manual_seed(seed))
+    return u / u.norm()
+
+
+def rmu_forget_loss(h_forget: torch.Tensor, u: torch.Tensor, steering: float, mask=None) -> torch.Tensor:
+    """RMU: mean ‖h − c·u‖² over tokens (the target has the constant norm ``steering``)."""
+    return _token_mse(h_forget, steering * u.to(h_forget.device), mask)
+
+
+def rmisu_forget_loss(h_forget: torch.Tensor, h_forget_frozen: torch.Tensor, u: torch.Tensor, lam: float,
+                      mask=None) -> torch.Tensor:
+    """RMisU: mean ‖h − λ‖h_frozen‖u‖² over tokens: each token's target has λ times the norm it had in the input model."""
+    norms = h_forget_frozen.detach().float().norm(dim=-1, keepdim=True)
+    return _token_mse(h_forget, lam * norms * u.to(h_forget.device), mask)
+
+
+def retain_representation_loss(h_retain: torch.Tensor, h_frozen: torch.Tensor, mask=None) -> torch.Tensor:
+    """mean ‖h(x_r) − h_frozen(x_r)‖² over tokens: stay where the input model was."""
+    return _token_mse(h_retain, h_frozen.detach(), mask)
+
+
+def rmisu_loss(h_forget: torch.Tensor, h_forget_frozen: torch.Tensor, h_retain: torch.Tensor,
+               h_retain_frozen: torch.Tensor, u: torch.Tensor, lam: float = 5.0, gamma: float = 1.0,
+               forget_mask=None, retain_mask=None) -> torch.Tensor:
+    """The representation part of RMisU: ``mean‖h_f − λ‖h_f^frozen‖u‖² + γ·mean‖h_r − h_r^frozen‖²``
+    (the retain cross-entropy is added by the method)."""
+    return rmisu_forget_loss(h_forget, h_forget_frozen, u, lam, forget_mask) + gamma * retain_representation_loss(
+        h_retain, h_retain_frozen, retain_mask)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading layer ℓ
+
+def language_layers(model) -> torch.nn.ModuleList:
+    """The decoder layers of the language model (found through its config, not a hard-coded path)."""
+    _, tower = find_towers(model)["language"]
+    return tower.layers
+
+
+def check_layer(model, layer) -> int:
+    n = len(language_layers(model))
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n:
+        raise ValueError(f"layer must be a language-model layer index in [0, {n - 1}] (this model has {n}); got {layer!r}")
+    return layer
+
+
+@contextmanager
+def capture_hidden(model, layer: int):
+    """Within the block, ``store["h"]`` holds the residual stream after decoder layer ``layer`` of the last pass."""
+    store = {}
+
+    def hook(_module, _args, output):
+        store["h"] = output if torch.is_tensor(output) else output[0]
+    handle = language_layers(model)[layer].register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+def hidden_states(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
+    """``h`` after decoder layer ``layer`` for a batch (its labels are ignored)."""
+    with capture_hidden(model, layer) as store:
+        model(**{k: v for k, v in batch.items() if k != "labels"})
+    return store["h"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The shared loop
+
+def _positive(config, *names, allow_zero=False):
+    for name in names:
+        value = getattr(config, name)
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (value < 0 if allow_zero else value <= 0)
+        if bad:
+            raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
+
+
+def _positive_int(config, *names):
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
+def run_representation_loop(vlm, original, forget, retain, *, layer: int, forget_loss, gamma: float,
+                            retain_ce_weight: float, parameters: list[torch.nn.Parameter],
+                            row_masks: dict[int, torch.Tensor] | None, steps: int, lr: float, batch_size: int,
+                            grad_clip: float, seed: int, progress: bool, monitor, probe_every: int,
+                            desc: str) -> UnlearnLog:
+    """Update ``parameters`` of ``vlm.model`` for ``steps`` steps of ``forget_loss(h_f, mask, h_f_frozen)`` + γ·retain
+    representation + ``retain_ce_weight``·retain CE. ``row_masks`` (id(parameter) → mask broadcastable
+    to it) zero every other entry's gradient, so those entries never move (AdamW, no weight decay)."""
+    model, frozen = vlm.model, original.model
+    device = vlm.device
+    torch.manual_seed(seed)
+    rng = random.Random(f"mini_unlearn/unlearn/{seed}")
+    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
+    retain_stream = example_batches(vlm.processor, retain, batch_size, rng)
+    chosen = {id(p) for p in parameters}
+    frozen_here = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
+    for p in frozen_here:
+        p.requires_grad_(False)
+    handles = [p.register_hook(lambda g, m=row_masks[id(p)]: g * m.to(g.dtype)) for p in parameters
+               if row_masks and id(p) in row_masks]
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    log = UnlearnLog()
+
+    def probe(step):
+        if monitor is not None:
+            log.probes.append({"step": step, **monitor(model)})
+
+    try:
+        probe(0)
+        model.train()
+        bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=1.0)
+        for step in range(1, steps + 1):
+            start = time.perf_counter()
+            forget_batch = to_device(next(forget_stream), device)
+            retain_batch = to_device(next(retain_stream), device)
+            with capture_hidden(model, layer) as store:
+                model(**{k: v for k, v in forget_batch.items() if k != "labels"})
+                h_forget = store["h"]
+                retain_ce = answer_loss(model, retain_batch)
+                h_retain = store["h"]
+            with torch.no_grad():
+                h_frozen = hidden_states(frozen, retain_batch, layer)
+                h_forget_frozen = hidden_states(frozen, forget_batch, layer)
+            forget_term = forget_loss(h_forget, forget_batch["attention_mask"], h_forget_frozen)
+            retain_term = retain_representation_loss(h_retain, h_frozen, retain_batch["attention_mask"])
+            loss = forget_term + gamma * retain_term + retain_ce_weight * retain_ce
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+            optimizer.step()
+            log.losses.append({"loss": float(loss.detach()), "forget_mse": float(forget_term.detach()),
+                               "retain_mse": float(retain_term.detach()), "retain_ce": float(retain_ce.detach())})
+            log.seconds += time.perf_counter() - start
+            if probe_every and step % probe_every == 0 and step != steps:
+                probe(step)
+                model.train()
+            bar.update(1)
+        bar.close()
+        probe(steps)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for p in frozen_here:
+            p.requires_grad_(True)
+        model.eval()
+    return log
+
+
+# ---------------------------------------------------------------------------------------------------
+# RMU, registered
+
+@dataclass(frozen=True)
+class RMUConfig:
+    """RMU on language-model layer ``layer`` (None: the last). ``steering`` = c, the target norm;
+    ``retain_weight`` = α. ``update_layers``: how many MLPs, ending at ``layer``, are trained (WMDP: 3).
+    ``forget_on``: which forget pairs (``"both"``: image+text and text-only)."""
+
+    layer: int | None = None
+    steering: float = 20.0
+    retain_weight: float = 100.0
+    update_layers: int = 3
+    forget_on: str = "both"
+    steps: int = 60
+    lr: float = 5e-4
+    batch_size: int = 8
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        _positive(self, "steering", "lr", "grad_clip")
+        _positive(self, "retain_weight", allow_zero=True)
+        _positive_int(self, "update_layers", "steps", "batch_size")
+        check_forget_on(self.forget_on)
+        if self.layer is not None and (isinstance(self.layer, bool) or not isinstance(self.layer, int)):
+            raise ValueError(f"layer must be an integer or None (the last layer); got {self.layer!r}")
+
+
+def resolve_layer(model, layer: int | None) -> int:
+    return len(language_layers(model)) - 1 if layer is None else check_layer(model, layer)
+
+
+def _rmu_prepare(vlm, bench, ratio, config, progress=True):
+    forget, retain = unlearning_sets(bench, ratio, config.forget_on)
+    return {"forget": forget, "retain": retain, "layer": resolve_layer(vlm.model, config.layer)}
+
+
+@register("rmu", RMUConfig, "representation misdirection (WMDP): forget activations at layer ℓ → a random direction",
+          prepare=_rmu_prepare)
+def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress, monitor, probe_every):
+    model = vlm.model
+    u = control_vector(model.config.text_config.hidden_size, config.seed)
+    layers = language_layers(model)
+    first = max(0, layer - config.update_layers + 1)
+    parameters = [p for i in range(first, layer + 1) for p in layers[i].mlp.parameters()]
+    log = run_representation_loop(
+        vlm, original, forget, retain, layer=layer,
+        forget_loss=lambda h, mask, _frozen: rmu_forget_loss(h, u, config.steering, mask),
+        gamma=config.retain_weight, retain_ce_weight=0.0, parameters=parameters, row_masks=None,
+        steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_clip=config.grad_clip, seed=config.seed,
+        progress=progress, monitor=monitor, probe_every=probe_every, desc="rmu")
+    log.details = {"layer": layer, "updated_layers": list(range(first, layer + 1)), "u": u}
+    return log
+
+
+__all__ = ["RMUConfig", "capture_hidden", "check_layer", "control_vector", "hidden_states", "language_layers",
+           "resolve_layer", "retain_representation_loss", "rmisu_forget_loss", "rmisu_loss", "rmu_forget_loss",
+           "run_representation_loop"]
