@@ -207,5 +207,56 @@ def check_saliency_mask(fn: Callable) -> None:
     compare("saliency_mask", flat(fn), flat(saliency_mask), _saliency_cases(), atol=0)
 
 
-__all__ = ["check_answer_log_likelihood", "check_answer_only_labels", "check_importance_rms", "check_npo_loss",
-           "check_saliency_mask", "check_text_only_twin", "compare"]
+def _ig_cases() -> list[Case]:
+    """Functions of an activation vector with known shapes: linear, quadratic, a small tanh MLP; several m."""
+    import torch
+    generator = torch.Generator().manual_seed(19)
+    w = torch.randn(5, generator=generator, dtype=torch.float64)
+    w1 = torch.randn(5, 7, generator=generator, dtype=torch.float64)
+    w2 = torch.randn(7, generator=generator, dtype=torch.float64)
+    a = torch.randn(5, generator=generator, dtype=torch.float64)
+    linear = lambda x: x @ w
+    quadratic = lambda x: (x @ w) ** 2
+    mlp = lambda x: torch.tanh(x @ w1) @ w2
+    return [("f(x) = w·x, m=4", (linear, a, 4)), ("f(x) = (w·x)², m=4", (quadratic, a, 4)),
+            ("f(x) = (w·x)², m=50", (quadratic, a, 50)), ("a tanh MLP, m=1", (mlp, a, 1)),
+            ("a tanh MLP, m=16", (mlp, a, 16))]
+
+
+def check_integrated_gradients(fn: Callable) -> None:
+    """Chapter 07: ``fn(f, a, m)`` → per-coordinate integrated gradients of ``f`` at ``a`` from 0, with the right
+    Riemann sum ``a · (1/m) Σ_{k=1..m} ∇f(k/m · a)``."""
+    from .neurons.paths import integrated_gradients
+    compare("integrated_gradients", fn, lambda f, a, m: integrated_gradients(f, a, m), _ig_cases(), atol=1e-8)
+
+
+def _rmisu_cases() -> list[Case]:
+    """Hidden states of forget and retain batches (and the input model's), several λ and γ."""
+    import torch
+    generator = torch.Generator().manual_seed(23)
+    cases = []
+    for batch, tokens, hidden, lam, gamma in ((2, 3, 4, 5.0, 1.0), (1, 5, 8, 1.0, 0.0), (3, 2, 6, 2.5, 10.0)):
+        h_f = torch.randn(batch, tokens, hidden, generator=generator)
+        h_f0 = h_f + 0.1 * torch.randn(batch, tokens, hidden, generator=generator)
+        h_r = torch.randn(batch, tokens, hidden, generator=generator)
+        h_r0 = h_r + 0.3 * torch.randn(batch, tokens, hidden, generator=generator)
+        u = torch.rand(hidden, generator=generator)
+        u = u / u.norm()
+        cases.append((f"{batch}x{tokens}x{hidden} hidden states, lam={lam}, gamma={gamma}",
+                       (h_f, h_f0, h_r, h_r0, u, lam, gamma)))
+    return cases
+
+
+def check_rmisu_loss(fn: Callable) -> None:
+    """Chapter 08: ``fn(h_forget, h_forget_frozen, h_retain, h_retain_frozen, u, lam, gamma)`` → RMisU's
+    representation loss ``mean‖h_f − λ‖h_f^frozen‖u‖² + γ·mean‖h_r − h_r^frozen‖²`` (means over every entry)."""
+    from .methods.rmisu import rmisu_loss
+
+    def as_float(f):
+        return lambda *args: float(f(*args))
+
+    compare("rmisu_loss", as_float(fn), as_float(rmisu_loss), _rmisu_cases(), atol=1e-5)
+
+
+__all__ = ["check_answer_log_likelihood", "check_answer_only_labels", "check_importance_rms", "check_integrated_gradients",
+           "check_npo_loss", "check_rmisu_loss", "check_saliency_mask", "check_text_only_twin", "compare"]

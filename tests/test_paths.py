@@ -173,3 +173,11 @@ def test_bad_k_m_and_variant(options, words):
 def test_one_sample_at_a_time():
     with pytest.raises(ValueError, match="one sample at a time"):
         paths.repeat_batch({"input_ids": torch.ones(2, 3)}, 4)
+
+
+def test_integrated_gradients_of_a_function_are_complete_and_exact_for_a_linear_one():
+    w, a = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64), torch.tensor([0.5, 1.0, -1.0], dtype=torch.float64)
+    assert torch.allclose(paths.integrated_gradients(lambda x: x @ w, a, m=1), w * a)   # exact at any m
+    f = lambda x: torch.tanh(x @ w)
+    ig = paths.integrated_gradients(f, a, m=400)
+    assert float(ig.sum()) == pytest.approx(float(f(a[None])[0] - f(torch.zeros(1, 3, dtype=torch.float64))[0]), abs=1e-2)

@@ -90,6 +90,21 @@ def zscore_fisher(gradients: torch.Tensor) -> torch.Tensor:
     return (z ** 2).sum(dim=0)   # a neuron whose gradient never varies (e.g. always 0) gets 0
 
 
+def integrated_gradients(f, a: torch.Tensor, m: int = M, variant: str = "paper") -> torch.Tensor:
+    """Integrated gradients of ``f`` at ``a`` from the zero baseline, every coordinate scaled together::
+
+        IG_i = a_i · (1/m) Σ_k ∂f/∂x_i |_{x = α_k · a}        (α_k from :func:`alphas`)
+
+    ``f`` maps a batch of points ``[m, n]`` to ``[m]`` values; the m points go through it in one call.
+    As m grows, ``IG.sum()`` tends to ``f(a) − f(0)`` (completeness).
+    """
+    check_k_m(1, m)
+    a = torch.as_tensor(a, dtype=torch.float64)
+    points = (alphas(m, variant).to(a.dtype)[:, None] * a[None, :]).requires_grad_(True)
+    grads, = torch.autograd.grad(f(points).sum(), points)
+    return a * grads.mean(dim=0)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Gates on the neuron activations
 
@@ -347,5 +362,5 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
 
 
 __all__ = ["BRANCHES", "K", "M", "NeuronPaths", "SamplePath", "VARIANTS", "alphas", "answer_positions",
-           "attribute_sample", "check_k_m", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
+           "attribute_sample", "check_k_m", "integrated_gradients", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
            "objective", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]
