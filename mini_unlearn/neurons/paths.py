@@ -33,9 +33,14 @@ attention-sink ``<s>`` token; for the vision tower, the CLS token), the Riemann 
 (``k = 0..m−1``: it includes ``g = 0`` and never the model itself), the objective is the loss
 (the top-k raise the cross-entropy), and IFI squares the gradient **z-scored per neuron across the m
 steps** — which makes ``Σ_k z_k² = m − 1`` for every neuron, so the released IFI ranks by the
-activation alone (:func:`zscore_fisher` shows it). The released product of summed gradients and summed
-step sizes (with its overwrite that keeps only the last path neuron) is not reproduced: its
-cross terms do not change the ranking within a layer, which is all a path uses.
+activation alone (:func:`zscore_fisher` shows it).
+
+Not reproduced: the released score multiplies the *summed* gradients of the neuron and the earlier
+path by their *summed* step sizes (and, through an overwrite, keeps only the last path neuron of each
+earlier layer). Its cross terms — a neuron's gradient times the earlier path's step sizes, and its
+step size times the path's gradients — let a neuron's rank depend on the path in a way integrated
+gradients do not; here the score is the neuron's integrated gradient along the joint scaling, and
+the earlier path's share is reported separately (``path_term``).
 """
 from __future__ import annotations
 
@@ -240,7 +245,7 @@ def attribute_sample(model, batch: dict[str, torch.Tensor], sites: list[NeuronSi
         if not fisher:
             score = own.mean(dim=0)
         elif variant == "released":     # Σ_k z_k² × (activation / m): ranks by the activation alone
-            score = zscore_fisher(own) * _activation_at(model, batch, site, where[site.name]) / m
+            score = zscore_fisher(own) * activation_at(model, batch, site, where[site.name]) / m
         else:
             score = (own ** 2).mean(dim=0)
         term = sum(float((g[:, path[name]] ** 2).mean(dim=0).sum() if fisher else g[:, path[name]].mean(dim=0).sum())
@@ -265,8 +270,8 @@ def _positions(model, batch, sites, variant: str) -> dict[str, torch.Tensor]:
     return {site.name: where for site in sites}
 
 
-def _activation_at(model, batch, site: NeuronSite, where: torch.Tensor) -> torch.Tensor:
-    """The neurons' activation summed over the gated positions, in a clean pass (first copy)."""
+def activation_at(model, batch, site: NeuronSite, where: torch.Tensor) -> torch.Tensor:
+    """The neurons' activation summed over the gated positions, in a clean pass of the batch's first row."""
     seen = {}
 
     def hook(_module, args):
@@ -362,5 +367,5 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
 
 
 __all__ = ["BRANCHES", "K", "M", "NeuronPaths", "SamplePath", "VARIANTS", "alphas", "answer_positions",
-           "attribute_sample", "check_k_m", "integrated_gradients", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
+           "activation_at", "attribute_sample", "check_k_m", "integrated_gradients", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
            "objective", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]
