@@ -42,19 +42,26 @@ def trainable_parameters(model: torch.nn.Module, train: str) -> list[torch.nn.Pa
 
 def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable, *, steps: int, lr: float,
                       batch_size: int, grad_clip: float, train: str, seed: int, progress: bool, monitor,
-                      probe_every: int, desc: str) -> UnlearnLog:
-    """Update ``vlm.model`` in place for ``steps`` steps of ``loss_fn``; returns the :class:`UnlearnLog`."""
+                      probe_every: int, desc: str, parameters: list[torch.nn.Parameter] | None = None,
+                      grad_masks: dict[int, torch.Tensor] | None = None) -> UnlearnLog:
+    """Update ``vlm.model`` in place for ``steps`` steps of ``loss_fn``; returns the :class:`UnlearnLog`.
+
+    ``parameters`` overrides ``train``'s choice of trainable parameters; ``grad_masks`` (``id(parameter)``
+    → a 0/1 mask broadcastable to it) multiplies that parameter's gradient, so its masked entries never
+    move (AdamW without weight decay leaves an entry whose gradient is always 0 untouched)."""
     model = vlm.model
     device = vlm.device
     torch.manual_seed(seed)
     rng = random.Random(f"mini_unlearn/unlearn/{seed}")
     forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
     retain_stream = example_batches(vlm.processor, retain, batch_size, rng) if retain else None
-    parameters = trainable_parameters(model, train)
+    parameters = trainable_parameters(model, train) if parameters is None else list(parameters)
     chosen = {id(p) for p in parameters}
     frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
+    handles = [p.register_hook(lambda g, mask=grad_masks[id(p)]: g * mask.to(g.dtype))
+               for p in parameters if grad_masks and id(p) in grad_masks]
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
     log = UnlearnLog()
 
@@ -84,6 +91,8 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable,
         bar.close()
         probe(steps)
     finally:
+        for handle in handles:
+            handle.remove()
         for p in frozen:
             p.requires_grad_(True)
         model.eval()

@@ -28,18 +28,16 @@ tokens the attention mask keeps). ``u`` is drawn once, uniform in [0, 1) and nor
 from __future__ import annotations
 
 import math
-import random
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from ..models.anatomy import find_towers
 from ..models.train import answer_loss
-from .base import UnlearnLog, register
-from .data import check_forget_on, example_batches, to_device, unlearning_sets
+from .base import register
+from .data import check_forget_on, unlearning_sets
+from .loop import run_gradient_loop
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -141,87 +139,35 @@ def _positive_int(config, *names):
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
 
 
-def run_representation_loop(vlm, original, forget, retain, *, layer: int, forget_loss, gamma: float,
-                            retain_ce_weight: float, parameters: list[torch.nn.Parameter],
-                            row_masks: dict[int, torch.Tensor] | None, steps: int, lr: float, batch_size: int,
-                            grad_clip: float, seed: int, progress: bool, monitor, probe_every: int,
-                            desc: str) -> UnlearnLog:
-    """Update ``parameters`` of ``vlm.model`` for ``steps`` steps of ``forget_loss(h_f, mask, h_f_frozen)`` + γ·retain
-    representation + ``retain_ce_weight``·retain CE. ``row_masks`` (id(parameter) → mask broadcastable
-    to it) zero every other entry's gradient, so those entries never move (AdamW, no weight decay)."""
-    model, frozen = vlm.model, original.model
-    device = vlm.device
-    torch.manual_seed(seed)
-    rng = random.Random(f"mini_unlearn/unlearn/{seed}")
-    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
-    retain_stream = example_batches(vlm.processor, retain, batch_size, rng)
-    chosen = {id(p) for p in parameters}
-    frozen_here = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
-    for p in frozen_here:
-        p.requires_grad_(False)
-    handles = [p.register_hook(lambda g, m=row_masks[id(p)]: g * m.to(g.dtype)) for p in parameters
-               if row_masks and id(p) in row_masks]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
-    log = UnlearnLog()
-
-    def probe(step):
-        if monitor is not None:
-            log.probes.append({"step": step, **monitor(model)})
-
-    try:
-        probe(0)
-        model.train()
-        bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=1.0)
-        for step in range(1, steps + 1):
-            start = time.perf_counter()
-            forget_batch = to_device(next(forget_stream), device)
-            retain_batch = to_device(next(retain_stream), device)
-            with capture_hidden(model, layer) as store:
-                model(**{k: v for k, v in forget_batch.items() if k != "labels"})
-                h_forget = store["h"]
-                retain_ce = answer_loss(model, retain_batch)
-                h_retain = store["h"]
-            with torch.no_grad():
-                h_frozen = hidden_states(frozen, retain_batch, layer)
-                h_forget_frozen = hidden_states(frozen, forget_batch, layer)
-            forget_term = forget_loss(h_forget, forget_batch["attention_mask"], h_forget_frozen)
-            retain_term = retain_representation_loss(h_retain, h_frozen, retain_batch["attention_mask"])
-            loss = forget_term + gamma * retain_term + retain_ce_weight * retain_ce
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
-            optimizer.step()
-            log.losses.append({"loss": float(loss.detach()), "forget_mse": float(forget_term.detach()),
-                               "retain_mse": float(retain_term.detach()), "retain_ce": float(retain_ce.detach())})
-            log.seconds += time.perf_counter() - start
-            if probe_every and step % probe_every == 0 and step != steps:
-                probe(step)
-                model.train()
-            bar.update(1)
-        bar.close()
-        probe(steps)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for p in frozen_here:
-            p.requires_grad_(True)
-        model.eval()
-    return log
+def representation_loss(frozen, layer: int, forget_loss, gamma: float, retain_ce_weight: float):
+    """The loss function of the shared gradient loop (:func:`.loop.run_gradient_loop`) for RMU and RMisU:
+    ``forget_loss(h_f, mask, h_f_frozen) + γ·mean‖h_r − h_r^frozen‖² + retain_ce_weight·CE(D_r)``, with
+    every ``h`` read after language-model layer ``layer`` and ``frozen`` the input model."""
+    def loss_fn(model, forget_batch, retain_batch):
+        with capture_hidden(model, layer) as store:
+            model(**{k: v for k, v in forget_batch.items() if k != "labels"})
+            h_forget = store["h"]
+            retain_ce = answer_loss(model, retain_batch)
+            h_retain = store["h"]
+        with torch.no_grad():
+            h_retain_frozen = hidden_states(frozen, retain_batch, layer)
+            h_forget_frozen = hidden_states(frozen, forget_batch, layer)
+        forget_term = forget_loss(h_forget, forget_batch["attention_mask"], h_forget_frozen)
+        retain_term = retain_representation_loss(h_retain, h_retain_frozen, retain_batch["attention_mask"])
+        return {"loss": forget_term + gamma * retain_term + retain_ce_weight * retain_ce,
+                "forget_mse": forget_term, "retain_mse": retain_term, "retain_ce": retain_ce}
+    return loss_fn
 
 
 # ---------------------------------------------------------------------------------------------------
 # RMU, registered
 
 @dataclass(frozen=True)
-class RMUConfig:
-    """RMU on language-model layer ``layer`` (None: the last). ``steering`` = c, the target norm;
-    ``retain_weight`` = α. ``update_layers``: how many MLPs, ending at ``layer``, are trained (WMDP: 3).
-    ``forget_on``: which forget pairs (``"both"``: image+text and text-only)."""
+class RepresentationConfig:
+    """Shared by RMU and MIP-Editor: language-model ``layer`` ℓ (None: the last), which forget pairs
+    (``forget_on``; ``"both"`` = image+text and text-only) and the optimisation."""
 
     layer: int | None = None
-    steering: float = 20.0
-    retain_weight: float = 100.0
-    update_layers: int = 3
     forget_on: str = "both"
     steps: int = 60
     lr: float = 5e-4
@@ -230,12 +176,29 @@ class RMUConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _positive(self, "steering", "lr", "grad_clip")
-        _positive(self, "retain_weight", allow_zero=True)
-        _positive_int(self, "update_layers", "steps", "batch_size")
+        _positive(self, "lr", "grad_clip")
+        _positive_int(self, "steps", "batch_size")
         check_forget_on(self.forget_on)
         if self.layer is not None and (isinstance(self.layer, bool) or not isinstance(self.layer, int)):
             raise ValueError(f"layer must be an integer or None (the last layer); got {self.layer!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer; got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class RMUConfig(RepresentationConfig):
+    """RMU: ``steering`` = c, the target norm; ``retain_weight`` = α; ``update_layers``: how many MLPs,
+    ending at ``layer``, are trained (WMDP: 3)."""
+
+    steering: float = 20.0
+    retain_weight: float = 100.0
+    update_layers: int = 3
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive(self, "steering")
+        _positive(self, "retain_weight", allow_zero=True)
+        _positive_int(self, "update_layers")
 
 
 def resolve_layer(model, layer: int | None) -> int:
@@ -255,16 +218,15 @@ def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress,
     layers = language_layers(model)
     first = max(0, layer - config.update_layers + 1)
     parameters = [p for i in range(first, layer + 1) for p in layers[i].mlp.parameters()]
-    log = run_representation_loop(
-        vlm, original, forget, retain, layer=layer,
-        forget_loss=lambda h, mask, _frozen: rmu_forget_loss(h, u, config.steering, mask),
-        gamma=config.retain_weight, retain_ce_weight=0.0, parameters=parameters, row_masks=None,
-        steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_clip=config.grad_clip, seed=config.seed,
-        progress=progress, monitor=monitor, probe_every=probe_every, desc="rmu")
+    loss_fn = representation_loss(original.model, layer, lambda h, mask, _frozen: rmu_forget_loss(h, u, config.steering, mask),
+                                  gamma=config.retain_weight, retain_ce_weight=0.0)
+    log = run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
+                            grad_clip=config.grad_clip, train="all", seed=config.seed, progress=progress,
+                            monitor=monitor, probe_every=probe_every, desc="rmu", parameters=parameters)
     log.details = {"layer": layer, "updated_layers": list(range(first, layer + 1)), "u": u}
     return log
 
 
-__all__ = ["RMUConfig", "capture_hidden", "check_layer", "control_vector", "hidden_states", "language_layers",
-           "resolve_layer", "retain_representation_loss", "rmisu_forget_loss", "rmisu_loss", "rmu_forget_loss",
-           "run_representation_loop"]
+__all__ = ["RMUConfig", "RepresentationConfig", "capture_hidden", "check_layer", "control_vector", "hidden_states",
+           "language_layers", "representation_loss", "resolve_layer", "retain_representation_loss", "rmisu_forget_loss",
+           "rmisu_loss", "rmu_forget_loss"]
