@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
+from ..models.anatomy import find_mlp_neurons
+from ..models.train_data import training_examples
 from ..neurons.edit import prune_neurons
 from ..neurons.paths import BRANCHES, K, M, NeuronPaths, check_k_m, check_variant, find_paths
 from .base import UnlearnLog, register
@@ -81,7 +83,6 @@ class MIPEditorConfig(RepresentationConfig):
 def localise(vlm, bench, ratio: float, config: MIPEditorConfig, progress: bool = False) -> dict[str, NeuronPaths]:
     """IGI and/or IFI paths (or point-wise top-k) of the forget people: ``{branch: NeuronPaths}``."""
     people = bench.split("forget", ratio).ids
-    from ..models.train_data import training_examples
     pairs = training_examples(bench, people, practice=False)
     found = {}
     for branch in config.branches:
@@ -110,7 +111,6 @@ def check_reachable(found: dict[str, NeuronPaths], layer: int) -> None:
 
 def path_rows(model, chosen: dict[str, torch.Tensor]) -> tuple[list[torch.nn.Parameter], dict[int, torch.Tensor]]:
     """The producing parameters of the chosen neurons and, per parameter, a mask of the rows they own."""
-    from ..models.anatomy import find_mlp_neurons
     parameters, masks = [], {}
     for site in find_mlp_neurons(model):
         if site.name not in chosen:

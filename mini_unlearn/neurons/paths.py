@@ -44,11 +44,13 @@ the earlier path's share is reported separately (``path_term``).
 """
 from __future__ import annotations
 
+import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from ..models.anatomy import NeuronSite, find_mlp_neurons
 from ..models.train import answer_logits, sequence_log_probs, token_cross_entropy
@@ -330,7 +332,6 @@ class NeuronPaths:
 
 def sample_batches(processor, examples, with_image: bool):
     """One batch per example (prompt, answer, and the canonical portrait when ``with_image``)."""
-    import random
     rng = random.Random(0)
     for example in examples:
         prompt, answer = example.draw(rng)
@@ -341,8 +342,6 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
                variant: str = "paper", progress: bool = False) -> NeuronPaths:
     """IGI (``branch="igi"``: language neurons, text-only ``examples``) or IFI (``"ifi"``: vision neurons,
     image+text ``examples``) paths for every example, united per layer."""
-    from tqdm.auto import tqdm
-
     if branch not in BRANCHES:
         raise ValueError(f"branch must be one of {tuple(BRANCHES)} (igi: language neurons, ifi: vision neurons); "
                          f"got {branch!r}")
