@@ -7,7 +7,9 @@ Prints the model's size per tower, steps per second, and for every (task, modali
 time at which the teacher-forced exact match on held-out augmentations first reaches 95%, then
 the final accuracies (also on the canonical portraits and the test split's transformed views) and
 whether greedy ``generate`` with left padding answers the MCQs with the same letter, and the
-evaluation throughput per task.
+evaluation throughput per task. ``--reading-steps N`` first runs the opt-in reading phase of
+:class:`mini_unlearn.models.ReadingCurriculum` (text only, MCQs × ``--mcq-weight``) for N steps; its
+time is reported, and the main run then weights the MCQs the same way.
 Timings depend on what else runs on the machine: the load average is printed with them.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 import torch
 
 import mini_unlearn as mu
-from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
+from mini_unlearn.models import VLM, ReadingCurriculum, build_model, build_processor, build_tokenizer, get_preset
 from mini_unlearn.models.cache import RECIPES
 from mini_unlearn.models.train import Monitor, monitor_key, train
 from mini_unlearn.models.train_data import training_examples
@@ -42,6 +44,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="default: the preset's recipe")
     parser.add_argument("--probe-every", type=int, default=None)
+    parser.add_argument("--reading-steps", type=int, default=0, help="the opt-in reading phase (0: none)")
+    parser.add_argument("--mcq-weight", type=int, default=3, help="MCQ repetitions with --reading-steps")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -61,6 +65,17 @@ def main():
     print(f"before: {load()}")
 
     started = time.perf_counter()
+    if args.reading_steps:
+        curriculum = ReadingCurriculum(reading_steps=args.reading_steps, mcq_weight=args.mcq_weight)
+        first, examples = curriculum.phases(examples)
+        reading = train(vlm, first, steps=args.reading_steps, batch_size=recipe.batch_size, lr=recipe.lr,
+                        warmup=recipe.warmup, weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip,
+                        seed=args.seed, threads=2 if args.device == "cpu" else None, monitor=monitor,
+                        probe_every=max(1, args.reading_steps // 6), progress=False)
+        for probe in reading.probes:
+            print(f"reading phase step {probe['step']}: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in sorted(probe["accuracy"].items()) if k.startswith("mcq")))
+        print(f"reading phase: {reading.seconds:.1f} s for {args.reading_steps} steps (MCQs × {args.mcq_weight})")
     log = train(vlm, examples, steps=steps, batch_size=recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup,
                 weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip, lora=recipe.lora, seed=args.seed,
                 threads=2 if args.device == "cpu" else None, monitor=monitor,

@@ -223,3 +223,25 @@ def test_the_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert caching.default_cache_dir() == tmp_path / "here"
     monkeypatch.delenv("MINI_UNLEARN_CACHE")
     assert caching.default_cache_dir().parts[-2:] == (".cache", "mini_unlearn")
+
+
+def test_the_reading_curriculum_phases_and_its_place_in_the_key(bench, tmp_path, count_training):
+    from mini_unlearn.models import ReadingCurriculum
+    examples = mu.models.training_examples(bench)
+    curriculum = ReadingCurriculum(reading_steps=4, mcq_weight=3)
+    first, second = curriculum.phases(examples)
+    mcq = [e for e in examples if e.task == "mcq"]
+    assert {e.modality for e in first} == {"text"}
+    assert len(first) == sum(e.modality == "text" for e in examples) + 2 * sum(e.modality == "text" for e in mcq)
+    assert len(second) == len(examples) + 2 * len(mcq)
+    with pytest.raises(ValueError, match="mcq_weight"):
+        ReadingCurriculum(mcq_weight=0)
+    options = dict(cache_dir=tmp_path, recipe=QUICK, device="cpu", progress=False)
+    plain = caching.vanilla(bench, seed=0, **options)
+    assert "curriculum" not in plain.card["cache_key"]                 # the default key is unchanged
+    read = caching.vanilla(bench, seed=0, curriculum=curriculum, **options)
+    assert count_training == [QUICK.steps, 4, QUICK.steps]            # reading phase, then the usual run
+    assert read.card["cache_key"]["curriculum"] == {"reading_steps": 4, "mcq_weight": 3}
+    assert read.card["reading_phase"]["config"]["steps"] == 4
+    with pytest.raises(TypeError, match="ReadingCurriculum"):
+        caching.vanilla(bench, seed=0, curriculum={"reading_steps": 4}, **options)

@@ -37,7 +37,7 @@ import torch
 from .build import Preset, build_model, build_processor, build_tokenizer, get_preset
 from .load import default_device, load_vlm
 from .train import Monitor, TrainConfig, train
-from .train_data import training_examples
+from .train_data import ReadingCurriculum, training_examples
 from .vlm import CARD_FILE, VLM
 
 TRAINING_VERSION = 1
@@ -134,9 +134,13 @@ def _store(vlm: VLM, final: Path) -> None:
 
 def _cached_or_trained(kind: str, bench, people: list[str], preset, seed: int, *, recipe: TrainConfig | None,
                        cache_dir, retrain: bool, device, progress: bool, extra_key: dict | None = None,
-                       probe_every: int | None = None) -> VLM:
+                       probe_every: int | None = None, curriculum: ReadingCurriculum | None = None) -> VLM:
     preset = get_preset(preset)
     recipe = recipe if recipe is not None else RECIPES.get(preset.name, RECIPES["tiny"])
+    if curriculum is not None:                      # part of the key only when used: default keys are unchanged
+        if not isinstance(curriculum, ReadingCurriculum):
+            raise TypeError(f"curriculum must be None or a ReadingCurriculum; got {curriculum!r}")
+        extra_key = {**(extra_key or {}), "curriculum": asdict(curriculum)}
     key = cache_key(kind, bench, people, preset, seed, recipe, **(extra_key or {}))
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = folder / f"{kind}-{preset.name}-seed{seed}-{key_hash(key)[:16]}"
@@ -149,13 +153,20 @@ def _cached_or_trained(kind: str, bench, people: list[str], preset, seed: int, *
     vlm = VLM(build_model(preset, tokenizer, seed=seed).to(device), build_processor(tokenizer, preset))
     monitor = Monitor(vlm, bench, people)
     every = probe_every or max(1, recipe.steps // 5)
-    log = train(vlm, training_examples(bench, people), steps=recipe.steps, batch_size=recipe.batch_size,
-                lr=recipe.lr, warmup=recipe.warmup, weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip,
-                lora=recipe.lora, seed=seed, monitor=monitor, probe_every=every, progress=progress)
+    options = dict(batch_size=recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup, weight_decay=recipe.weight_decay,
+                   grad_clip=recipe.grad_clip, lora=recipe.lora, seed=seed, monitor=monitor, progress=progress)
+    examples = training_examples(bench, people)
+    reading = None
+    if curriculum is not None:
+        first, examples = curriculum.phases(examples)
+        reading = train(vlm, first, steps=curriculum.reading_steps,
+                        probe_every=max(1, curriculum.reading_steps // 5), **options).to_dict()
+    log = train(vlm, examples, steps=recipe.steps, probe_every=every, **options)
     vlm.card = {
         "kind": kind, "preset": preset.name, "benchmark": bench.name, "seed": seed, **(extra_key or {}),
         "n_people": len(people), "n_parameters": vlm.n_parameters(),
-        "training": log.to_dict(), "wall_seconds": round(time.perf_counter() - started, 2),
+        "training": log.to_dict(), **({"reading_phase": reading} if reading is not None else {}),
+        "wall_seconds": round(time.perf_counter() - started, 2),
         "device": str(device), "torch": torch.__version__, "transformers": __import__("transformers").__version__,
         "cache_key": key,
     }
@@ -165,7 +176,7 @@ def _cached_or_trained(kind: str, bench, people: list[str], preset, seed: int, *
 
 def vanilla(bench, preset: str | Preset = "tiny", seed: int = 0, *, cache_dir: str | Path | None = None,
             retrain: bool = False, device: str | torch.device | None = None, recipe: TrainConfig | None = None,
-            progress: bool = True) -> VLM:
+            progress: bool = True, curriculum: ReadingCurriculum | None = None) -> VLM:
     """The VLM that memorised every person of ``bench`` (trained once per configuration, then cached).
 
     ``device`` defaults to cuda when available. ``retrain=True`` trains again and replaces the cache
@@ -173,12 +184,13 @@ def vanilla(bench, preset: str | Preset = "tiny", seed: int = 0, *, cache_dir: s
     """
     people = [p.id for p in bench.profiles + bench.utility_profiles]
     return _cached_or_trained("vanilla", bench, people, preset, seed, recipe=recipe, cache_dir=cache_dir,
-                              retrain=retrain, device=device, progress=progress)
+                              retrain=retrain, device=device, progress=progress, curriculum=curriculum)
 
 
 def retain_only(bench, ratio: float = 0.05, preset: str | Preset = "tiny", seed: int = 0, *,
                 cache_dir: str | Path | None = None, retrain: bool = False, device: str | torch.device | None = None,
-                recipe: TrainConfig | None = None, progress: bool = True) -> VLM:
+                recipe: TrainConfig | None = None, progress: bool = True,
+                curriculum: ReadingCurriculum | None = None) -> VLM:
     """The "gold" model: the vanilla recipe on the retain and utility people only (never the forget people).
 
     NPO's reference model and the forget-quality test (CLEAR) compare against it: it answers the
@@ -188,4 +200,4 @@ def retain_only(bench, ratio: float = 0.05, preset: str | Preset = "tiny", seed:
     people = [p.id for p in bench.profiles + bench.utility_profiles if p.id not in forget]
     return _cached_or_trained("retain_only", bench, people, preset, seed, recipe=recipe, cache_dir=cache_dir,
                               retrain=retrain, device=device, progress=progress,
-                              extra_key={"ratio": float(ratio)})
+                              extra_key={"ratio": float(ratio)}, curriculum=curriculum)

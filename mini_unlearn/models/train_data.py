@@ -92,6 +92,34 @@ def training_examples(bench, people: list[str] | None = None, *, practice: bool 
     return examples
 
 
+@dataclass(frozen=True)
+class ReadingCurriculum:
+    """An opt-in two-phase recipe that teaches MCQ-by-letter (issue 3; not the course default yet).
+
+    A randomly initialised model learns every fact long before it learns to *find* the recalled value
+    among four option lines and write that line's letter. Phase 1 trains on the text-only examples
+    alone with the MCQs repeated ``mcq_weight`` times, for ``reading_steps``: without the images, the
+    reading skill appears (text MCQ-letter 0.34 at 1,500 steps → 0.79 at 3,000, 2 CPU cores). Phase 2
+    is the usual full mixture, with the MCQs still repeated.
+    """
+
+    reading_steps: int = 3000
+    mcq_weight: int = 3
+
+    def __post_init__(self):
+        for name in ("reading_steps", "mcq_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+    def phases(self, examples: list[Example]) -> tuple[list[Example], list[Example]]:
+        """(phase 1: text-only examples, MCQs repeated; phase 2: every example, MCQs repeated)."""
+        mcq = [e for e in examples if e.task == "mcq"]
+        text = [e for e in examples if e.modality == "text"]
+        extra = self.mcq_weight - 1
+        return text + [e for e in mcq if e.modality == "text"] * extra, examples + mcq * extra
+
+
 def answer_only_labels(input_ids: torch.Tensor, prompt_lengths: torch.Tensor, pad_token_id: int) -> torch.Tensor:
     """Labels that score the answer tokens only: every pad and prompt token becomes ``-100``.
 
