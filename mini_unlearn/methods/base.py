@@ -13,6 +13,7 @@ value, the forget ratio and the forget/retain sets.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -36,6 +37,28 @@ class MethodSpec:
     goal: str = "forget_both"     # a key of mu.evaluation.GOALS: what "forgotten" means for this method
     prepare: Callable | None = None   # (vlm, bench, ratio, config, progress) -> extra arguments of run,
     #                                   validated and built before the model is copied
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checks every method's hyperparameter dataclass uses
+
+def check_positive_int(value, name: str, *, allow_zero: bool = False) -> None:
+    """A clear error unless ``value`` is an integer ≥ 1 (≥ 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer; got {value!r}")
+
+
+def check_positive(value, name: str, *, allow_zero: bool = False, finite: bool = False) -> None:
+    """A clear error unless ``value`` is a number > 0 (≥ 0 with ``allow_zero``); never NaN, and not ±inf
+    with ``finite``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
+            or (finite and math.isinf(value)) or (value < 0 if allow_zero else value <= 0):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
+
+
+def check_seed(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"seed must be an integer; got {value!r}")
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -193,5 +216,5 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     return UnlearnResult(new, method, ratio, config, log, changed_parameters(vlm.model, new.model))
 
 
-__all__ = ["MethodSpec", "UnlearnLog", "UnlearnResult", "available", "changed_parameters", "describe", "get",
-           "make_config", "part_of", "register", "unlearn"]
+__all__ = ["MethodSpec", "UnlearnLog", "UnlearnResult", "available", "changed_parameters", "check_positive",
+           "check_positive_int", "check_seed", "describe", "get", "make_config", "part_of", "register", "unlearn"]

@@ -24,28 +24,16 @@ Each method can forget on the forget people's image+text pairs, their text-only 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..models.train import answer_logits, answer_loss
 from ..models.vlm import VLM
-from .base import register
+from .base import check_positive, check_positive_int, check_seed, register
 from .data import check_forget_on, unlearning_sets
 from .loop import check_trainable, run_gradient_loop
 from .losses import ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
-
-
-def _positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-
-
-def _positive(value, name: str, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
-            or (value < 0 if allow_zero else value <= 0):
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -61,14 +49,13 @@ class GradientConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _positive_int(self.steps, "steps")
-        _positive(self.lr, "lr (the learning rate)")
-        _positive_int(self.batch_size, "batch_size")
-        _positive(self.grad_clip, "grad_clip")
+        check_positive_int(self.steps, "steps")
+        check_positive(self.lr, "lr (the learning rate)")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive(self.grad_clip, "grad_clip")
         check_forget_on(self.forget_on)
         check_trainable(self.train)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer; got {self.seed!r}")
+        check_seed(self.seed)
 
 
 @dataclass(frozen=True)
@@ -84,7 +71,7 @@ class GADiffConfig(GradientConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive(self.retain_weight, "retain_weight", allow_zero=True)
+        check_positive(self.retain_weight, "retain_weight", allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -95,7 +82,7 @@ class KLMinConfig(GradientConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive(self.kl_weight, "kl_weight", allow_zero=True)
+        check_positive(self.kl_weight, "kl_weight", allow_zero=True)
 
 
 NPO_REFERENCES: tuple[str, ...] = ("retain_only", "initial")
@@ -116,8 +103,8 @@ class NPOConfig(GradientConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive(self.beta, "beta")
-        _positive(self.retain_weight, "retain_weight", allow_zero=True)
+        check_positive(self.beta, "beta")
+        check_positive(self.retain_weight, "retain_weight", allow_zero=True)
         if not isinstance(self.reference, VLM) and self.reference not in NPO_REFERENCES:
             raise ValueError(f"reference must be one of {NPO_REFERENCES} or a VLM; got {self.reference!r}")
         if self.variant not in NPO_VARIANTS:

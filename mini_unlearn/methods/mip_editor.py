@@ -32,11 +32,10 @@ from ..models.anatomy import find_mlp_neurons
 from ..models.train_data import training_examples
 from ..neurons.edit import prune_neurons
 from ..neurons.paths import BRANCHES, K, M, NeuronPaths, check_k_m, check_variant, find_paths
-from .base import UnlearnLog, register
+from .base import UnlearnLog, check_positive, register
 from .data import unlearning_sets
 from .loop import run_gradient_loop
-from .rmisu import (RepresentationConfig, _positive, control_vector, representation_loss, resolve_layer,
-                    rmisu_forget_loss)
+from .rmisu import RepresentationConfig, control_vector, representation_loss, resolve_layer, rmisu_forget_loss
 
 LOCALISE: tuple[str, ...] = ("path", "point", "none")
 EDITS: tuple[str, ...] = ("rmisu", "prune")
@@ -76,8 +75,9 @@ class MIPEditorConfig(RepresentationConfig):
             raise ValueError(f"edit must be one of {EDITS}; got {self.edit!r}")
         if self.localise == "none" and self.edit == "prune":
             raise ValueError("edit='prune' needs neurons to prune: use localise='path' or 'point'")
-        _positive(self, "lam")
-        _positive(self, "gamma", "retain_ce_weight", allow_zero=True)
+        check_positive(self.lam, "lam", finite=True)
+        for name in ("gamma", "retain_ce_weight"):
+            check_positive(getattr(self, name), name, allow_zero=True, finite=True)
 
 
 def localise(vlm, bench, ratio: float, config: MIPEditorConfig, progress: bool = False) -> dict[str, NeuronPaths]:

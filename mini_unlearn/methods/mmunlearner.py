@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from ..bench.questions import IMAGE_TEXT
 from ..models.train import answer_loss
 from ..neurons.saliency import EPS, THRESHOLD, check_preset, check_threshold, compute_saliency, maskable_parameters
-from .base import UnlearnLog, register
+from .base import UnlearnLog, check_positive, check_positive_int, check_seed, register
 from .data import example_batches, to_device, unlearning_sets
 from .masked_lora import add_masked_lora, merge_masked_lora
 
@@ -79,19 +79,13 @@ class MMUnlearnerConfig:
         if not isinstance(self.masked, bool):
             raise ValueError(f"masked must be True or False; got {self.masked!r}")
         for name in ("forget_steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        for name, allow_none in (("retain_per_forget", True), ("lora_rank", False)):
-            value = getattr(self, name)
-            if (value is not None or not allow_none) and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f"{name} must be a non-negative integer{' or None' if allow_none else ''}; got {value!r}")
+            check_positive_int(getattr(self, name), name)
+        if self.retain_per_forget is not None:
+            check_positive_int(self.retain_per_forget, "retain_per_forget (or None)", allow_zero=True)
+        check_positive_int(self.lora_rank, "lora_rank", allow_zero=True)
         for name in ("lr", "forget_weight", "grad_clip", "eps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number; got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer; got {self.seed!r}")
+            check_positive(getattr(self, name), name, finite=True)
+        check_seed(self.seed)
 
 
 def default_retain_per_forget(n_forget: int, n_retain: int, batch_size: int) -> int:

@@ -27,7 +27,6 @@ tokens the attention mask keeps). ``u`` is drawn once, uniform in [0, 1) and nor
 """
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -35,7 +34,7 @@ import torch
 
 from ..models.anatomy import find_towers
 from ..models.train import answer_loss
-from .base import register
+from .base import check_positive, check_positive_int, check_seed, register
 from .data import check_forget_on, unlearning_sets
 from .loop import run_gradient_loop
 
@@ -123,22 +122,6 @@ def hidden_states(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Te
 # ---------------------------------------------------------------------------------------------------
 # The shared loop
 
-def _positive(config, *names, allow_zero=False):
-    for name in names:
-        value = getattr(config, name)
-        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (value < 0 if allow_zero else value <= 0)
-        if bad:
-            raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
-
-
-def _positive_int(config, *names):
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
-
-
 def representation_loss(frozen, layer: int, forget_loss, gamma: float, retain_ce_weight: float):
     """The loss function of the shared gradient loop (:func:`.loop.run_gradient_loop`) for RMU and RMisU:
     ``forget_loss(h_f, mask, h_f_frozen) + γ·mean‖h_r − h_r^frozen‖² + retain_ce_weight·CE(D_r)``, with
@@ -176,13 +159,14 @@ class RepresentationConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _positive(self, "lr", "grad_clip")
-        _positive_int(self, "steps", "batch_size")
+        for name in ("lr", "grad_clip"):
+            check_positive(getattr(self, name), name, finite=True)
+        check_positive_int(self.steps, "steps")
+        check_positive_int(self.batch_size, "batch_size")
         check_forget_on(self.forget_on)
         if self.layer is not None and (isinstance(self.layer, bool) or not isinstance(self.layer, int)):
             raise ValueError(f"layer must be an integer or None (the last layer); got {self.layer!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer; got {self.seed!r}")
+        check_seed(self.seed)
 
 
 @dataclass(frozen=True)
@@ -196,9 +180,9 @@ class RMUConfig(RepresentationConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive(self, "steering")
-        _positive(self, "retain_weight", allow_zero=True)
-        _positive_int(self, "update_layers")
+        check_positive(self.steering, "steering", finite=True)
+        check_positive(self.retain_weight, "retain_weight", allow_zero=True, finite=True)
+        check_positive_int(self.update_layers, "update_layers")
 
 
 def resolve_layer(model, layer: int | None) -> int:
