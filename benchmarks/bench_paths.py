@@ -21,7 +21,7 @@ import mini_unlearn as mu
 from mini_unlearn.models.train import answer_loss
 from mini_unlearn.neurons import paths
 from mini_unlearn.neurons.saliency import forget_examples
-from mini_unlearn.models.train_data import training_examples
+from mini_unlearn.models.train_data import one_pass_batches, training_examples
 
 
 def plain_passes(model, batch, m: int) -> float:
@@ -52,7 +52,7 @@ def main():
     for branch, examples in (("igi", text), ("ifi", image)):
         sites = paths.tower_sites(model, paths.BRANCHES[branch])
         batches = [{k: v.to(vlm.device) for k, v in b.items()}
-                   for b in paths.sample_batches(vlm.processor, examples, branch == "ifi")]
+                   for b in one_pass_batches(vlm.processor, examples, 1)]
         ours, plain = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()

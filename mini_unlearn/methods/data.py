@@ -14,7 +14,7 @@ import torch
 
 from ..bench.questions import MODALITIES
 from ..bench.splits import check_ratio
-from ..models.train_data import Example, batches, make_batch, training_examples
+from ..models.train_data import Example, batches, canonical_batch, training_examples
 
 FORGET_ON: tuple[str, ...] = MODALITIES + ("both",)
 
@@ -55,11 +55,7 @@ def example_batches(processor, examples: list[Example], batch_size: int, rng: ra
     Unlearning shows the pictures the model was asked about, not fresh augmentations.
     """
     for chunk in batches(examples, batch_size, rng):
-        samples = []
-        for example in chunk:
-            prompt, answer = example.draw(rng)
-            samples.append((prompt, answer, example.image(None)))
-        yield make_batch(processor, samples)
+        yield canonical_batch(processor, chunk, rng)
 
 
 def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:

@@ -187,6 +187,23 @@ def batches(examples: list[Example], batch_size: int, rng: random.Random, length
             yield [examples[i] for i in chunk]
 
 
+def canonical_batch(processor, examples: list[Example], rng: random.Random) -> dict[str, torch.Tensor]:
+    """Tensors for ``examples`` drawn with ``rng``, each image question with its canonical portrait
+    (no augmentation: what unlearning and attribution are asked about)."""
+    return make_batch(processor, [(*example.draw(rng), example.image(None)) for example in examples])
+
+
+def one_pass_batches(processor, examples: list[Example], batch_size: int, rng: random.Random | None = None):
+    """Batches that show each example exactly once, canonical portraits: in a shuffled order drawn
+    with ``rng``, or in the given order when ``rng`` is None."""
+    order = list(range(len(examples)))
+    if rng is not None:
+        rng.shuffle(order)
+    draw = rng if rng is not None else random.Random(0)
+    for start in range(0, len(order), batch_size):
+        yield canonical_batch(processor, [examples[i] for i in order[start:start + batch_size]], draw)
+
+
 def token_lengths(processor, examples: list[Example]) -> list[int]:
     """About how many tokens each example takes (its text, plus the image's tokens)."""
     rng = random.Random(0)

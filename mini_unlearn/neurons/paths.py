@@ -44,7 +44,6 @@ the earlier path's share is reported separately (``path_term``).
 """
 from __future__ import annotations
 
-import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -54,7 +53,7 @@ from tqdm.auto import tqdm
 
 from ..models.anatomy import NeuronSite, find_mlp_neurons
 from ..models.train import answer_logits, sequence_log_probs, token_cross_entropy
-from ..models.train_data import IGNORE_INDEX, make_batch
+from ..models.train_data import IGNORE_INDEX, one_pass_batches
 
 BRANCHES: dict[str, str] = {"igi": "language", "ifi": "vision"}     # branch → the tower it attributes
 VARIANTS: tuple[str, ...] = ("paper", "released")
@@ -330,14 +329,6 @@ class NeuronPaths:
                 f"{len(self.samples)} samples, {len(self)} neurons; {per_layer})")
 
 
-def sample_batches(processor, examples, with_image: bool):
-    """One batch per example (prompt, answer, and the canonical portrait when ``with_image``)."""
-    rng = random.Random(0)
-    for example in examples:
-        prompt, answer = example.draw(rng)
-        yield make_batch(processor, [(prompt, answer, example.image(None) if with_image else None)])
-
-
 def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, cascade: bool = True,
                variant: str = "paper", progress: bool = False) -> NeuronPaths:
     """IGI (``branch="igi"``: language neurons, text-only ``examples``) or IFI (``"ifi"``: vision neurons,
@@ -356,7 +347,7 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
         raise ValueError(f"{branch} attributes {wanted} samples; {len(wrong)} of the examples are {wrong[0].modality}")
     sites = tower_sites(vlm.model, BRANCHES[branch])
     samples = []
-    for batch in tqdm(sample_batches(vlm.processor, examples, branch == "ifi"), total=len(examples),
+    for batch in tqdm(one_pass_batches(vlm.processor, examples, 1), total=len(examples),
                       desc=branch, disable=not progress):
         samples.append(attribute_sample(vlm.model, batch, sites, k=k, m=m, fisher=branch == "ifi", cascade=cascade,
                                         variant=variant))

@@ -42,7 +42,7 @@ from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
 from ..bench.splits import check_ratio
 from ..models.anatomy import find_towers
 from ..models.train import answer_loss
-from ..models.train_data import Example, make_batch, training_examples
+from ..models.train_data import Example, one_pass_batches, training_examples
 
 THRESHOLD = 1.0
 EPS = 1e-15
@@ -118,14 +118,9 @@ def forget_examples(bench, ratio: float) -> list[Example]:
 # ---------------------------------------------------------------------------------------------------
 # Squared gradients and the mask
 
-def one_pass(processor, examples: list[Example], batch_size: int, seed: int = 0):
-    """Batches that show each example exactly once, in a seeded order, with canonical portraits."""
-    order = list(range(len(examples)))
-    rng = random.Random(f"mini_unlearn/saliency/{seed}")
-    rng.shuffle(order)
-    for start in range(0, len(order), batch_size):
-        chunk = [examples[i] for i in order[start:start + batch_size]]
-        yield make_batch(processor, [(*example.draw(rng), example.image(None)) for example in chunk])
+def _order(seed: int) -> random.Random:
+    """The seeded order in which saliency passes over a data set (each example once)."""
+    return random.Random(f"mini_unlearn/saliency/{seed}")
 
 
 def squared_gradients(model: nn.Module, batches, parameters: dict[str, nn.Parameter], loss_fn=answer_loss
@@ -251,8 +246,8 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
             preserve = preserve_examples(bench, ratio, group)
             if not preserve:
                 raise ValueError(f"the {group} preserve set at ratio={ratio} is empty: it needs retain people")
-            f = squared_gradients(model, one_pass(processor, forget, batch_size, seed), parameters)
-            p = squared_gradients(model, one_pass(processor, preserve, batch_size, seed), parameters)
+            f = squared_gradients(model, one_pass_batches(processor, forget, batch_size, _order(seed)), parameters)
+            p = squared_gradients(model, one_pass_batches(processor, preserve, batch_size, _order(seed)), parameters)
             for name, mask in saliency_mask(f, p, threshold, eps).items():
                 masks[name], owner[name] = mask, group
             forget_saliency.update(f)
@@ -263,5 +258,5 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
 
 
 __all__ = ["EPS", "GROUPS", "PRESETS", "SaliencyMask", "THRESHOLD", "check_preset", "check_threshold",
-           "compute_saliency", "forget_examples", "group_of", "maskable_parameters", "one_pass", "preserve_examples",
+           "compute_saliency", "forget_examples", "group_of", "maskable_parameters", "preserve_examples",
            "saliency_mask", "squared_gradients"]
