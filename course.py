@@ -145,7 +145,8 @@ def execute_notebooks(paths):
         nb = nbformat.read(path, as_version=4)
         # store_widget_state=False: widget models carry random ids, so storing them would make every
         # re-execution differ; the chapters show static figures and build widgets only for live kernels
-        client = NotebookClient(nb, kernel_name="python3", timeout=600, record_timing=False, store_widget_state=False,
+        # timeout: on a clean checkout, chapter 02's vanilla() cell trains for about 10 minutes
+        client = NotebookClient(nb, kernel_name="python3", timeout=1800, record_timing=False, store_widget_state=False,
                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
         client.execute()
         coalesce_streams(nb)

@@ -225,7 +225,8 @@ def test_the_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert caching.default_cache_dir().parts[-2:] == (".cache", "mini_unlearn")
 
 
-def test_the_reading_curriculum_phases_and_its_place_in_the_key(bench, tmp_path, count_training):
+def test_the_reading_phase_runs_first_and_is_part_of_the_key(bench, tmp_path, count_training):
+    from dataclasses import replace
     from mini_unlearn.models import ReadingCurriculum
     examples = mu.models.training_examples(bench)
     curriculum = ReadingCurriculum(reading_steps=4, mcq_weight=3)
@@ -236,12 +237,16 @@ def test_the_reading_curriculum_phases_and_its_place_in_the_key(bench, tmp_path,
     assert len(second) == len(examples) + 2 * len(mcq)
     with pytest.raises(ValueError, match="mcq_weight"):
         ReadingCurriculum(mcq_weight=0)
-    options = dict(cache_dir=tmp_path, recipe=QUICK, device="cpu", progress=False)
-    plain = caching.vanilla(bench, seed=0, **options)
-    assert "curriculum" not in plain.card["cache_key"]                 # the default key is unchanged
-    read = caching.vanilla(bench, seed=0, curriculum=curriculum, **options)
+    assert caching.RECIPES["tiny"].reading is not None                # the course recipe reads first
+    options = dict(cache_dir=tmp_path, device="cpu", progress=False)
+    plain = caching.vanilla(bench, seed=0, recipe=QUICK, **options)
+    assert "reading_phase" not in plain.card and plain.card["cache_key"]["recipe"]["reading"] is None
+    read = caching.vanilla(bench, seed=0, recipe=replace(QUICK, reading=curriculum), **options)
     assert count_training == [QUICK.steps, 4, QUICK.steps]            # reading phase, then the usual run
-    assert read.card["cache_key"]["curriculum"] == {"reading_steps": 4, "mcq_weight": 3}
+    assert read.card["cache_key"]["recipe"]["reading"] == {"reading_steps": 4, "mcq_weight": 3}
     assert read.card["reading_phase"]["config"]["steps"] == 4
-    with pytest.raises(TypeError, match="ReadingCurriculum"):
-        caching.vanilla(bench, seed=0, curriculum={"reading_steps": 4}, **options)
+    assert read.card["training"]["n_examples"] == len(second)         # the main phase repeats the MCQs too
+    with pytest.raises(TypeError, match="reading"):
+        replace(QUICK, reading={"reading_steps": 4})
+    with pytest.raises(TypeError, match="recipe"):
+        caching.vanilla(bench, seed=0, recipe={"steps": 4}, **options)

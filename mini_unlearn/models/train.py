@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..bench import augment
 from ..seeding import seed_everything
-from .train_data import IGNORE_INDEX, Example, make_batch, training_batches, training_examples
+from .train_data import IGNORE_INDEX, Example, ReadingCurriculum, make_batch, training_batches, training_examples
 from .prompts import question_prompt, target
 from .vlm import VLM
 
@@ -57,6 +57,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     lora: LoraSettings | None = None
+    reading: ReadingCurriculum | None = None     # a first, text-only phase (see ReadingCurriculum); steps are extra
+
+    def __post_init__(self):
+        if self.reading is not None and not isinstance(self.reading, ReadingCurriculum):
+            raise TypeError(f"reading must be None or a ReadingCurriculum; got {self.reading!r}")
 
 
 # ---------------------------------------------------------------------------------------------------

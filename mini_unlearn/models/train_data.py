@@ -94,13 +94,14 @@ def training_examples(bench, people: list[str] | None = None, *, practice: bool 
 
 @dataclass(frozen=True)
 class ReadingCurriculum:
-    """An opt-in two-phase recipe that teaches MCQ-by-letter (issue 3; not the course default yet).
+    """The two-phase recipe that teaches MCQ-by-letter (``TrainConfig.reading``; on in the ``tiny`` recipe).
 
     A randomly initialised model learns every fact long before it learns to *find* the recalled value
-    among four option lines and write that line's letter. Phase 1 trains on the text-only examples
-    alone with the MCQs repeated ``mcq_weight`` times, for ``reading_steps``: without the images, the
-    reading skill appears (text MCQ-letter 0.34 at 1,500 steps → 0.79 at 3,000, 2 CPU cores). Phase 2
-    is the usual full mixture, with the MCQs still repeated.
+    among four option lines and write that line's letter: trained on the full mixture alone, the
+    generated MCQ letter stays near chance for thousands of steps. Phase 1 trains on the text-only
+    examples alone with the MCQs repeated ``mcq_weight`` times, for ``reading_steps``: without the
+    images, the reading skill appears (text MCQ-letter 0.34 at 1,500 steps → 0.79 at 3,000, 2 CPU
+    cores). Phase 2 is the usual full mixture, with the MCQs still repeated.
     """
 
     reading_steps: int = 3000
