@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 import torch
 
 import mini_unlearn as mu
 from mini_unlearn.models import VLM, ReadingCurriculum, build_model, build_processor, build_tokenizer, get_preset
 from mini_unlearn.models.cache import RECIPES
-from mini_unlearn.models.train import Monitor, monitor_key, train
+from mini_unlearn.models.train import Monitor, monitor_key, train_recipe
 from mini_unlearn.models.train_data import training_examples
 
 
@@ -66,26 +67,20 @@ def main():
     print(f"{len(examples)} training examples; {steps} steps of batch {recipe.batch_size}, lr {recipe.lr}")
     print(f"before: {load()}")
 
+    reading_steps = args.reading_steps if args.reading_steps is not None else (
+        recipe.reading.reading_steps if recipe.reading else 0)
+    mcq_weight = args.mcq_weight or (recipe.reading or ReadingCurriculum()).mcq_weight
+    recipe = replace(recipe, steps=steps, reading=ReadingCurriculum(reading_steps, mcq_weight) if reading_steps else None)
+
     started = time.perf_counter()
-    reading_seconds = 0.0
-    default = recipe.reading or ReadingCurriculum()
-    reading_steps = default.reading_steps if args.reading_steps is None and recipe.reading else (args.reading_steps or 0)
-    if reading_steps:
-        curriculum = ReadingCurriculum(reading_steps=reading_steps, mcq_weight=args.mcq_weight or default.mcq_weight)
-        first, examples = curriculum.phases(examples)
-        reading = train(vlm, first, steps=curriculum.reading_steps, batch_size=recipe.batch_size, lr=recipe.lr,
-                        warmup=recipe.warmup, weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip,
-                        seed=args.seed, threads=2 if args.device == "cpu" else None, monitor=monitor,
-                        probe_every=max(1, curriculum.reading_steps // 6), progress=False)
+    reading, log = train_recipe(vlm, examples, recipe, seed=args.seed, threads=2 if args.device == "cpu" else None,
+                                monitor=monitor, probe_every=args.probe_every or max(1, steps // 20))
+    reading_seconds = reading.seconds if reading is not None else 0.0
+    if reading is not None:
         for probe in reading.probes:
             print(f"reading phase step {probe['step']}: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in sorted(probe["accuracy"].items()) if k.startswith("mcq")))
-        reading_seconds = reading.seconds
-        print(f"reading phase: {reading.seconds:.1f} s for {curriculum.reading_steps} steps (MCQs × {curriculum.mcq_weight})")
-    log = train(vlm, examples, steps=steps, batch_size=recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup,
-                weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip, lora=recipe.lora, seed=args.seed,
-                threads=2 if args.device == "cpu" else None, monitor=monitor,
-                probe_every=args.probe_every or max(1, steps // 20))
+        print(f"reading phase: {reading.seconds:.1f} s for {reading_steps} steps (MCQs × {mcq_weight})")
     wall = time.perf_counter() - started
     print(f"after:  {load()}")
     print(f"\ntraining {log.seconds:.1f} s for {steps} steps ({steps / log.seconds:.2f} steps/s); "

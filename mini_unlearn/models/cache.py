@@ -36,7 +36,7 @@ import torch
 
 from .build import Preset, build_model, build_processor, build_tokenizer, get_preset
 from .load import default_device, load_vlm
-from .train import Monitor, TrainConfig, train
+from .train import Monitor, TrainConfig, train_recipe
 from .train_data import ReadingCurriculum, training_examples
 from .vlm import CARD_FILE, VLM
 
@@ -152,21 +152,12 @@ def _cached_or_trained(kind: str, bench, people: list[str], preset, seed: int, *
     started = time.perf_counter()
     tokenizer = build_tokenizer(bench, preset.vocab_size)
     vlm = VLM(build_model(preset, tokenizer, seed=seed).to(device), build_processor(tokenizer, preset))
-    monitor = Monitor(vlm, bench, people)
-    every = probe_every or max(1, recipe.steps // 5)
-    options = dict(batch_size=recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup, weight_decay=recipe.weight_decay,
-                   grad_clip=recipe.grad_clip, lora=recipe.lora, seed=seed, monitor=monitor, progress=progress)
-    examples = training_examples(bench, people)
-    reading = None
-    if recipe.reading is not None:
-        first, examples = recipe.reading.phases(examples)
-        reading = train(vlm, first, steps=recipe.reading.reading_steps,
-                        probe_every=max(1, recipe.reading.reading_steps // 5), **options).to_dict()
-    log = train(vlm, examples, steps=recipe.steps, probe_every=every, **options)
+    reading, log = train_recipe(vlm, training_examples(bench, people), recipe, seed=seed,
+                                monitor=Monitor(vlm, bench, people), probe_every=probe_every, progress=progress)
     vlm.card = {
         "kind": kind, "preset": preset.name, "benchmark": bench.name, "seed": seed, **(extra_key or {}),
         "n_people": len(people), "n_parameters": vlm.n_parameters(),
-        "training": log.to_dict(), **({"reading_phase": reading} if reading is not None else {}),
+        "training": log.to_dict(), **({"reading_phase": reading.to_dict()} if reading is not None else {}),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "device": str(device), "torch": torch.__version__, "transformers": __import__("transformers").__version__,
         "cache_key": key,

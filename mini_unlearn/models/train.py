@@ -353,6 +353,24 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
     return log
 
 
+def train_recipe(vlm: VLM, examples: list[Example], recipe: TrainConfig, *, seed: int = 0, threads: int | None = 2,
+                 monitor: Monitor | None = None, probe_every: int | None = None,
+                 progress: bool = True) -> tuple[TrainingLog | None, TrainingLog]:
+    """:func:`train` as ``recipe`` says: its reading phase first when it has one (``recipe.reading``,
+    probed 5 times), then ``recipe.steps`` on every example (probed every ``probe_every`` steps,
+    default 5 times). Returns ``(reading-phase log or None, main log)``."""
+    options = dict(batch_size=recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup, weight_decay=recipe.weight_decay,
+                   grad_clip=recipe.grad_clip, lora=recipe.lora, seed=seed, threads=threads, monitor=monitor,
+                   progress=progress)
+    reading = None
+    if recipe.reading is not None:
+        first, examples = recipe.reading.phases(examples)
+        reading = train(vlm, first, steps=recipe.reading.reading_steps,
+                        probe_every=max(1, recipe.reading.reading_steps // 5), **options)
+    log = train(vlm, examples, steps=recipe.steps, probe_every=probe_every or max(1, recipe.steps // 5), **options)
+    return reading, log
+
+
 def train_on(vlm: VLM, bench, people: list[str] | None = None, *, monitor: bool = True, **options) -> TrainingLog:
     """:func:`train` on ``people`` of ``bench`` (default: everyone), monitored on the same people."""
     examples = training_examples(bench, people)
@@ -361,4 +379,4 @@ def train_on(vlm: VLM, bench, people: list[str] | None = None, *, monitor: bool 
 
 
 __all__ = ["LoraSettings", "MONITOR_SCORES", "Monitor", "answer_log_likelihoods", "sequence_log_probs", "token_cross_entropy", "TrainConfig", "TrainingLog", "cosine_with_warmup", "exact_match",
-           "monitor_key", "train", "train_on"]
+           "monitor_key", "train", "train_on", "train_recipe"]
