@@ -21,9 +21,9 @@ def timed(label, fn):
 if __name__ == "__main__":
     timed("sample_faces(600)", lambda: sample_faces(600, random.Random(0)))
     for n in (40, 500):
-        bench = timed(f"make_benchmark(n_profiles={n})", lambda: make_benchmark(n_profiles=n, seed=0))
+        bench = timed(f"make_benchmark(n_profiles={n})", lambda n=n: make_benchmark(n_profiles=n, seed=0))
         render_portrait.cache_clear()
         timed(f"render {n + 10} canonical portraits (cold cache)",
-              lambda: [q.image.load() for qs in bench.questions.values() for q in qs[:1]])
-        timed(f"render the test views of forget 15%",
-              lambda: [q.image.load() for q in bench.split("test", 0.15).select(task="gen", modality="image+text")])
+              lambda bench=bench: [q.image.load() for qs in bench.questions.values() for q in qs[:1]])
+        timed("render the test views of forget 15%",
+              lambda bench=bench: [q.image.load() for q in bench.split("test", 0.15).select(task="gen", modality="image+text")])

@@ -31,7 +31,7 @@ from mini_unlearn.models.train_data import training_examples
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else "load unknown"
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else "load unknown"
 
 
 def parameters_per_tower(model) -> dict[str, int]:
@@ -97,7 +97,7 @@ def main():
               f"{log.final_accuracy[key]:>22.3f} {tf_canonical.get(key, float('nan')):>10.3f} "
               f"{tf_test.get(key, float('nan')):>17.3f}")
     every = log.all_reached(0.95)
-    print(f"every (task, modality) ≥ 95%: " + (
+    print("every (task, modality) ≥ 95%: " + (
         f"main step {every['step']}, {every['seconds']} s (+ reading phase {reading_seconds:.1f} s = "
         f"{every['seconds'] + reading_seconds:.1f} s of training)" if every else "not reached"))
 

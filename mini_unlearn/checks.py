@@ -9,7 +9,8 @@ output is the same on every run.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from . import bench as _bench
 

@@ -37,9 +37,8 @@ def test_hooks_see_every_mlp_of_both_towers_and_are_removed(vlm, bench):
     seen = {}
     question = next(q for q in bench.questions[bench.profiles[0].id] if q.modality == "image+text")
     batch = vlm.encode([mu.models.question_prompt(question)], [question.image.load()])
-    with recording(vlm, sites, lambda site, h: seen.setdefault(site.name, h.shape)):
-        with torch.no_grad():
-            vlm.model(**batch)
+    with recording(vlm, sites, lambda site, h: seen.setdefault(site.name, h.shape)), torch.no_grad():
+        vlm.model(**batch)
     assert set(seen) == {s.name for s in sites}
     assert all(shape[-1] == s.width for s, shape in ((s, seen[s.name]) for s in sites))
     seen.clear()
@@ -56,7 +55,7 @@ def test_mean_activations_match_a_per_question_loop(vlm, bench):
     for q in questions:   # one at a time: no padding at all
         batch = vlm.encode([mu.models.question_prompt(q)], [q.image.load()] if q.image is not None else None)
         grabbed = []
-        with recording(vlm, [site], lambda s, h: grabbed.append(h[0].mean(0))), torch.no_grad():
+        with recording(vlm, [site], lambda s, h, grabbed=grabbed: grabbed.append(h[0].mean(0))), torch.no_grad():
             vlm.model(**batch)
         per_question.append(grabbed[0])
     assert torch.allclose(means[site.name].float(), torch.stack(per_question).mean(0), atol=1e-5)

@@ -171,6 +171,6 @@ def test_bad_profile_counts_are_refused(n):
 def test_twin_checker_passes_the_package_and_catches_a_subtle_mistake(capsys):
     mu.checks.check_text_only_twin(text_only_twin)
     assert "✓ text_only_twin" in capsys.readouterr().out
-    lowercase_only = lambda question, name: question.replace("the person in the image", name)  # noqa: E731
+    lowercase_only = lambda question, name: question.replace("the person in the image", name)
     with pytest.raises(AssertionError, match="The person in the image"):
         mu.checks.check_text_only_twin(lowercase_only)

@@ -106,6 +106,8 @@ def vlm(bench, make_vlm):
     ("npo", {"beta": 0}, ValueError, "beta"),
     ("npo", {"reference": "gold"}, ValueError, "reference"),
     ("npo", {"variant": "tofu"}, ValueError, "variant"),
+    ("ga", {"seed": 1.5}, TypeError, "seed must be an integer"),
+    ("mmunlearner", {"masked": "yes"}, TypeError, "masked must be True or False"),
 ])
 def test_bad_input_is_refused_before_any_weight_changes(vlm, bench, method, options, error, words):
     before = {k: v.clone() for k, v in vlm.model.state_dict().items()}

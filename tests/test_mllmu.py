@@ -66,7 +66,7 @@ def test_fixture_splits_forget_sets_and_celebrity(real):
 
 def test_fixture_training_pairs_get_the_image(real):
     pairs = real.pairs["001"]
-    assert [p.answer for p in pairs][0] == "The person in the image is Elara Quinnworth."
+    assert pairs[0].answer == "The person in the image is Elara Quinnworth."
     assert len(pairs) == 3 and all(p.modality == IMAGE_TEXT and p.image is not None for p in pairs)
     assert real.pairs["celebrity-001"] == []
     assert len(real.train_pairs()) == 3 + 2 + 2

@@ -115,7 +115,6 @@ def test_mmunlearner_declares_the_visual_goal():
     ({"retain_per_forget": -1}, "retain_per_forget"),
     ({"lora_rank": -2}, "lora_rank"),
     ({"lr": 0}, "lr"),
-    ({"masked": "yes"}, "masked"),
 ])
 def test_bad_input_is_refused_before_any_weight_changes(vlm, bench, before, options, words):
     with pytest.raises(ValueError, match=words):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 import transformers as tf
 
 import mini_unlearn as mu

@@ -249,8 +249,7 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
 
 def _write_jsonl(rows: list[dict], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(_base64_bytes(row), ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(_base64_bytes(row), ensure_ascii=False) + "\n" for row in rows)
 
 
 def _base64_bytes(value):

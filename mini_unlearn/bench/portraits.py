@@ -122,7 +122,7 @@ class FaceAttributes:
         return {name: getattr(self, name) for name in ATTRIBUTE_VALUES}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FaceAttributes":
+    def from_dict(cls, d: dict) -> FaceAttributes:
         """Inverse of :meth:`as_dict`; raises ``ValueError`` naming any unknown, missing or bad entry."""
         unknown = sorted(set(d) - set(ATTRIBUTE_VALUES))
         missing = [name for name in ATTRIBUTE_VALUES if name not in d]

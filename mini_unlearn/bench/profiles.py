@@ -94,7 +94,7 @@ class Profile:
                 "face": None if self.face is None else self.face.as_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Profile":
+    def from_dict(cls, d: dict) -> Profile:
         return cls(id=d["id"], name=d["name"], kind=d.get("kind", "fictitious"), facts=dict(d["facts"]),
                    face=None if d.get("face") is None else FaceAttributes.from_dict(d["face"]))
 

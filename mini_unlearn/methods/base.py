@@ -16,7 +16,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -58,7 +58,7 @@ def check_positive(value, name: str, *, allow_zero: bool = False, finite: bool =
 
 def check_seed(value) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"seed must be an integer; got {value!r}")
+        raise TypeError(f"seed must be an integer; got {value!r}")
 
 
 _REGISTRY: dict[str, MethodSpec] = {}

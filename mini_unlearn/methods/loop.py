@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -60,7 +60,7 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable,
     frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    handles = [p.register_hook(lambda g, mask=grad_masks[id(p)]: g * mask.to(g.dtype))
+    handles = [p.register_hook(lambda g, mask=grad_masks[id(p)]: g * mask.to(g.dtype))  # noqa: B008 (bound per p)
                for p in parameters if grad_masks and id(p) in grad_masks]
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
     log = UnlearnLog()

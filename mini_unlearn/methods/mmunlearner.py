@@ -79,7 +79,7 @@ class MMUnlearnerConfig:
         check_preset(self.preset)
         check_threshold(self.threshold)
         if not isinstance(self.masked, bool):
-            raise ValueError(f"masked must be True or False; got {self.masked!r}")
+            raise TypeError(f"masked must be True or False; got {self.masked!r}")
         for name in ("forget_steps", "batch_size"):
             check_positive_int(getattr(self, name), name)
         if self.retain_per_forget is not None:

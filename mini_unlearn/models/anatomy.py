@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-import torch.nn as nn
+from torch import nn
 
 from .vlm import VLM
 

@@ -45,7 +45,7 @@ class VLM:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def copy(self) -> "VLM":
+    def copy(self) -> VLM:
         """An independent deep copy: changing it never touches this one."""
         return VLM(copy.deepcopy(self.model), self.processor, copy.deepcopy(self.card))
 

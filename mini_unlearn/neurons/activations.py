@@ -20,7 +20,7 @@ samples (count 0), which :meth:`NeuronStats.mean` reports as NaN rather than 0.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 

@@ -310,7 +310,7 @@ class NeuronPaths:
         return pd.DataFrame([{"tower": s.tower, "layer": s.layer, "site": s.name, "path neurons": len(self.union[s.name]),
                               "width": s.width} for s in self.sites])
 
-    def overlap(self, other: "NeuronPaths") -> pd.DataFrame:
+    def overlap(self, other: NeuronPaths) -> pd.DataFrame:
         """Per layer: the neurons two path sets share (e.g. forget people vs retain people)."""
         rows = []
         for s in self.sites:

@@ -181,7 +181,7 @@ class SaliencyMask:
     forget: dict[str, torch.Tensor] | None = None      # F_f and F_p, kept so the threshold can be changed
     preserve: dict[str, torch.Tensor] | None = None
 
-    def with_threshold(self, threshold: float) -> "SaliencyMask":
+    def with_threshold(self, threshold: float) -> SaliencyMask:
         """The same saliency cut at another threshold (no gradients recomputed)."""
         if self.forget is None or self.preserve is None:
             raise ValueError("this mask was built without its saliencies (forget/preserve): recompute it")
