@@ -6,6 +6,9 @@
     python3 course.py book --no-execute    # only render the book
     python3 course.py exercises   # regenerate notebooks/exercises/ from the solution editions
     python3 course.py execute [NOTEBOOK ...]   # execute chapter notebooks in place
+    python3 course.py retrain     # rebuild the shipped course models in data/models (~20 min on 2 cores)
+    python3 course.py kernels [SETTING ...]    # the nbval suite with the CPU kernels forced to other
+                                               # instruction sets (default: avx2 and default)
 
 Each command first makes sure the local venv `.venv` exists and holds the course's pinned packages
 (constraints.txt). The install is skipped while a stamp in .venv matches pyproject.toml and
@@ -27,14 +30,22 @@ STAMP = VENV / "mini_unlearn-install.sha256"
 NOTEBOOKS = ROOT / "notebooks"
 TORCH = "torch==2.13.0"  # the CPU wheel; an unpinned torch pulls GB of CUDA packages
 
-PYTEST_ARGS = [
-    "tests", "notebooks",
+NBVAL_ARGS = [
     "--nbval", "--nbval-current-env",
     "--nbval-sanitize-with", "notebooks/nbval_sanitize.cfg",
     "--ignore=notebooks/exercises",
     "-p", "no:cacheprovider",
-    "--durations=10",
 ]
+PYTEST_ARGS = ["tests", "notebooks"] + NBVAL_ARGS + ["--durations=10"]
+
+# CPU kernel settings for `course.py kernels`: the stored outputs must not depend on the instruction
+# set the kernels use. ATen's vectorised kernels (ATEN_CPU_CAPABILITY), MKL's BLAS (MKL_CBWR: its
+# conditional-numerical-reproducibility branch) and oneDNN (ONEDNN_MAX_CPU_ISA) are forced together.
+KERNEL_SETTINGS = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "default": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_CBWR": "AVX512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+}
 
 # -----------------------------------------------------------------------------
 # helpers
@@ -193,6 +204,32 @@ def cmd_book(args, extra):
     say(f"the book is at {index}")
 
 
+def cmd_retrain(args, extra):
+    ensure_venv()
+    with phase("rebuilding the shipped course models (data/models)"):
+        run([VENV / "bin" / "mini-unlearn", "retrain"])
+
+
+def cmd_kernels(args, extra):
+    ensure_venv()
+    unknown = [name for name in args.settings if name not in KERNEL_SETTINGS]
+    if unknown:
+        say(f"unknown kernel setting(s) {unknown}; choose from {sorted(KERNEL_SETTINGS)}")
+        sys.exit(2)
+    results = []
+    for name in args.settings or ["avx2", "default"]:
+        env = dict(os.environ, **KERNEL_SETTINGS[name])
+        shown = " ".join(f"{k}={v}" for k, v in KERNEL_SETTINGS[name].items())
+        t0 = time.perf_counter()
+        with phase(f"nbval with {shown}"):
+            code = subprocess.call([str(VENV_PYTHON), "-m", "pytest", "notebooks"] + NBVAL_ARGS + extra,
+                                   cwd=ROOT, env=env)
+        results.append((name, code, time.perf_counter() - t0))
+    for name, code, seconds in results:
+        say(f"kernels={name}: {'passed' if code == 0 else f'FAILED (exit {code})'} in {seconds:.0f} s")
+    sys.exit(max(code for _, code, _ in results))
+
+
 def cmd_execute(args, extra):
     if not in_venv():
         ensure_venv()
@@ -221,12 +258,19 @@ def main():
     p = sub.add_parser("exercises", help="regenerate notebooks/exercises/")
     p.add_argument("--check", action="store_true", help="only list stale exercise editions")
     p.set_defaults(func=cmd_exercises)
+    p = sub.add_parser("retrain", help="rebuild the shipped course models in data/models from scratch "
+                                       "(about 20 minutes on 2 cores)")
+    p.set_defaults(func=cmd_retrain)
+    p = sub.add_parser("kernels", help="run the nbval suite with the CPU kernels forced to other instruction "
+                                       "sets (extra arguments go to pytest)")
+    p.add_argument("settings", nargs="*", help=f"default: avx2 default; any of {sorted(KERNEL_SETTINGS)}")
+    p.set_defaults(func=cmd_kernels)
     p = sub.add_parser("execute", help="execute chapter notebooks in place (default: all)")
     p.add_argument("notebooks", nargs="*")
     p.set_defaults(func=cmd_execute)
 
     args, extra = parser.parse_known_args()
-    if extra and args.command not in ("test", "book"):
+    if extra and args.command not in ("test", "book", "kernels"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     t0 = time.perf_counter()
     args.func(args, extra)

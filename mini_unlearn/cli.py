@@ -3,6 +3,7 @@
     mini-unlearn exercises [--check] [--notebooks DIR]
     mini-unlearn sample DIR [--n-profiles N] [--seed S]     # the committed data/ sample
     mini-unlearn export-mllmu DIR [--n-profiles N] [--seed S] [--format parquet|jsonl]
+    mini-unlearn retrain [--directory DIR]                  # rebuild the shipped course models
 """
 
 import argparse
@@ -38,6 +39,14 @@ def cmd_export_mllmu(args):
     return 0
 
 
+def cmd_retrain(args):
+    from mini_unlearn.release import rebuild_course_models
+
+    for folder in rebuild_course_models(args.directory):
+        print(f"wrote {folder}")
+    return 0
+
+
 def _benchmark_arguments(p):
     p.add_argument("directory")
     p.add_argument("--n-profiles", type=int, default=40)
@@ -58,6 +67,9 @@ def main(argv=None):
     _benchmark_arguments(p)
     p.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
     p.set_defaults(func=cmd_export_mllmu)
+    p = sub.add_parser("retrain", help="train the course's shipped models from scratch, check them, write data/models")
+    p.add_argument("--directory", default=None, help="where to write them (default: the checkout's data/models)")
+    p.set_defaults(func=cmd_retrain)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -3,6 +3,7 @@ import pytest
 
 import mini_unlearn as mu
 from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
+from mini_unlearn.models import train as training
 
 
 def untrained_vlm(bench, preset="tiny", seed=0, card=None) -> VLM:
@@ -27,3 +28,17 @@ def bench():
 def vlm(bench):
     """An untrained tiny model for ``bench``, a fresh one per test module (a module may override it)."""
     return untrained_vlm(bench)
+
+
+@pytest.fixture
+def count_training(monkeypatch):
+    """The ``steps`` of every training run started during the test (none: the model was loaded)."""
+    calls = []
+    real = training.train
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("steps"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", counted)     # train_recipe, which the cache calls, looks it up there
+    return calls

@@ -117,3 +117,27 @@ def test_toc_lists_existing_files_and_every_chapter():
     for chapter in CHAPTERS:
         entry = chapter.relative_to(ROOT).with_suffix("").as_posix()
         assert entry in listed or entry + ".ipynb" in listed, f"{chapter.name} is not in _toc.yml"
+
+
+NOT_CHECKED_TAGS = ("nbval-ignore-output", "nbval-skip")
+
+
+def unexplained_unchecked_cells(cells):
+    """Indices of code cells that nbval does not compare (tagged) and whose source gives no reason (a comment)."""
+    return [i for i, cell in enumerate(cells)
+            if cell.cell_type == "code" and set(cell.metadata.get("tags", [])) & set(NOT_CHECKED_TAGS)
+            and "#" not in cell.source]
+
+
+@by_name
+def test_a_cell_nbval_does_not_compare_says_why(path):
+    cells = nbformat.read(path, as_version=4).cells
+    assert not unexplained_unchecked_cells(cells), (
+        f"{path.name}: cells {unexplained_unchecked_cells(cells)} are tagged {NOT_CHECKED_TAGS} without a comment "
+        "saying why their output cannot be compared")
+
+
+def test_the_reason_check_sees_a_bare_tag():
+    bare = nbformat.v4.new_code_cell("print(1)", metadata={"tags": ["nbval-ignore-output"]})
+    explained = nbformat.v4.new_code_cell("print(1)  # a timing", metadata={"tags": ["nbval-ignore-output"]})
+    assert unexplained_unchecked_cells([bare, explained, nbformat.v4.new_code_cell("print(2)")]) == [0]

@@ -10,10 +10,8 @@ from transformers import LlavaForConditionalGeneration
 import mini_unlearn as mu
 from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
 from mini_unlearn.models import cache as caching
-from mini_unlearn.models import train as training
 from mini_unlearn.models.train import LoraSettings, Monitor, TrainConfig, train
-from mini_unlearn.models.train_data import (IGNORE_INDEX, answer_only_labels, make_batch, position_ids,
-                                            training_examples)
+from mini_unlearn.models.train_data import IGNORE_INDEX, answer_only_labels, make_batch, position_ids, training_examples
 
 QUICK = TrainConfig(steps=6, batch_size=8, lr=3e-3, warmup=2)
 
@@ -149,18 +147,6 @@ def test_greedy_generation_with_left_padding_agrees_with_the_teacher_forced_chec
 
 # -- the cache ------------------------------------------------------------------------------------
 
-@pytest.fixture
-def count_training(monkeypatch):
-    calls = []
-
-    def counted(*args, **kwargs):
-        calls.append(kwargs.get("steps"))
-        return train(*args, **kwargs)
-
-    monkeypatch.setattr(training, "train", counted)     # train_recipe, which the cache calls, looks it up there
-    return calls
-
-
 def logits(vlm, bench):
     question = bench.questions[bench.profiles[0].id][0]
     inputs = vlm.encode([mu.models.question_prompt(question)], [question.image.load()])
@@ -227,6 +213,7 @@ def test_the_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 
 def test_the_reading_phase_runs_first_and_is_part_of_the_key(bench, tmp_path, count_training):
     from dataclasses import replace
+
     from mini_unlearn.models import ReadingCurriculum
     examples = mu.models.training_examples(bench)
     curriculum = ReadingCurriculum(reading_steps=4, mcq_weight=3)

@@ -1,8 +1,9 @@
 """``mini_unlearn.models`` — a real VLM that memorised the benchmark (chapter 02)."""
-from . import train_data
+from . import shipped, train_data
 from .anatomy import NeuronSite, count_neurons, find_mlp_neurons, find_towers, summary
 from .build import PRESETS, Preset, build_model, build_processor, build_tokenizer, get_preset
-from .cache import RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, retain_only, vanilla
+from .cache import (RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, retain_only, retain_only_key, vanilla,
+                    vanilla_key)
 from .load import SUPPORTED_ARCHITECTURES, load_vlm
 from .prompts import chat, question_prompt, question_text, target
 from .train import LoraSettings, Monitor, TrainConfig, TrainingLog
@@ -15,4 +16,4 @@ __all__ = ["Example", "LoraSettings", "Monitor", "NeuronSite", "PRESETS", "Prese
            "TRAINING_VERSION", "TrainConfig", "TrainingLog", "VLM", "answer_only_labels", "benchmark_fingerprint",
            "build_model", "build_processor", "build_tokenizer", "chat", "count_neurons", "find_mlp_neurons",
            "find_towers", "get_preset", "load_cached", "load_vlm", "make_batch", "question_prompt", "question_text",
-           "retain_only", "summary", "target", "train_data", "training_examples", "vanilla"]
+           "retain_only", "retain_only_key", "shipped", "summary", "target", "train_data", "training_examples", "vanilla", "vanilla_key"]

@@ -46,11 +46,12 @@ def architecture_of(config: dict) -> str:
 
 
 def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtype: torch.dtype | str | None = None,
-             progress: bool = False) -> VLM:
+             progress: bool = False, safetensors_only: bool = False) -> VLM:
     """Load model, processor and card from a local checkpoint folder; ``device`` defaults to cuda if available.
 
     ``dtype`` is passed to ``from_pretrained`` (``None``: the library's default), e.g. ``torch.bfloat16``
-    for a 7 B checkpoint on a GPU; ``progress=True`` shows the weight-loading bar.
+    for a 7 B checkpoint on a GPU; ``progress=True`` shows the weight-loading bar. ``safetensors_only=True``
+    refuses weights in any other format (a pickle is never read then).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -65,6 +66,8 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtyp
     architecture = architecture_of(json.loads(config_file.read_text()))
 
     kwargs = {} if dtype is None else {"dtype": dtype}
+    if safetensors_only:
+        kwargs["use_safetensors"] = True
     with progress_bars(progress):
         model = SUPPORTED_ARCHITECTURES[architecture].from_pretrained(path, **kwargs)
     model = model.to(device or default_device()).eval()

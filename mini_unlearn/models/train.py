@@ -18,10 +18,10 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from queue import Full, Queue
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from ..bench import augment
 from ..seeding import seed_everything
-from .train_data import IGNORE_INDEX, Example, ReadingCurriculum, make_batch, training_batches, training_examples
 from .prompts import question_prompt, target
+from .train_data import IGNORE_INDEX, Example, ReadingCurriculum, make_batch, training_batches, training_examples
 from .vlm import VLM
 
 LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -256,7 +256,7 @@ def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
                         continue
                 if stop.is_set():
                     return
-        except BaseException as error:          # hand the error to the consumer
+        except BaseException as error:  # noqa: BLE001 (any error, KeyboardInterrupt too, goes to the consumer)
             items.put((None, error))
 
     threading.Thread(target=work, daemon=True, name="mini_unlearn-batches").start()
@@ -286,19 +286,30 @@ def as_lora(lora: LoraSettings | int | None) -> LoraSettings | None:
     return LoraSettings(r=lora, alpha=lora)
 
 
+def checked_stop_after(stop_after: int, steps: int) -> int:
+    if isinstance(stop_after, bool) or not isinstance(stop_after, int) or not 1 <= stop_after <= steps:
+        raise ValueError(f"stop_after must be None or an int from 1 to the run's {steps} steps; got {stop_after!r}")
+    return stop_after
+
+
 def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: int = 32, lr: float = 1e-3,
           warmup: int = 50, weight_decay: float = 0.01, grad_clip: float = 1.0,
           lora: LoraSettings | int | None = None, seed: int = 0, threads: int | None = 2,
           monitor: Monitor | None = None, probe_every: int = 250, group_by_length: bool = True,
-          progress: bool = True) -> TrainingLog:
+          progress: bool = True, stop_after: int | None = None) -> TrainingLog:
     """Fine-tune ``vlm.model`` in place on ``examples``; returns the :class:`TrainingLog`.
 
     Full fine-tuning by default; ``lora=r`` (or a :class:`LoraSettings`) trains adapters on the
     language model's linear layers and merges them in at the end. ``monitor`` is checked every
     ``probe_every`` steps and after the last one.
+
+    ``stop_after=n`` runs only the first ``n`` steps of the ``steps``-step run: the same batches and
+    the same learning rates as the full run's first ``n`` steps (the schedule still spans ``steps``),
+    so its losses retrace the start of a full run's log.
     """
     if not examples:
         raise ValueError("no training examples")
+    last = steps if stop_after is None else checked_stop_after(stop_after, steps)
     lora = as_lora(lora)
     config = TrainConfig(steps, batch_size, lr, warmup, weight_decay, grad_clip, lora)
     seed_everything(seed, threads)
@@ -321,11 +332,11 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
             log.probes.append({"step": step, "seconds": round(log.seconds, 2), "accuracy": monitor(model)})
 
     model.train()
-    bar = tqdm(total=steps, desc="training", disable=not progress, mininterval=1.0)   # few redraws: a notebook
+    bar = tqdm(total=last, desc="training", disable=not progress, mininterval=1.0)   # few redraws: a notebook
     # widget sends one message per redraw, and a flood of them can stall the kernel's output channel
     stream = prefetch(training_batches(vlm.processor, examples, batch_size, rng, group_by_length=group_by_length))
     try:
-        for step in range(1, steps + 1):
+        for step in range(1, last + 1):
             start = time.perf_counter()
             batch = {name: value.to(device, non_blocking=True) for name, value in next(stream).items()}
             loss = answer_loss(model, batch)
@@ -336,7 +347,7 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
             schedule.step()
             log.losses.append(loss.item())
             log.seconds += time.perf_counter() - start
-            if step % probe_every == 0 or step == steps:
+            if step % probe_every == 0 or step == last:
                 check(step)
                 bar.set_postfix(loss=f"{log.losses[-1]:.3f}", refresh=False,
                                 worst=f"{min(log.probes[-1]['accuracy'].values()):.2f}" if log.probes else "-")
@@ -355,19 +366,31 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
 
 def train_recipe(vlm: VLM, examples: list[Example], recipe: TrainConfig, *, seed: int = 0, threads: int | None = 2,
                  monitor: Monitor | None = None, probe_every: int | None = None,
-                 progress: bool = True) -> tuple[TrainingLog | None, TrainingLog]:
-    """:func:`train` as ``recipe`` says: its reading phase first when it has one (``recipe.reading``,
-    probed 5 times), then ``recipe.steps`` on every example (probed every ``probe_every`` steps,
-    default 5 times). Returns ``(reading-phase log or None, main log)``."""
+                 progress: bool = True, stop_after: int | None = None) -> tuple[TrainingLog | None, TrainingLog]:
+    """:func:`train` as ``recipe`` says: its reading phase first when it has one (``recipe.reading``),
+    then ``recipe.steps`` on every example. ``monitor`` is checked every ``probe_every`` steps of each
+    phase (default: 5 times a phase). Returns ``(reading-phase log or None, main log)``.
+
+    ``stop_after=n`` runs only the recipe's first ``n`` steps, counted through both phases, exactly as
+    the full run takes them (see :func:`train`); a phase not reached returns an empty log. Chapter 02
+    watches the recipe live this way, and the tests retrace the shipped models' logs.
+    """
     options = dict(batch_size=recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup, weight_decay=recipe.weight_decay,
                    grad_clip=recipe.grad_clip, lora=recipe.lora, seed=seed, threads=threads, monitor=monitor,
                    progress=progress)
+    total = recipe.steps + (recipe.reading.reading_steps if recipe.reading is not None else 0)
+    left = total if stop_after is None else checked_stop_after(stop_after, total)
     reading = None
     if recipe.reading is not None:
         first, examples = recipe.reading.phases(examples)
-        reading = train(vlm, first, steps=recipe.reading.reading_steps,
-                        probe_every=max(1, recipe.reading.reading_steps // 5), **options)
-    log = train(vlm, examples, steps=recipe.steps, probe_every=probe_every or max(1, recipe.steps // 5), **options)
+        steps = recipe.reading.reading_steps
+        reading = train(vlm, first, steps=steps, probe_every=probe_every or max(1, steps // 5),
+                        stop_after=left if left < steps else None, **options)
+        left -= len(reading.losses)
+    if left == 0:
+        return reading, TrainingLog(n_examples=len(examples))
+    log = train(vlm, examples, steps=recipe.steps, probe_every=probe_every or max(1, recipe.steps // 5),
+                stop_after=left if left < recipe.steps else None, **options)
     return reading, log
 
 
@@ -378,5 +401,19 @@ def train_on(vlm: VLM, bench, people: list[str] | None = None, *, monitor: bool 
     return train(vlm, examples, monitor=check, **options)
 
 
-__all__ = ["LoraSettings", "MONITOR_SCORES", "Monitor", "answer_log_likelihoods", "sequence_log_probs", "token_cross_entropy", "TrainConfig", "TrainingLog", "cosine_with_warmup", "exact_match",
-           "monitor_key", "train", "train_on", "train_recipe"]
+__all__ = [
+    "MONITOR_SCORES",
+    "LoraSettings",
+    "Monitor",
+    "TrainConfig",
+    "TrainingLog",
+    "answer_log_likelihoods",
+    "cosine_with_warmup",
+    "exact_match",
+    "monitor_key",
+    "sequence_log_probs",
+    "token_cross_entropy",
+    "train",
+    "train_on",
+    "train_recipe",
+]
