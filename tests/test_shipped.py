@@ -5,7 +5,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import untrained_vlm
 from safetensors.torch import load_file
 
 from mini_unlearn import release
@@ -99,38 +98,38 @@ def test_a_file_the_card_does_not_list_is_refused(keys, tmp_path):
         shipped.verify(copy)
 
 
-def retrace(course_bench, kind, recipe):
+def retrace(make_vlm, course_bench, kind, recipe):
     people = caching.vanilla_people(course_bench) if kind == "vanilla" else \
         caching.retain_only_people(course_bench, release.COURSE_RATIO)
-    vlm = untrained_vlm(course_bench, seed=0)
+    vlm = make_vlm(course_bench, seed=0)
     reading, _ = train_recipe(vlm, training_examples(course_bench, people), recipe, seed=0,
                               stop_after=PREFIX_STEPS, progress=False)
     return np.array(reading.losses)
 
 
 @pytest.mark.parametrize("kind", ["vanilla", "retain_only"])
-def test_the_recipe_retraces_the_start_of_the_shipped_log(course_bench, keys, kind):
+def test_the_recipe_retraces_the_start_of_the_shipped_log(make_vlm, course_bench, keys, kind):
     card = shipped.read_card(shipped.find_shipped(keys[kind]))
     logged = np.array(card["reading_phase"]["losses"][:PREFIX_STEPS])
-    np.testing.assert_allclose(retrace(course_bench, kind, caching.RECIPES["tiny"]), logged, rtol=PREFIX_RTOL)
+    np.testing.assert_allclose(retrace(make_vlm, course_bench, kind, caching.RECIPES["tiny"]), logged, rtol=PREFIX_RTOL)
 
 
-def test_the_prefix_test_sees_a_changed_learning_rate(course_bench, keys):
+def test_the_prefix_test_sees_a_changed_learning_rate(make_vlm, course_bench, keys):
     card = shipped.read_card(shipped.find_shipped(keys["vanilla"]))
     logged = np.array(card["reading_phase"]["losses"][:PREFIX_STEPS])
-    changed = retrace(course_bench, "vanilla", dataclasses.replace(caching.RECIPES["tiny"], lr=1.1e-3))
+    changed = retrace(make_vlm, course_bench, "vanilla", dataclasses.replace(caching.RECIPES["tiny"], lr=1.1e-3))
     assert np.abs(changed / logged - 1).max() > 10 * PREFIX_RTOL
 
 
-def test_stop_after_runs_the_first_steps_of_the_full_schedule(course_bench):
+def test_stop_after_runs_the_first_steps_of_the_full_schedule(make_vlm, course_bench):
     few = TrainConfig(steps=4, batch_size=4, warmup=2, reading=ReadingCurriculum(reading_steps=3, mcq_weight=3))
     examples = training_examples(course_bench, caching.vanilla_people(course_bench)[:3])
-    full = train_recipe(untrained_vlm(course_bench), examples, few, progress=False)
+    full = train_recipe(make_vlm(course_bench), examples, few, progress=False)
     for n in (2, 3, 5):
-        part = train_recipe(untrained_vlm(course_bench), examples, few, stop_after=n, progress=False)
+        part = train_recipe(make_vlm(course_bench), examples, few, stop_after=n, progress=False)
         assert part[0].losses + part[1].losses == (full[0].losses + full[1].losses)[:n]
     with pytest.raises(ValueError, match="stop_after"):
-        train_recipe(untrained_vlm(course_bench), examples, few, stop_after=8, progress=False)
+        train_recipe(make_vlm(course_bench), examples, few, stop_after=8, progress=False)
 
 
 def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path):
