@@ -167,6 +167,25 @@ def test_text_only_forgetting_never_touches_the_vision_side(vlm, bench):
     assert parts.loc["language", "entries_changed"] > 0
 
 
+def test_the_printed_result_shows_shares_that_a_few_entries_do_not_move():
+    from mini_unlearn.methods.base import share_text
+    # one entry more or less (another CPU's kernels) prints the same; nothing and a few stay apart
+    assert share_text(150399, 150528) == share_text(150400, 150528) == "99.9%"
+    assert share_text(131071, 131072) == share_text(131072, 131072) == "100.0%"
+    assert share_text(0, 131072) == "0" and share_text(3, 131072) == "<0.1%" and share_text(968, 24832) == "3.9%"
+
+
+def test_the_result_prints_the_share_changed_per_part(vlm, bench):
+    result = _run(vlm, bench, "ga", forget_on="text")
+    parts = result.touched_by_part()
+    shown = repr(result).splitlines()
+    assert "share_changed" in shown[2] and "entries_changed" not in repr(result)
+    vision = next(line for line in shown if line.startswith("vision"))
+    language = next(line for line in shown if line.startswith("language"))
+    assert vision.split()[-1] == "0"
+    assert language.split()[-1] == f"{parts.loc['language', 'entries_changed'] / parts.loc['language', 'entries']:.1%}"
+
+
 def test_train_language_only_freezes_the_vision_side_even_with_images(vlm, bench):
     parts = _run(vlm, bench, "ga_diff", train="language").touched_by_part()
     assert parts.loc["vision", "entries_changed"] == 0 and parts.loc["projector", "entries_changed"] == 0

@@ -127,6 +127,17 @@ def part_of(name: str, towers: dict[str, str]) -> str:
     return "other"
 
 
+def share_text(part: int, whole: int) -> str:
+    """``part / whole`` as a percentage for printing: ``0`` only when nothing changed, ``<0.1%`` for a few.
+
+    Rounded to 0.1% so that a handful of entries more or less (one CPU's kernels against another's)
+    prints the same; a near-total share therefore prints as 100.0%."""
+    if part == 0:
+        return "0"
+    share = part / whole
+    return "<0.1%" if share < 0.001 else f"{share:.1%}"
+
+
 def changed_parameters(before: torch.nn.Module, after: torch.nn.Module) -> pd.DataFrame:
     """Per parameter tensor: its part, size, and how many of its entries differ between two models."""
     towers = {tower: name for tower, (name, _) in find_towers(after).items()}
@@ -181,7 +192,12 @@ class UnlearnResult:
         losses = ", ".join(f"{k} {v:.3f}" for k, v in last.items())
         head = (f"UnlearnResult({self.method!r}, ratio={self.ratio}: {len(self.log.losses)} steps"
                 f"{'; final ' + losses if losses else ''})\n  {settings}\n")
-        return head + self.touched_by_part().to_string()
+        # the share of entries changed, not the count: whether an entry with a near-zero gradient moves
+        # at all depends on the CPU's kernels (touched_by_part() has the exact counts)
+        table = self.touched_by_part()
+        table["share_changed"] = [share_text(changed, total)
+                                  for changed, total in zip(table.pop("entries_changed"), table["entries"])]
+        return head + table.to_string()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -223,8 +223,9 @@ class SaliencyMask:
     def __repr__(self) -> str:
         by_group = self.summary().groupby("group")[["salient", "numel"]].sum()
         parts = ", ".join(f"{g} {r.salient / r.numel:.1%}" for g, r in by_group.iterrows())
+        # shares, not counts: the weights at the threshold flip with the CPU's kernels (`.kept` has the count)
         return (f"SaliencyMask(preset={self.preset!r}, threshold={self.threshold}: {len(self)} tensors, "
-                f"{self.kept:,} of {self.total:,} weights salient ({self.kept / max(self.total, 1):.1%}); {parts})")
+                f"{self.kept / max(self.total, 1):.1%} of {self.total:,} weights salient; {parts})")
 
 
 def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, threshold: float = THRESHOLD,
