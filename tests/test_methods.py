@@ -37,10 +37,11 @@ def test_npo_equals_2_log2_over_beta_when_model_equals_reference(beta):
 
 
 def test_npo_tends_to_ga_on_log_likelihood_as_beta_goes_to_zero():
-    log_p, ref = torch.tensor([-2.0, -5.0]), torch.tensor([-3.0, -4.5])
+    # in float64: the constant (2/β)·log 2 is ~1.4e4, and what is checked is the 0.25 beside it
+    log_p, ref = torch.tensor([-2.0, -5.0], dtype=torch.float64), torch.tensor([-3.0, -4.5], dtype=torch.float64)
     beta = 1e-4
-    limit = 2 * math.log(2) / beta + (log_p - ref).mean().item()
-    assert losses.npo_loss(log_p, ref, beta).item() == pytest.approx(limit, abs=1e-3)
+    beyond_the_constant = losses.npo_loss(log_p, ref, beta).item() - 2 * math.log(2) / beta
+    assert beyond_the_constant == pytest.approx((log_p - ref).mean().item(), rel=1e-3)     # +0.25, not -0.25
 
 
 def test_npo_vanishes_once_the_model_finds_the_data_far_less_likely_than_the_reference():
@@ -72,6 +73,17 @@ def test_kl_to_reference_is_zero_for_equal_and_positive_for_different_logits():
     p, q = torch.softmax(other, -1), torch.softmax(logits, -1)   # KL(ref || model), averaged over 3 scored positions
     expected = sum((p[b, t] * (p[b, t] / q[b, t]).log()).sum() for b, t in [(0, 0), (0, 1), (1, 0)]) / 3
     assert losses.kl_to_reference(logits, other, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_kl_mllmu_reduction_sums_the_positions_and_divides_by_the_batch():
+    torch.manual_seed(0)
+    logits, other, labels = torch.randn(2, 3, 5), torch.randn(2, 3, 5), torch.tensor([[1, 2, -100], [0, -100, -100]])
+    token = losses.kl_to_reference(logits, other, labels)
+    # three scored positions in a batch of two: batchmean = sum / 2, the token mean = sum / 3
+    assert losses.kl_to_reference(logits, other, labels, reduction="mllmu").item() == pytest.approx(
+        token.item() * 3 / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="reduction"):
+        losses.kl_to_reference(logits, other, labels, reduction="mean")
 
 
 # -- the registry ----------------------------------------------------------------------------------
@@ -133,6 +145,64 @@ def test_unlearning_sets_pick_the_forget_modality_and_never_overlap(bench):
         assert {e.task for e in forget + retain} == {"pair"}
 
 
+def test_sequence_labels_score_every_non_pad_token_but_the_first(vlm, bench):
+    from mini_unlearn.models.train_data import IGNORE_INDEX
+    forget, _ = mu.methods.unlearning_sets(bench, 0.25, "both")
+    batch = next(mu.methods.data.example_batches(vlm.processor, forget, 4, __import__("random").Random(0)))
+    assert mu.methods.data.scored_on(batch, "answer") is batch
+    labels = mu.methods.data.scored_on(batch, "sequence")["labels"]
+    real = batch["attention_mask"].bool()
+    for row in range(len(labels)):
+        scored = (labels[row] != IGNORE_INDEX).nonzero().flatten().tolist()
+        attended = real[row].nonzero().flatten().tolist()
+        assert scored == attended[1:]                        # every real token but the first (nothing predicts it)
+        assert torch.equal(labels[row, scored], batch["input_ids"][row, scored])
+        answer = (batch["labels"][row] != IGNORE_INDEX).nonzero().flatten().tolist()
+        assert set(answer) < set(scored)                     # the answer is scored either way, the prompt only here
+    image_token = vlm.model.config.image_token_id
+    assert (labels == image_token).any() and not (batch["labels"] == image_token).any()
+    with pytest.raises(ValueError, match="loss_on"):
+        mu.methods.make_config("ga", loss_on="prompt")
+
+
+def test_loss_on_sequence_reaches_the_logged_loss(vlm, bench):
+    import random
+
+    from mini_unlearn.methods.data import example_batches, sequence_labels
+    from mini_unlearn.models.train import answer_loss
+    forget, _ = mu.methods.unlearning_sets(bench, 0.25, "image+text")
+    first = next(example_batches(vlm.processor, forget, 4, random.Random("mini_unlearn/unlearn/0")))
+    with torch.no_grad():
+        expected = {"answer": answer_loss(vlm.model, first).item(),
+                    "sequence": answer_loss(vlm.model, sequence_labels(first)).item()}
+    assert abs(expected["answer"] - expected["sequence"]) > 0.01
+    for loss_on, value in expected.items():
+        logged = mu.unlearn(vlm, bench, "ga", ratio=0.25, steps=1, batch_size=4, loss_on=loss_on, progress=False)
+        assert logged.log.losses[0]["forget_ce"] == pytest.approx(value, rel=1e-4), loss_on
+
+
+def test_kl_min_reduction_reaches_the_logged_kl(vlm, bench):
+    import random
+
+    from mini_unlearn.methods.data import example_batches
+    from mini_unlearn.models.train_data import IGNORE_INDEX
+    runs = {reduction: mu.unlearn(vlm, bench, "kl_min", ratio=0.25, steps=2, batch_size=4, lr=1e-3,
+                                  kl_reduction=reduction, progress=False).log.losses
+            for reduction in ("token", "mllmu")}
+    # at step 1 the model is the reference (KL 0 and no KL gradient), so both runs take the same first
+    # step and meet the same second retain batch: their KLs differ by #scored tokens / batch size
+    forget, retain = mu.methods.unlearning_sets(bench, 0.25, "image+text")
+    rng = random.Random("mini_unlearn/unlearn/0")
+    forget_stream, retain_stream = example_batches(vlm.processor, forget, 4, rng), example_batches(vlm.processor, retain, 4, rng)
+    for _ in range(2):
+        next(forget_stream)
+        second = next(retain_stream)
+    scored = int((second["labels"] != IGNORE_INDEX).sum())
+    assert runs["token"][0]["kl"] == runs["mllmu"][0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert runs["token"][1]["kl"] > 0
+    assert runs["mllmu"][1]["kl"] == pytest.approx(runs["token"][1]["kl"] * scored / 4, rel=1e-3)
+
+
 # -- short real runs ---------------------------------------------------------------------------------
 
 def _run(vlm, bench, method, **options):
@@ -158,7 +228,58 @@ def test_ga_ascends_the_forget_loss(vlm, bench):
     result = _run(vlm, bench, "ga", steps=6, batch_size=8, lr=3e-3)
     frame = result.to_frame()
     assert frame["forget_ce"].iloc[-1] > frame["forget_ce"].iloc[0]
-    assert (frame["loss"] == -frame["forget_ce"]).all()
+
+
+def _first_batches(vlm, bench, batch_size=4):
+    """The first forget and retain batches the loop draws (seed 0, forget image+text pairs, ratio 0.25)."""
+    import random
+
+    from mini_unlearn.methods.data import example_batches
+    forget, retain = mu.methods.unlearning_sets(bench, 0.25, "image+text")
+    rng = random.Random("mini_unlearn/unlearn/0")
+    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
+    retain_stream = example_batches(vlm.processor, retain, batch_size, rng)
+    return next(forget_stream), next(retain_stream)
+
+
+def test_ga_diff_loss_is_ascent_on_forget_plus_weighted_descent_on_retain(vlm, bench):
+    from mini_unlearn.models.train import answer_loss
+    forget_batch, retain_batch = _first_batches(vlm, bench)
+    with torch.no_grad():
+        forget_ce, retain_ce = answer_loss(vlm.model, forget_batch).item(), answer_loss(vlm.model, retain_batch).item()
+    row = _run(vlm, bench, "ga_diff", steps=1, retain_weight=0.5).log.losses[0]
+    assert row["forget_ce"] == pytest.approx(forget_ce, rel=1e-4)
+    assert row["retain_ce"] == pytest.approx(retain_ce, rel=1e-4)        # the retain people's batch, not the forget one
+    assert row["loss"] == pytest.approx(-forget_ce + 0.5 * retain_ce, rel=1e-4)
+
+
+def test_kl_min_loss_holds_all_three_terms(vlm, bench):
+    from mini_unlearn.models.train import answer_loss
+    _, retain_batch = _first_batches(vlm, bench)
+    with torch.no_grad():
+        retain_ce = answer_loss(vlm.model, retain_batch).item()
+    rows = _run(vlm, bench, "kl_min", steps=3, kl_weight=3.0).log.losses
+    assert rows[0]["retain_ce"] == pytest.approx(retain_ce, rel=1e-4) and rows[0]["kl"] == pytest.approx(0, abs=1e-6)
+    for row in rows[1:]:               # once the model has moved, the KL to the input model is on, weighted by 3
+        assert row["kl"] > 1e-4
+        assert row["loss"] == pytest.approx(-row["forget_ce"] + row["retain_ce"] + 3.0 * row["kl"], rel=1e-4)
+
+
+def test_npo_compares_with_its_reference_not_with_the_model_itself(vlm, bench, make_vlm):
+    from mini_unlearn.models.train import answer_logits, sequence_log_probs
+    forget_batch, _ = _first_batches(vlm, bench)
+    reference = make_vlm(bench, seed=1)                       # another model: the log-ratio is not zero
+    with torch.no_grad():
+        logits, labels = answer_logits(vlm.model, forget_batch)
+        ref_logits, _ = answer_logits(reference.model, forget_batch)
+        expected = losses.npo_loss(sequence_log_probs(logits, labels), sequence_log_probs(ref_logits, labels), 0.4)
+    rows = _run(vlm, bench, "npo", steps=1, reference=reference).log.losses
+    assert rows[0]["npo"] == pytest.approx(expected.item(), rel=1e-4)
+    assert abs(expected.item() - 2 * math.log(2) / 0.4) > 1e-2
+    # reference="initial": equal at the first step, and no longer once the model has moved
+    rows = _run(vlm, bench, "npo", steps=3, reference="initial").log.losses
+    assert rows[0]["npo"] == pytest.approx(2 * math.log(2) / 0.4, rel=1e-5)
+    assert abs(rows[-1]["npo"] - 2 * math.log(2) / 0.4) > 1e-4
 
 
 def test_text_only_forgetting_never_touches_the_vision_side(vlm, bench):

@@ -75,18 +75,44 @@ def test_the_released_mask_lookup_matches_no_lora_parameter(make_vlm, bench):
     assert trainable and not [n for n in trainable if n in mask.masks]
 
 
-def test_retain_steps_are_unmasked_and_follow_the_released_schedule(vlm, bench, before):
+def test_retain_steps_follow_the_released_schedule(vlm, bench):
     result = _run(vlm, bench, preset="vision", forget_steps=2, retain_per_forget=2)
     assert result.log.details["retain_per_forget"] == 2
     frame = result.to_frame()
     assert list(frame.columns) == ["loss", "forget_ce", "retain_ce"] and len(frame) == 2
-    # retain descent is not masked: the language model (outside a vision mask) moves
-    assert result.touched_by_part().loc["language", "entries_changed"] > 0
     default = _run(vlm, bench, preset="vision", forget_steps=1, retain_per_forget=None)
     forget, retain = mu.methods.unlearning_sets(bench, RATIO, "image+text")
     retain = [e for e in retain if e.modality == "image+text"]
     expected = mu.methods.default_retain_per_forget(len(forget), len(retain), 4)
     assert default.log.details["retain_per_forget"] == expected >= 1
+
+
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_the_papers_retain_steps_are_masked_too(vlm, bench, before, lora_rank):
+    # Δw = m ⊙ ∇(−L_f + λ L_r): with retain steps in the run, still nothing outside the mask moves
+    result = _run(vlm, bench, preset="vision", forget_steps=2, retain_per_forget=2, lora_rank=lora_rank)
+    assert result.log.details["mask_retain"] is True
+    mask = result.log.details["mask"].masks
+    if lora_rank:                                  # LoRA adapts the weights, not the biases
+        mask = {n: m for n, m in mask.items() if n.endswith(".weight")}
+    _assert_mask_held(before, result.vlm.model, mask)
+
+
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_the_released_retain_steps_change_protected_weights(vlm, bench, before, lora_rank):
+    options = {"preset": "vision", "forget_steps": 2, "lora_rank": lora_rank, "mask_retain": False}
+    # forget steps alone still obey the mask (under LoRA the unmasked adapter is trained by retain steps only)
+    alone = _run(vlm, bench, retain_per_forget=0, **options)
+    mask = alone.log.details["mask"].masks
+    _assert_mask_held(before, alone.vlm.model,
+                      {n: m for n, m in mask.items() if n.endswith(".weight")} if lora_rank else mask)
+    # with retain steps, protected vision weights move, and (full fine-tuning) so does the language side
+    mixed = _run(vlm, bench, retain_per_forget=2, **options)
+    after = dict(mixed.vlm.model.named_parameters())
+    moved = sum(int((after[n][~m] != before[n][~m]).sum()) for n, m in mask.items() if n.endswith(".weight"))
+    assert moved > 0, "the released retain step should change weights outside the mask"
+    if not lora_rank:
+        assert mixed.touched_by_part().loc["language", "entries_changed"] > 0
 
 
 def test_default_schedule_is_retain_batches_over_forget_batches():
@@ -114,6 +140,7 @@ def test_mmunlearner_declares_the_visual_goal():
     ({"forget_steps": 0}, "forget_steps"),
     ({"retain_per_forget": -1}, "retain_per_forget"),
     ({"lora_rank": -2}, "lora_rank"),
+    ({"language_preserve": "both"}, "language_preserve must be one of"),
     ({"lr": 0}, "lr"),
 ])
 def test_bad_input_is_refused_before_any_weight_changes(vlm, bench, before, options, words):

@@ -172,3 +172,43 @@ def test_a_higher_threshold_keeps_a_subset(masks):
     assert torch.equal(both.with_threshold(1.0)[first], both[first])
     with pytest.raises(ValueError, match="threshold"):
         both.with_threshold(0)
+
+
+# -- which data each saliency comes from ----------------------------------------------------------------
+
+
+def _scored(vlm, bench, examples, parameters):
+    from mini_unlearn.models.train_data import one_pass_batches
+    return saliency.squared_gradients(vlm.model, one_pass_batches(vlm.processor, examples, 4, saliency._order(0)),
+                                      parameters)
+
+
+@pytest.mark.parametrize("language_preserve", ["union", "pooled"])
+def test_the_language_mask_compares_the_forget_data_with_its_preserve_sets(vlm, bench, language_preserve):
+    mask = saliency.compute_saliency(vlm, bench, RATIO, "language", language_preserve=language_preserve)
+    parameters = saliency.maskable_parameters(vlm.model, "language")
+    forget = _scored(vlm, bench, saliency.forget_examples(bench, RATIO), parameters)
+    sets = saliency.preserve_sets(bench, RATIO, "language", language_preserve)
+    assert list(sets) == (["retain", "text"] if language_preserve == "union" else ["pooled"])
+    scored = [_scored(vlm, bench, examples, parameters) for examples in sets.values()]
+    for name in parameters:
+        # F_f from the forget people's image+text pairs; F_p the max over the preserve sets (a weight is
+        # protected when any map protects it); the mask compares F_f with F_p, in that order
+        assert torch.equal(mask.forget[name], forget[name])
+        assert torch.equal(mask.preserve[name], torch.stack([s[name] for s in scored]).amax(0))
+        assert torch.equal(mask[name], (forget[name] + mask.eps) / (mask.preserve[name] + mask.eps) >= 1.0)
+    assert mask.language_preserve == language_preserve
+
+
+def test_the_union_protects_what_either_map_protects(vlm, bench):
+    union = saliency.compute_saliency(vlm, bench, RATIO, "language")
+    parameters = saliency.maskable_parameters(vlm.model, "language")
+    forget = union.forget
+    for examples in saliency.preserve_sets(bench, RATIO, "language").values():
+        alone = saliency.saliency_mask(forget, _scored(vlm, bench, examples, parameters))
+        for name in parameters:
+            assert not (union[name] & ~alone[name]).any(), "a weight protected by one map is salient in the union"
+    pooled = saliency.compute_saliency(vlm, bench, RATIO, "language", language_preserve="pooled")
+    assert union.kept < pooled.kept       # the pooled mean protects fewer weights than the union here
+    with pytest.raises(ValueError, match="language_preserve"):
+        saliency.compute_saliency(vlm, bench, RATIO, "language", language_preserve="mean")

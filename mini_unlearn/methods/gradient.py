@@ -18,6 +18,12 @@ Differences from MLLMU-Bench's code, on purpose:
   ``variant="paper"`` (the default) is the paper's; ``variant="mllmu"`` is the code's.
 * Full fine-tuning of the tiny model, not LoRA, and learning rates and step counts measured on the
   course model (MLLMU-Bench: LoRA r=16, lr 2e-5, batch 4, one epoch on a 7B model).
+* The losses score the answer tokens only (``loss_on="answer"``, the default: the knowledge to forget
+  is in the answer, and the course model was trained on answers only). MLLMU-Bench's code scores every
+  non-pad token, prompt and image placeholders included: ``loss_on="sequence"``.
+* KL_Min's KL is a mean per scored token (``kl_reduction="token"``). MLLMU-Bench's
+  ``F.kl_div(..., reduction="batchmean")`` on ``[B, T, V]`` logits sums over the positions and divides
+  by the batch size only — about T times larger: ``kl_reduction="mllmu"``.
 
 Each method can forget on the forget people's image+text pairs, their text-only pairs, or both
 (``forget_on``), and update all parameters or one side (``train``).
@@ -31,9 +37,9 @@ import torch
 from ..models.train import answer_logits, answer_loss
 from ..models.vlm import VLM
 from .base import check_positive, check_positive_int, check_seed, register
-from .data import check_forget_on, unlearning_sets
+from .data import check_forget_on, check_loss_on, scored_on, unlearning_sets
 from .loop import check_trainable, run_gradient_loop
-from .losses import ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
+from .losses import KL_REDUCTIONS, ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class GradientConfig:
     train: str = "all"                # which parameters: "all", "language" or "vision" (tower + projector)
     grad_clip: float = 1.0
     seed: int = 0
+    loss_on: str = "answer"           # which tokens the losses score: "answer" or "sequence" (every non-pad token)
 
     def __post_init__(self):
         check_positive_int(self.steps, "steps")
@@ -56,6 +63,7 @@ class GradientConfig:
         check_forget_on(self.forget_on)
         check_trainable(self.train)
         check_seed(self.seed)
+        check_loss_on(self.loss_on)
 
 
 @dataclass(frozen=True)
@@ -76,13 +84,18 @@ class GADiffConfig(GradientConfig):
 
 @dataclass(frozen=True)
 class KLMinConfig(GradientConfig):
-    """KL minimisation: ``kl_weight`` (λ_KL) scales the KL to the input model on retain data."""
+    """KL minimisation: ``kl_weight`` (λ_KL) scales the KL to the input model on retain data.
+    ``kl_reduction``: ``"token"`` (mean per scored token) or ``"mllmu"`` (summed over the scored
+    positions, divided by the batch size: MLLMU-Bench's ``batchmean``)."""
 
     kl_weight: float = 1.0
+    kl_reduction: str = "token"
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(self.kl_weight, "kl_weight", allow_zero=True)
+        if self.kl_reduction not in KL_REDUCTIONS:
+            raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}; got {self.kl_reduction!r}")
 
 
 NPO_REFERENCES: tuple[str, ...] = ("retain_only", "initial")
@@ -112,7 +125,9 @@ class NPOConfig(GradientConfig):
 
 
 def _run(vlm, config, forget, retain, loss_fn, name, progress, monitor, probe_every):
-    return run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr,
+    def scored_loss_fn(model, forget_batch, retain_batch):       # relabel for loss_on, then the method's loss
+        return loss_fn(model, scored_on(forget_batch, config.loss_on), scored_on(retain_batch, config.loss_on))
+    return run_gradient_loop(vlm, forget, retain, scored_loss_fn, steps=config.steps, lr=config.lr,
                              batch_size=config.batch_size, grad_clip=config.grad_clip, train=config.train,
                              seed=config.seed, progress=progress, monitor=monitor, probe_every=probe_every,
                              desc=name)
@@ -174,7 +189,7 @@ def kl_minimisation(vlm, bench, ratio, config, *, forget, retain, original, prog
         with torch.no_grad():
             ref_logits, _ = answer_logits(reference, retain_batch)
         retain_ce = token_cross_entropy(logits, labels)
-        kl = kl_to_reference(logits, ref_logits, labels)
+        kl = kl_to_reference(logits, ref_logits, labels, reduction=config.kl_reduction)
         return {"loss": ga_loss(forget_ce) + retain_ce + config.kl_weight * kl,
                 "forget_ce": forget_ce, "retain_ce": retain_ce, "kl": kl}
     return _run(vlm, config, forget, retain, loss_fn, "kl_min", progress, monitor, probe_every)

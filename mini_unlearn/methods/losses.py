@@ -13,8 +13,10 @@ answer's tokens (one number per sequence); ``ce`` is the mean token cross-entrop
   likely than the reference does. Two limits make it legible: at ``π_θ = π_ref`` it equals
   ``(2/β)·log 2``; as ``β → 0`` it tends to ``(2/β)·log 2 + E[log π_θ − log π_ref]``, i.e. GA on
   log-likelihood plus a constant.
-* **KL** to a frozen model on the retain data: ``KL(p_ref ‖ p_θ)`` per answer token, as
-  ``F.kl_div(log_softmax(θ), softmax(ref), "batchmean")`` computes it in MLLMU-Bench's KL_Min.
+* **KL** to a frozen model on the retain data: ``KL(p_ref ‖ p_θ)`` at each scored token, then either
+  the mean over those tokens (``reduction="token"``) or, as MLLMU-Bench's KL_Min computes
+  ``F.kl_div(log_softmax(θ), softmax(ref), "batchmean")`` on ``[B, T, V]`` logits, the sum over the
+  positions divided by the batch size (``reduction="mllmu"``): about T times the token mean.
 """
 from __future__ import annotations
 
@@ -47,15 +49,24 @@ def npo_loss_mllmu(ce: torch.Tensor, ref_ce: torch.Tensor, beta: float = 0.4) ->
     return npo_loss(-ce, -ref_ce, beta)
 
 
-def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``KL(p_ref ‖ p_θ)`` summed over the vocabulary, averaged over the scored positions."""
+KL_REDUCTIONS: tuple[str, ...] = ("token", "mllmu")
+
+
+def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor,
+                    reduction: str = "token") -> torch.Tensor:
+    """``KL(p_ref ‖ p_θ)`` summed over the vocabulary at each scored position, then reduced:
+    ``"token"`` — the mean over the scored positions; ``"mllmu"`` — their sum divided by the batch size
+    (``logits`` is ``[B, T, V]``), MLLMU-Bench's ``batchmean`` (it sums over every position, pads too)."""
+    if reduction not in KL_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {KL_REDUCTIONS}; got {reduction!r}")
     scored = labels != IGNORE_INDEX
     log_p = torch.log_softmax(logits.float(), dim=-1)[scored]
     log_ref = torch.log_softmax(ref_logits.float(), dim=-1)[scored]
     if log_p.shape[0] == 0:
         return logits.sum() * 0.0
-    return F.kl_div(log_p, log_ref, reduction="batchmean", log_target=True)
+    total = F.kl_div(log_p, log_ref, reduction="sum", log_target=True)
+    return total / (log_p.shape[0] if reduction == "token" else logits.shape[0])
 
 
-__all__ = ["IGNORE_INDEX", "ga_loss", "kl_to_reference", "npo_loss", "npo_loss_mllmu", "sequence_log_probs",
+__all__ = ["IGNORE_INDEX", "KL_REDUCTIONS", "ga_loss", "kl_to_reference", "npo_loss", "npo_loss_mllmu", "sequence_log_probs",
            "token_cross_entropy"]

@@ -11,6 +11,10 @@ Here the mask is applied where it means something — to the adapter's weight up
 builds and initialises the adapters (``B = 0``, so the model starts unchanged); a forward hook on
 each adapted layer replaces peft's ``x Wᵀ + s · (x Aᵀ) Bᵀ`` with ``x (W + s · M ⊙ B A)ᵀ``. A weight
 with mask 0 gets exactly zero update, during training and after :func:`merge_masked_lora`.
+
+``free=True`` adds a second, unmasked adapter on the same layers, ``W' = W + s · M ⊙ (B A) + s · B₂ A₂``,
+for a method that lets some steps change every weight (MMUnlearner's released retain step): train
+``B₂ A₂`` (:func:`free_adapter_parameters`) only on those steps.
 """
 from __future__ import annotations
 
@@ -35,8 +39,13 @@ def _delta(layer: nn.Module, adapter: str = "default") -> torch.Tensor:
     return (layer.lora_B[adapter].weight @ layer.lora_A[adapter].weight) * layer.scaling[adapter]
 
 
-def add_masked_lora(model: nn.Module, masks: dict[str, torch.Tensor], rank: int, alpha: int | None = None) -> nn.Module:
-    """Wrap the linear layers whose ``.weight`` is in ``masks`` with rank-``rank`` LoRA whose update is masked.
+FREE = "free"                     # the name of the unmasked adapter
+
+
+def add_masked_lora(model: nn.Module, masks: dict[str, torch.Tensor], rank: int, alpha: int | None = None,
+                    free: bool = False) -> nn.Module:
+    """Wrap the linear layers whose ``.weight`` is in ``masks`` with rank-``rank`` LoRA whose update is masked
+    (and, with ``free=True``, a second rank-``rank`` adapter whose update is not).
 
     Returns the peft model (train its trainable parameters, then call :func:`merge_masked_lora`).
     ``model`` itself is modified: pass a copy.
@@ -51,17 +60,33 @@ def add_masked_lora(model: nn.Module, masks: dict[str, torch.Tensor], rank: int,
     if missing:
         raise ValueError(f"masked LoRA adapts linear layers only; not linear: {missing[:3]}")
     pattern = "|".join(name.replace(".", r"\.") for name in layers)
+    config = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=0.0, target_modules=f"^({pattern})$")
     with quiet_peft():
-        peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=0.0,
-                                                      target_modules=f"^({pattern})$"))
+        peft_model = get_peft_model(model, config)
+        if free:
+            peft_model.add_adapter(FREE, config)
     for name, layer in _adapted_layers(peft_model).items():
         mask = masks[name + ".weight"].to(layer.base_layer.weight.device)
 
         def masked_forward(module, args, output, mask=mask):
             base = module.base_layer
-            return F.linear(args[0], base.weight + mask * _delta(module), base.bias)
+            return F.linear(args[0], base.weight + _update(module, mask), base.bias)
         layer.register_forward_hook(masked_forward)
+    for parameter in free_adapter_parameters(peft_model):     # peft trains the active adapter only
+        parameter.requires_grad_(True)
     return peft_model
+
+
+def _update(layer: nn.Module, mask: torch.Tensor) -> torch.Tensor:
+    """What the adapters add to the base weight: the masked update, plus the free one if there is one."""
+    update = mask * _delta(layer)
+    return update + _delta(layer, FREE) if FREE in layer.lora_A else update
+
+
+def free_adapter_parameters(peft_model: nn.Module) -> list[nn.Parameter]:
+    """The unmasked adapter's ``A`` and ``B`` weights (empty without ``free=True``)."""
+    return [parameter for layer in _adapted_layers(peft_model).values() if FREE in layer.lora_A
+            for parameter in (layer.lora_A[FREE].weight, layer.lora_B[FREE].weight)]
 
 
 def merge_masked_lora(peft_model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
@@ -69,7 +94,7 @@ def merge_masked_lora(peft_model: nn.Module, masks: dict[str, torch.Tensor]) -> 
     with torch.no_grad():
         for name, layer in _adapted_layers(peft_model).items():
             weight = layer.base_layer.weight
-            weight.add_(masks[name + ".weight"].to(weight.device) * _delta(layer))
+            weight.add_(_update(layer, masks[name + ".weight"].to(weight.device)))
     with quiet_peft():
         model = peft_model.unload()
     for parameter in model.parameters():
@@ -77,4 +102,4 @@ def merge_masked_lora(peft_model: nn.Module, masks: dict[str, torch.Tensor]) -> 
     return model
 
 
-__all__ = ["add_masked_lora", "merge_masked_lora"]
+__all__ = ["FREE", "add_masked_lora", "free_adapter_parameters", "merge_masked_lora"]

@@ -13,9 +13,10 @@ from .edit import SCOPES, Pruning, check_alpha, prune_neurons, select_top
 from .importance import (METRICS, VARIANTS, importance_abs, importance_freq, importance_rms, importance_var,
                          neuron_scores, official_importance, official_score, paper_importance, relative_score)
 from .paths import NeuronPaths, attribute_sample, find_paths, zscore_fisher
-from .saliency import SaliencyMask, compute_saliency, maskable_parameters, preserve_examples, saliency_mask, squared_gradients
+from .saliency import (SaliencyMask, compute_saliency, maskable_parameters, preserve_examples, preserve_sets, saliency_mask,
+                       squared_gradients)
 
 __all__ = ["AGGREGATIONS", "METRICS", "SCOPES", "TAU", "VARIANTS", "NeuronPaths", "NeuronStats", "Pruning", "SaliencyMask", "aggregate_tokens", "attribute_sample",
            "check_alpha", "collect_stats", "compute_saliency", "find_paths", "importance", "importance_abs", "importance_freq", "importance_rms",
            "importance_var", "maskable_parameters", "mean_activations", "neuron_scores", "official_importance", "official_score",
-           "paper_importance", "paths", "preserve_examples", "prune_neurons", "question_batches", "recording", "relative_score", "saliency", "saliency_mask", "select_top", "squared_gradients", "zscore_fisher"]
+           "paper_importance", "paths", "preserve_examples", "preserve_sets", "prune_neurons", "question_batches", "recording", "relative_score", "saliency", "saliency_mask", "select_top", "squared_gradients", "zscore_fisher"]

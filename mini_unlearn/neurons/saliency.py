@@ -19,9 +19,17 @@ full sequence. The sign of the loss does not matter: the gradient is squared.
 
 * ``vision`` — the vision tower and the projector; preserve = the retain people's image+text pairs;
 * ``language`` — the language model; preserve = the text-only pairs of *every* fictitious person
-  (the forget people included: their text knowledge is what MMUnlearner keeps) + the retain
+  (the forget people included: their text knowledge is what MMUnlearner keeps) and the retain
   people's image+text pairs;
 * ``both`` — the union of the two masks, each computed with its own preserve set.
+
+**Two preserve sets, or one pooled** (``language_preserve``). The paper builds two saliency maps —
+retained concepts (``F_r``, the retain people's image+text pairs) and textual knowledge (``F_t``, the
+text-only pairs) — and protects a weight if *either* protects it: ``F_f < t·F_r or F_f < t·F_t``.
+That is one comparison against ``max(F_r, F_t)``, which is what ``"union"`` (the default) keeps as
+``F_p``. The released code pools both data sets into one preserve loader, so ``F_p`` is their
+*batch-weighted mean* — never above the max, so it protects fewer weights: ``"pooled"``. (On the
+vision side text-only pairs have no gradient, ``F_t = 0``, and both forms are the retain map.)
 
 Only the weights and biases of linear layers are scored (the released code keeps the keys that
 contain ``proj``, ``fc``, ``linear``, ``mlp`` or ``qkv``): norms, embeddings and the LM head are
@@ -47,6 +55,7 @@ from ..models.train_data import Example, one_pass_batches, training_examples
 THRESHOLD = 1.0
 EPS = 1e-15
 GROUPS: tuple[str, ...] = ("vision", "language")       # vision = tower + projector
+LANGUAGE_PRESERVE: tuple[str, ...] = ("union", "pooled")
 PRESETS: dict[str, tuple[str, ...]] = {"vision": ("vision",), "language": ("language",), "both": ("vision", "language")}
 
 
@@ -92,17 +101,34 @@ def maskable_parameters(model: nn.Module, group: str) -> dict[str, nn.Parameter]
 # ---------------------------------------------------------------------------------------------------
 # The data each preset protects
 
-def preserve_examples(bench, ratio: float, group: str) -> list[Example]:
-    """The preserve set of a module group (see the module docstring): what its mask protects."""
+def check_language_preserve(language_preserve: str) -> str:
+    if language_preserve not in LANGUAGE_PRESERVE:
+        raise ValueError(f"language_preserve must be one of {LANGUAGE_PRESERVE} ('union': the paper's two saliency "
+                         f"maps; 'pooled': the released code's one preserve loader); got {language_preserve!r}")
+    return language_preserve
+
+
+def preserve_sets(bench, ratio: float, group: str, language_preserve: str = "union") -> dict[str, list[Example]]:
+    """The preserve sets of a module group, by name: ``"retain"`` (the retain people's image+text pairs)
+    and, for the language group, ``"text"`` (everyone's text-only pairs) — or, with
+    ``language_preserve="pooled"``, the two together as one set ``"pooled"``."""
     if group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS}; got {group!r}")
     check_ratio(ratio)
+    check_language_preserve(language_preserve)
     retain = bench.split("retain", ratio).ids
-    preserve = [e for e in training_examples(bench, retain, practice=False) if e.modality == IMAGE_TEXT]
+    sets = {"retain": [e for e in training_examples(bench, retain, practice=False) if e.modality == IMAGE_TEXT]}
     if group == "language":
         everyone = [p.id for p in bench.profiles]
-        preserve += [e for e in training_examples(bench, everyone, practice=False) if e.modality == TEXT_ONLY]
-    return preserve
+        sets["text"] = [e for e in training_examples(bench, everyone, practice=False) if e.modality == TEXT_ONLY]
+        if language_preserve == "pooled":
+            sets = {"pooled": sets["retain"] + sets["text"]}
+    return sets
+
+
+def preserve_examples(bench, ratio: float, group: str) -> list[Example]:
+    """Every example the mask of a module group protects (see the module docstring), in one list."""
+    return [e for examples in preserve_sets(bench, ratio, group).values() for e in examples]
 
 
 def forget_examples(bench, ratio: float) -> list[Example]:
@@ -179,14 +205,16 @@ class SaliencyMask:
     threshold: float = THRESHOLD
     eps: float = EPS
     forget: dict[str, torch.Tensor] | None = None      # F_f and F_p, kept so the threshold can be changed
-    preserve: dict[str, torch.Tensor] | None = None
+    preserve: dict[str, torch.Tensor] | None = None     # F_p: max(F_r, F_t) ("union") or the pooled mean
+    language_preserve: str = "union"
 
     def with_threshold(self, threshold: float) -> SaliencyMask:
         """The same saliency cut at another threshold (no gradients recomputed)."""
         if self.forget is None or self.preserve is None:
             raise ValueError("this mask was built without its saliencies (forget/preserve): recompute it")
         masks = saliency_mask(self.forget, self.preserve, threshold, self.eps)
-        return SaliencyMask(masks, self.groups, self.preset, float(threshold), self.eps, self.forget, self.preserve)
+        return SaliencyMask(masks, self.groups, self.preset, float(threshold), self.eps, self.forget, self.preserve,
+                            self.language_preserve)
 
     def __contains__(self, name: str) -> bool:
         return name in self.masks
@@ -229,11 +257,14 @@ class SaliencyMask:
 
 
 def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, threshold: float = THRESHOLD,
-                     eps: float = EPS, batch_size: int = 4, seed: int = 0) -> SaliencyMask:
+                     eps: float = EPS, batch_size: int = 4, seed: int = 0,
+                     language_preserve: str = "union") -> SaliencyMask:
     """MMUnlearner's mask for ``vlm``: forget = the forget people's image+text pairs; one mask per group
-    of ``preset``, each against its own preserve set. No weight of ``vlm`` changes."""
+    of ``preset``, each against its own preserve sets (``F_p`` = the elementwise max of their saliencies:
+    a weight is protected when any of them protects it). No weight of ``vlm`` changes."""
     groups = check_preset(preset)
     check_threshold(threshold)
+    check_language_preserve(language_preserve)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     forget = forget_examples(bench, ratio)
@@ -244,20 +275,26 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
     try:
         for group in groups:
             parameters = maskable_parameters(model, group)
-            preserve = preserve_examples(bench, ratio, group)
-            if not preserve:
-                raise ValueError(f"the {group} preserve set at ratio={ratio} is empty: it needs retain people")
+            sets = preserve_sets(bench, ratio, group, language_preserve)
+            empty = [name for name, examples in sets.items() if not examples]
+            if empty:
+                raise ValueError(f"the {group} preserve set(s) {empty} at ratio={ratio} are empty: they need retain people")
             f = squared_gradients(model, one_pass_batches(processor, forget, batch_size, _order(seed)), parameters)
-            p = squared_gradients(model, one_pass_batches(processor, preserve, batch_size, _order(seed)), parameters)
+            p = None
+            for examples in sets.values():
+                scored = squared_gradients(model, one_pass_batches(processor, examples, batch_size, _order(seed)),
+                                           parameters)
+                p = scored if p is None else {name: torch.maximum(p[name], value) for name, value in scored.items()}
             for name, mask in saliency_mask(f, p, threshold, eps).items():
                 masks[name], owner[name] = mask, group
             forget_saliency.update(f)
             preserve_saliency.update(p)
     finally:
         model.train(was_training)
-    return SaliencyMask(masks, owner, preset, float(threshold), eps, forget_saliency, preserve_saliency)
+    return SaliencyMask(masks, owner, preset, float(threshold), eps, forget_saliency, preserve_saliency,
+                        language_preserve)
 
 
-__all__ = ["EPS", "GROUPS", "PRESETS", "SaliencyMask", "THRESHOLD", "check_preset", "check_threshold",
-           "compute_saliency", "forget_examples", "group_of", "maskable_parameters", "preserve_examples",
-           "saliency_mask", "squared_gradients"]
+__all__ = ["EPS", "GROUPS", "LANGUAGE_PRESERVE", "PRESETS", "SaliencyMask", "THRESHOLD", "check_language_preserve",
+           "check_preset", "check_threshold", "compute_saliency", "forget_examples", "group_of", "maskable_parameters",
+           "preserve_examples", "preserve_sets", "saliency_mask", "squared_gradients"]
