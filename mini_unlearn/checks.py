@@ -147,6 +147,9 @@ def _rms_cases() -> list[Case]:
         multi = torch.randn(samples, neurons, generator=generator)
         text = torch.randn(samples, neurons, generator=generator) * 0.5
         cases.append((f"{samples} samples x {neurons} neurons, eps=1e-6", (multi, text, 1e-6)))
+    multi, text = torch.randn(7, 4, generator=generator), torch.randn(6, 4, generator=generator)
+    cases.append(("7 multimodal samples against 6 text-only ones (per sample, not raw sums), eps=1e-6",
+                  (multi, text, 1e-6)))
     multi = torch.randn(5, 4, generator=generator)
     cases.append(("a silent text-only view (a vision neuron), eps=1e-6", (multi, torch.zeros(5, 4), 1e-6)))
     cases.append(("identical views, eps=0.01", (multi, multi.clone(), 0.01)))

@@ -61,6 +61,29 @@ def test_mean_activations_match_a_per_question_loop(vlm, bench):
     assert torch.allclose(means[site.name].float(), torch.stack(per_question).mean(0), atol=1e-5)
 
 
+def test_language_tokens_text_leaves_out_the_image_placeholders(vlm, bench):
+    questions = [q for q in bench.questions[bench.profiles[0].id] if q.task == "cloze"][:4]
+    with_images = [q for q in questions if q.image is not None] or questions
+    site = next(s for s in find_mlp_neurons(vlm.model) if s.tower == "language")
+    image_token = vlm.model.config.image_token_id
+    expected = {"all": [], "text": []}
+    for q in with_images:      # one at a time, by hand: the mean over every token, and over the non-image ones
+        batch = vlm.encode([mu.models.question_prompt(q)], [q.image.load()] if q.image is not None else None)
+        grabbed = []
+        with recording(vlm, [site], lambda s, h, grabbed=grabbed: grabbed.append(h[0])), torch.no_grad():
+            vlm.model(**batch)
+        text = batch["input_ids"][0] != image_token
+        expected["all"].append(grabbed[0].mean(0))
+        expected["text"].append(grabbed[0][text].mean(0))
+    for tokens, values in expected.items():
+        stats = collect_stats(vlm, mu.neurons.question_batches(vlm, with_images, 1), sites=[site],
+                              language_tokens=tokens)
+        assert torch.allclose(stats[site.name].mean().float(), torch.stack(values).mean(0), atol=1e-5), tokens
+    assert not torch.allclose(torch.stack(expected["all"]), torch.stack(expected["text"]), atol=1e-4)
+    with pytest.raises(ValueError, match="language_tokens"):
+        collect_stats(vlm, [], language_tokens="answer")
+
+
 def test_text_only_questions_leave_the_vision_neurons_without_samples(vlm, bench):
     text_only = [q for q in bench.questions[bench.profiles[0].id] if q.modality == "text"]
     stats = collect_stats(vlm, mu.neurons.question_batches(vlm, text_only))

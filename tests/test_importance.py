@@ -23,15 +23,16 @@ def stats_of(site, values):
 
 
 def naive_paper(multi, text, tau=0.1, eps=1e-6):
-    """The paper's four functions, one neuron at a time, from the stored activations."""
+    """The paper's four functions, one neuron at a time, from the stored activations (counts and sums
+    per sample: the two views may hold different numbers of samples)."""
     out = {m: [] for m in ("abs", "freq", "var", "rms")}
     for j in range(multi.shape[1]):
         zm, zt = [float(v) for v in multi[:, j]], [float(v) for v in text[:, j]]
         mm, mt = sum(zm) / len(zm), sum(zt) / len(zt)
         vm = sum((v - mm) ** 2 for v in zm) / len(zm)
         vt = sum((v - mt) ** 2 for v in zt) / len(zt)
-        nm, nt = sum(v > tau for v in zm), sum(v > tau for v in zt)
-        sm, st = sum(v * v for v in zm), sum(v * v for v in zt)
+        nm, nt = sum(v > tau for v in zm) / len(zm), sum(v > tau for v in zt) / len(zt)
+        sm, st = sum(v * v for v in zm) / len(zm), sum(v * v for v in zt) / len(zt)
         out["abs"].append(abs(mm - mt) / (abs(mm) + abs(mt) + eps))
         out["freq"].append(abs(nm - nt) / (nm + nt + eps))
         out["var"].append(math.sqrt(vm + vt))
@@ -53,7 +54,7 @@ def naive_official(z, tau=0.1):
 
 def test_paper_functions_match_a_per_neuron_loop(site):
     torch.manual_seed(0)
-    multi, text = torch.randn(11, site.width) * 0.3, torch.randn(11, site.width) * 0.2 + 0.05
+    multi, text = torch.randn(11, site.width) * 0.3, torch.randn(8, site.width) * 0.2 + 0.05
     got = imp.paper_importance(stats_of(site, multi), stats_of(site, text))
     expected = naive_paper(multi, text)
     for metric in imp.METRICS:
@@ -81,15 +82,78 @@ def test_a_view_that_never_ran_counts_as_silent(site):
     assert torch.allclose(got["var"], multi.double().var(0, unbiased=False).sqrt(), atol=1e-9)
 
 
-def test_relative_score_ranks_forget_specific_neurons_first():
-    forget, retain = torch.tensor([3.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 4.0])
-    assert imp.relative_score(forget, retain).argmax().item() == 0
+def test_a_neuron_that_behaves_the_same_in_both_views_scores_zero_whatever_the_counts(site):
+    # 7 image+text pairs against 6 text-only ones (the name question has no text-only form): the same
+    # per-sample behaviour must not look modality-specific because one view has more samples
+    torch.manual_seed(2)
+    text = torch.randn(6, site.width).abs() + 0.2
+    multi = text.repeat(2, 1)                 # the same per-sample distribution, twice the samples
+    got = imp.paper_importance(stats_of(site, multi), stats_of(site, text))
+    for metric in ("abs", "freq", "rms"):      # raw counts and sums would give rms ≈ 0.58, freq ≈ 0.33 here
+        assert torch.allclose(got[metric], torch.zeros_like(got[metric]), atol=1e-6), metric   # sqrt of rounding
 
 
-def test_select_top_global_and_per_layer():
+def test_relative_score_is_forget_importance_over_retain_importance():
+    forget, retain = torch.tensor([3.0, 1.0, 2.0, 0.0]), torch.tensor([1.0, 2.0, 4.0, 1.0])
+    assert torch.allclose(imp.relative_score(forget, retain, eps=0.0), torch.tensor([3.0, 0.5, 0.5, 0.0]))
+    assert imp.relative_score(torch.tensor([1.0]), torch.tensor([0.0]), eps=1e-6).item() == pytest.approx(1e6)
+
+
+def _four(site, seed, shift):
+    """stats[view] of one made-up data set, both views, one site."""
+    generator = torch.Generator().manual_seed(seed)
+    multi = torch.randn(7, site.width, generator=generator) * (1 + shift) + shift
+    text = torch.randn(6, site.width, generator=generator) * 0.5
+    return {"image+text": stats_of(site, multi), "text": stats_of(site, text)}
+
+
+@pytest.mark.parametrize("tower", ["language", "vision"])
+def test_neuron_scores_compare_the_forget_set_with_the_retain_set(vlm, tower):
+    site = next(s for s in find_mlp_neurons(vlm.model) if s.tower == tower)
+    forget, retain = _four(site, 0, 0.5), _four(site, 1, 0.0)
+    if tower == "vision":                      # a question without an image never runs the vision tower
+        forget["text"], retain["text"] = NeuronStats(site), NeuronStats(site)
+    stats = {"forget": {v: {site.name: s} for v, s in forget.items()},
+             "retain": {v: {site.name: s} for v, s in retain.items()}}
+    paper = imp.neuron_scores(stats, "paper")[site.name]
+    if tower == "language":
+        expected = imp.paper_importance(forget["image+text"], forget["text"])["total"] / (
+            imp.paper_importance(retain["image+text"], retain["text"])["total"] + imp.EPS)
+    else:                                      # the spread ratio on the portraits
+        expected = forget["image+text"].variance().sqrt() / (retain["image+text"].variance().sqrt() + imp.EPS)
+    assert torch.allclose(paper, expected, atol=1e-12)
+    view = "image+text" if tower == "vision" else "text"
+    official = imp.neuron_scores(stats, "official")[site.name]
+    expected = imp.official_score(imp.official_importance(forget[view]), imp.official_importance(retain[view]))
+    assert torch.allclose(official, expected, atol=1e-12)
+    # swapping the forget and retain sets changes every score
+    swapped = {"forget": stats["retain"], "retain": stats["forget"]}
+    assert not torch.allclose(imp.neuron_scores(swapped, "paper")[site.name], paper)
+
+
+def test_the_literal_vision_reading_squeezes_scores_towards_one(vlm):
+    site = next(s for s in find_mlp_neurons(vlm.model) if s.tower == "vision")
+    generator = torch.Generator().manual_seed(3)       # every neuron fires above τ in both sets
+    forget = stats_of(site, torch.randn(7, site.width, generator=generator).abs() * 1.5 + 0.2)
+    retain = stats_of(site, torch.randn(9, site.width, generator=generator).abs() + 0.2)
+    literal, spread = imp.literal_vision_score(forget, retain), imp.vision_score(forget, retain)
+    assert (literal - 1).abs().max() < (spread - 1).abs().max()
+    sigma_f, sigma_r = forget.variance().sqrt(), retain.variance().sqrt()
+    assert torch.allclose(literal, (3 + sigma_f) / (3 + sigma_r + imp.EPS), atol=1e-4)
+
+
+def test_select_top_global_per_tower_and_per_layer():
     scores = {"a": torch.tensor([0.1, 0.9, 0.5, 0.3]), "b": torch.tensor([0.8, 0.2, float("nan"), 0.7])}
     assert {k: v.tolist() for k, v in select_top(scores, 0.25).items()} == {"a": [1], "b": [0]}
     assert {k: v.tolist() for k, v in select_top(scores, 0.5, "per_layer").items()} == {"a": [1, 2], "b": [0, 3]}
+    # per tower: a low-scoring tower still gets its α (globally, "c" would get nothing)
+    scores["c"] = torch.tensor([0.01, 0.03, 0.02, 0.0])
+    towers = {"a": "language", "b": "language", "c": "vision"}
+    assert {k: v.tolist() for k, v in select_top(scores, 0.25, "global").items()} == {"a": [1], "b": [0, 3], "c": []}
+    assert {k: v.tolist() for k, v in select_top(scores, 0.25, "per_tower", towers).items()} == {
+        "a": [1], "b": [0], "c": [1]}
+    with pytest.raises(ValueError, match="towers"):
+        select_top(scores, 0.25, "per_tower")
     for bad in (0, 1, -0.1, 1.5, float("nan"), True):
         with pytest.raises(ValueError, match="alpha"):
             select_top(scores, bad)
@@ -137,7 +201,8 @@ def test_pruning_rejects_unknown_sites_and_out_of_range_neurons(vlm):
 
 @pytest.mark.parametrize("options, words", [({"alpha": 0}, "alpha"), ({"alpha": 1.0}, "alpha"),
                                             ({"towers": ("vision", "audio")}, "towers"),
-                                            ({"variant": "v2"}, "variant"), ({"scope": "tower"}, "scope")])
+                                            ({"variant": "v2"}, "variant"), ({"scope": "tower"}, "scope"),
+                                            ({"language_tokens": "answer"}, "language_tokens")])
 def test_manu_refuses_bad_settings_before_any_weight_changes(vlm, bench, options, words):
     before = {k: v.clone() for k, v in vlm.model.state_dict().items()}
     with pytest.raises(ValueError, match=words):
@@ -155,3 +220,12 @@ def test_manu_prunes_alpha_of_the_chosen_towers_in_a_copy(vlm, bench, variant):
     parts = result.touched_by_part()
     assert parts.loc["vision", "entries_changed"] == 0 and parts.loc["language", "entries_changed"] > 0
     assert result.touched["changed"].sum() > 0
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_manu_prunes_alpha_of_each_tower_by_default(vlm, bench, variant):
+    result = mu.unlearn(vlm, bench, method="manu", ratio=0.25, alpha=0.05, variant=variant, progress=False)
+    counts = result.log.details["counts"].groupby("tower")[["pruned", "neurons"]].sum()
+    for tower in ("vision", "language"):                   # both towers pruned, each by its own α
+        assert counts.loc[tower, "pruned"] == round(0.05 * counts.loc[tower, "neurons"]) > 0, tower
+    assert result.touched_by_part().loc["vision", "entries_changed"] > 0

@@ -4,11 +4,13 @@ Training-free, in two stages:
 
 1. **importance** — run the forget and the retain people's training pairs through the model in
    both views, multimodal (portrait + question + answer) and text-only (the person named), and
-   collect per-neuron statistics in both towers (:func:`mini_unlearn.neurons.collect_stats`);
+   collect per-neuron statistics in both towers (:func:`mini_unlearn.neurons.collect_stats`; in
+   the language model over the text tokens, not the image placeholders: ``language_tokens``);
    score each neuron with :func:`mini_unlearn.neurons.neuron_scores` (``variant="paper"`` or
-   ``"official"``; the chapter's numbers use ``"paper"``);
-2. **pruning** — switch off the top α of neurons (global top-k by default, or per layer) in the
-   chosen towers (:func:`mini_unlearn.neurons.prune_neurons`).
+   ``"official"``; chapter 05 shows both);
+2. **pruning** — switch off the top α of each chosen tower's neurons (``scope="per_tower"``, as the
+   paper and the released code prune both towers; or the top α of all of them, or of each layer)
+   (:func:`mini_unlearn.neurons.prune_neurons`).
 
 The paper's defaults: α from 1% to 5% (the released code: 2%), τ = 0.1. The selected neurons, their
 scores and the counts per layer are kept in ``result.log.details``.
@@ -19,8 +21,8 @@ from dataclasses import dataclass
 
 from ..bench.questions import MODALITIES
 from ..models.train_data import make_batch
-from ..neurons.activations import AGGREGATIONS, TAU, collect_stats
-from ..neurons.edit import SCOPES, check_alpha, prune_neurons, select_top
+from ..neurons.activations import AGGREGATIONS, LANGUAGE_TOKENS, TAU, collect_stats
+from ..neurons.edit import SCOPES, check_alpha, prune_neurons, select_top, site_towers
 from ..neurons.importance import EPS, VARIANTS, neuron_scores
 from .base import UnlearnLog, register
 from .data import unlearning_sets
@@ -30,19 +32,23 @@ TOWERS: tuple[str, ...] = ("vision", "language")
 
 @dataclass(frozen=True)
 class MANUConfig:
-    """``alpha``: fraction of the chosen towers' neurons to prune, in (0, 1). ``scope``: ``"global"``
-    top-k over all chosen neurons, or ``"per_layer"``. ``variant``: ``"paper"`` or ``"official"``
-    importance (:mod:`mini_unlearn.neurons.importance`). ``aggregation``: per sample, ``"mean"`` over
-    real tokens or the ``"last"`` token (MIP-Editor's re-implementation)."""
+    """``alpha``: fraction of the chosen towers' neurons to prune, in (0, 1). ``scope``: the top α
+    ``"per_tower"`` (default), over all chosen neurons (``"global"``), or ``"per_layer"``. ``variant``:
+    ``"paper"`` or ``"official"`` importance (:mod:`mini_unlearn.neurons.importance`).
+    ``aggregation``: per sample, ``"mean"`` over real tokens or the ``"last"`` token (MIP-Editor's
+    re-implementation). ``language_tokens``: the language model's token mean over the ``"text"``
+    tokens (default; a view with the portrait and one without then compare the same kind of tokens)
+    or ``"all"`` (image placeholders included)."""
 
     alpha: float = 0.02
     variant: str = "paper"
-    scope: str = "global"
+    scope: str = "per_tower"
     towers: tuple[str, ...] = TOWERS
     tau: float = TAU
     eps: float = EPS
     aggregation: str = "mean"
     batch_size: int = 32
+    language_tokens: str = "text"
 
     def __post_init__(self):
         check_alpha(self.alpha)
@@ -57,6 +63,8 @@ class MANUConfig:
         object.__setattr__(self, "towers", towers)
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {self.aggregation!r}")
+        if self.language_tokens not in LANGUAGE_TOKENS:
+            raise ValueError(f"language_tokens must be one of {LANGUAGE_TOKENS}; got {self.language_tokens!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}")
         if not self.eps > 0:
@@ -71,7 +79,7 @@ def pair_batches(processor, examples, batch_size: int):
 
 
 def manu_statistics(vlm, bench, ratio: float = 0.05, *, tau: float = TAU, aggregation: str = "mean",
-                    batch_size: int = 32):
+                    batch_size: int = 32, language_tokens: str = "text"):
     """``stats[set][view][site]``: per-neuron statistics of the forget and retain pairs in both views."""
     forget, retain = unlearning_sets(bench, ratio, "both")
     stats = {}
@@ -80,7 +88,7 @@ def manu_statistics(vlm, bench, ratio: float = 0.05, *, tau: float = TAU, aggreg
         for view in MODALITIES:
             chosen = [e for e in examples if e.modality == view]
             stats[name][view] = collect_stats(vlm, pair_batches(vlm.processor, chosen, batch_size),
-                                              aggregation=aggregation, tau=tau)
+                                              aggregation=aggregation, tau=tau, language_tokens=language_tokens)
     return stats
 
 
@@ -88,7 +96,7 @@ def manu_scores(vlm, bench, ratio: float = 0.05, config: MANUConfig | None = Non
     """Per site (module name), every neuron's MANU score; sites outside ``config.towers`` are left out."""
     config = config or MANUConfig()
     stats = manu_statistics(vlm, bench, ratio, tau=config.tau, aggregation=config.aggregation,
-                            batch_size=config.batch_size)
+                            batch_size=config.batch_size, language_tokens=config.language_tokens)
     scores = neuron_scores(stats, config.variant, config.eps)
     towers = {name: s.site.tower for name, s in stats["forget"]["image+text"].items()}
     return {name: score for name, score in scores.items() if towers[name] in config.towers}
@@ -106,7 +114,7 @@ def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every)
     if monitor is not None:
         log.probes.append({"step": 0, **monitor(vlm.model)})
     scores = manu_scores(vlm, bench, ratio, config)
-    selection = select_top(scores, config.alpha, config.scope)
+    selection = select_top(scores, config.alpha, config.scope, towers=site_towers(vlm.model))
     pruning = prune_neurons(vlm.model, selection)
     counts = pruning.counts()
     counts = counts[counts["tower"].isin(config.towers)].reset_index(drop=True)

@@ -7,8 +7,10 @@ sees the activations ``h`` of shape ``[batch, tokens, width]``.
 Per sample, the tokens are aggregated into one value per neuron — explicitly:
 
 * ``"mean"`` (default): the mean over the sample's real tokens. In the language model the padding
-  (``attention_mask == 0``) is left out; image tokens count as tokens. In the vision tower every
-  patch (and CLS) is a token;
+  (``attention_mask == 0``) is left out, and ``language_tokens`` says whether the image
+  placeholders count (``"all"``, the default) or only the text — chat template, question and
+  answer (``"text"``: what MANU compares across views). In the vision tower every patch (and CLS)
+  is a token;
 * ``"last"``: the last real token (the position that predicts the answer).
 
 Then :class:`NeuronStats` accumulates, per neuron, the count, sum, sum of absolute values, sum of
@@ -29,6 +31,7 @@ from ..models.prompts import question_prompt
 from ..models.vlm import VLM
 
 AGGREGATIONS: tuple[str, ...] = ("mean", "last")
+LANGUAGE_TOKENS: tuple[str, ...] = ("all", "text")
 
 
 TAU = 0.1   # MANU's firing threshold (paper and code)
@@ -133,13 +136,19 @@ def recording(model, sites: list[NeuronSite], on_activation):
 
 
 def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, aggregation: str = "mean",
-                  towers: tuple[str, ...] = ("vision", "language"), tau: float = TAU) -> dict[str, NeuronStats]:
+                  towers: tuple[str, ...] = ("vision", "language"), tau: float = TAU,
+                  language_tokens: str = "all") -> dict[str, NeuronStats]:
     """Stream ``batches`` (dicts of model inputs) through the model; per-site :class:`NeuronStats`.
 
-    Keys are the sites' module names. The language model's token mask is the batch's attention mask.
+    Keys are the sites' module names. The language model's token mask is the batch's attention mask,
+    without the image placeholder tokens when ``language_tokens="text"``.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
+    if language_tokens not in LANGUAGE_TOKENS:
+        raise ValueError(f"language_tokens must be one of {LANGUAGE_TOKENS} ('text': without the image "
+                         f"placeholders); got {language_tokens!r}")
+    image_token = vlm.model.config.image_token_id
     unknown = [t for t in towers if t not in ("vision", "language")]
     if unknown:
         raise ValueError(f"unknown tower {unknown}; expected 'vision' and/or 'language'")
@@ -160,7 +169,10 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
         with recording(model, sites, on_activation), torch.inference_mode():
             for batch in batches:
                 batch = {k: v.to(vlm.device) for k, v in batch.items() if k != "labels"}
-                current_mask[0] = batch.get("attention_mask")
+                mask = batch.get("attention_mask")
+                if mask is not None and language_tokens == "text":
+                    mask = mask * (batch["input_ids"] != image_token).to(mask.dtype)
+                current_mask[0] = mask
                 model(**batch)
     finally:
         model.train(was_training)
@@ -184,5 +196,5 @@ def mean_activations(vlm: VLM, questions, *, aggregation: str = "mean", batch_si
     return {name: s.mean() for name, s in stats.items()}
 
 
-__all__ = ["AGGREGATIONS", "TAU", "NeuronStats", "aggregate_tokens", "collect_stats", "mean_activations",
+__all__ = ["AGGREGATIONS", "LANGUAGE_TOKENS", "TAU", "NeuronStats", "aggregate_tokens", "collect_stats", "mean_activations",
            "question_batches", "recording"]

@@ -7,7 +7,7 @@ output; both together make the activation itself 0, so hooks and later scores se
 
 :func:`prune_neurons` edits the weights in place and returns a :class:`Pruning` that remembers
 exactly what it overwrote: ``.undo()`` writes it back, bit for bit. :func:`select_top` picks the
-neurons to prune from per-site scores: the global top α of all neurons, or the top α of each layer.
+neurons to prune from per-site scores: the top α of each tower, of all neurons, or of each layer.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 from ..models.anatomy import NeuronSite, find_mlp_neurons
 from ..models.vlm import VLM
 
-SCOPES: tuple[str, ...] = ("global", "per_layer")
+SCOPES: tuple[str, ...] = ("per_tower", "global", "per_layer")
 
 
 def check_alpha(alpha) -> float:
@@ -31,10 +31,12 @@ def check_alpha(alpha) -> float:
     return float(alpha)
 
 
-def select_top(scores: dict[str, torch.Tensor], alpha: float, scope: str = "global") -> dict[str, torch.Tensor]:
+def select_top(scores: dict[str, torch.Tensor], alpha: float, scope: str = "global",
+               towers: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
     """The indices of the highest-scoring neurons per site: ``round(α·N)`` of all N neurons (at least 1)
-    across every site (``"global"``), or ``round(α·width)`` within each site (``"per_layer"``). NaN scores
-    are never picked; ties go to the lower index."""
+    across every site (``"global"``), the same within each tower (``"per_tower"``: ``towers`` maps each
+    site to its tower, e.g. :func:`site_towers`), or ``round(α·width)`` within each site
+    (``"per_layer"``). NaN scores are never picked; ties go to the lower index."""
     alpha = check_alpha(alpha)
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}")
@@ -43,6 +45,15 @@ def select_top(scores: dict[str, torch.Tensor], alpha: float, scope: str = "glob
     clean = {name: torch.nan_to_num(s.double(), nan=-math.inf) for name, s in scores.items()}
     if scope == "per_layer":
         return {name: _top(s, max(1, round(alpha * s.numel()))) for name, s in clean.items()}
+    if scope == "per_tower":
+        missing = [name for name in clean if towers is None or name not in towers]
+        if missing:
+            raise ValueError(f"scope='per_tower' needs towers={{site: tower}} for every site "
+                             f"(mu.neurons.site_towers(model)); missing {missing[:3]}")
+        selection = {}
+        for tower in dict.fromkeys(towers[name] for name in clean):
+            selection.update(select_top({n: s for n, s in scores.items() if towers[n] == tower}, alpha, "global"))
+        return {name: selection[name] for name in clean}
     names = list(clean)
     flat = torch.cat([clean[n] for n in names])
     chosen = _top(flat, max(1, round(alpha * flat.numel())))
@@ -59,6 +70,12 @@ def _top(values: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` largest finite values, ties to the lower index (a stable sort)."""
     order = torch.sort(values, descending=True, stable=True).indices[:k]
     return order[torch.isfinite(values[order])].sort().values
+
+
+def site_towers(model) -> dict[str, str]:
+    """Each MLP neuron site's tower, by module name: what ``select_top(..., scope="per_tower")`` needs."""
+    model = model.model if isinstance(model, VLM) else model
+    return {site.name: site.tower for site in find_mlp_neurons(model)}
 
 
 @dataclass
@@ -119,4 +136,4 @@ def prune_neurons(model, selection: dict[str, torch.Tensor]) -> Pruning:
     return pruning
 
 
-__all__ = ["SCOPES", "Pruning", "check_alpha", "prune_neurons", "select_top"]
+__all__ = ["SCOPES", "Pruning", "check_alpha", "prune_neurons", "select_top", "site_towers"]

@@ -6,23 +6,32 @@ importance on the retain data. Two readings exist, offered by name (implementati
 
 ``"paper"`` — the formulas of the paper. For one data set D, compare its two *views*, multimodal
 (portrait + question) and text-only (the person named, no image). With per-neuron means Z̄,
-variances, sums of squares ΣZ² and counts N of values above τ over D::
+variances, mean squares (ΣZ²/n) and firing rates (N/n, the share of the n samples above τ) over D::
 
     I_abs  = |Z̄_multi − Z̄_text| / (|Z̄_multi| + |Z̄_text| + ε)
-    I_freq = |N_multi − N_text| / (N_multi + N_text + ε)
+    I_freq = |N_multi/n_multi − N_text/n_text| / (N_multi/n_multi + N_text/n_text + ε)
     I_var  = sqrt(Var_multi + Var_text)
-    I_rms  = sqrt(|ΣZ²_multi − ΣZ²_text| / (ΣZ²_multi + ΣZ²_text + ε))
+    I_rms  = sqrt(|ΣZ²_multi/n_multi − ΣZ²_text/n_text| / (ΣZ²_multi/n_multi + ΣZ²_text/n_text + ε))
     I(D)   = I_abs + I_freq + I_var + I_rms
     S      = I(D_f) / (I(D_r) + ε)                        (a ratio of sums)
 
-We put ``|·|`` in the I_abs denominator: the paper's ``Z̄_multi + Z̄_text`` can be ≈ 0 or negative
-(activations are signed), which makes the ratio explode or flip sign.
+Three readings of ours, each where the paper's formula cannot be taken as printed:
 
-**Vision neurons under the text-only view.** A question without an image never runs the vision
-tower, so a vision neuron has *no* text-only activation. We read that literally: the text-only view
-contributes nothing (mean 0, variance 0, ΣZ² 0, N 0). Then I_abs = I_freq = I_rms = 1 whenever the
-neuron is active at all, and a vision neuron's I(D) is ``3 + std_multi(D)`` — its score compares
-how variable it is on the forget people's portraits with the retain people's.
+* ``|·|`` in the I_abs denominator: the paper's ``Z̄_multi + Z̄_text`` can be ≈ 0 or negative
+  (activations are signed), which makes the ratio explode or flip sign.
+* **Per sample, not raw counts.** The paper writes N and ΣZ²: it turns one data set into both views,
+  so the two views have the same samples. Ours do not: a person has 7 image+text pairs and 6
+  text-only ones (the name question has no text-only form). Raw counts would then give a neuron that
+  behaves identically in both views I_rms ≈ 0.28 and I_freq ≈ 0.08 from the counts alone; rates and
+  mean squares give 0 (with equal counts the two forms are the same).
+* **Vision neurons: the spread ratio.** A question without an image never runs the vision tower, so
+  a vision neuron has no text-only activation. Read literally (the text view silent: all zero),
+  I_abs = I_freq = I_rms = 1 for every active vision neuron and its score is ``(3 + σ_f)/(3 + σ_r)``:
+  the constant 3 says nothing about the neuron and squeezes every vision score towards 1. We keep
+  the one function that still compares something, I_var: a vision neuron's score is
+  ``S = σ_multi(D_f) / (σ_multi(D_r) + ε)`` — how much more its response varies across the forget
+  people's portraits than across the retain people's. (:func:`literal_vision_score` is the literal
+  reading, for comparison.)
 
 ``"official"`` — the released code (franciscoliu/MANU). No comparison of views: per data set,
 ``I_abs = mean|z|``, ``I_freq = share of |z| > τ``, ``I_var = std(z)``, ``I_rms = sqrt(mean z²)``;
@@ -31,8 +40,15 @@ score is a weighted sum of per-metric ratios, with the frequency weight 0::
 
     S = Σ_m w_m · (I_m(D_f) / (I_m(D_r) + 1e-5) − 1),   w = {abs: 2, freq: 0, var: 2, rms: 2}
 
-Both variants here aggregate each sample's tokens first (mean over real tokens by default,
-:mod:`.activations`); the released code pools every token, pads included.
+Where the statistics are read differs too. Both variants here read a neuron where it is one: the
+input of ``fc2`` / ``down_proj``, after the activation function (and, in the language model, after
+the gate). The released code hooks the *outputs* of vision ``fc1`` and ``fc2`` and of the language
+``gate_proj``, ``up_proj`` and ``down_proj`` — pre-activation values, and the MLP's output, which is
+not a neuron — and pools every token, pads included (a bug also pools all layers:
+implementation-notes §4.3). Both variants here aggregate each sample's tokens first
+(:mod:`.activations`; MANU reads the question and answer tokens, not the image placeholders).
+Both select the top α **within each tower**, as the released code does (``scope="per_tower"``,
+:func:`mini_unlearn.neurons.select_top`).
 """
 from __future__ import annotations
 
@@ -47,12 +63,13 @@ EPS = 1e-6
 
 
 def _moments(stats: NeuronStats) -> dict[str, torch.Tensor]:
-    """Mean, variance, ΣZ² and N(>τ) of one set; all zeros for a set that never ran (no samples)."""
-    sums = stats.sums()                   # zeros when empty
+    """Per sample: mean, variance, mean square ΣZ²/n and firing rate N(>τ)/n of one set; all zeros for
+    a set that never ran (no samples)."""
     if stats.count == 0:
         zeros = torch.zeros(stats.site.width, dtype=torch.float64)
-        return {"mean": zeros, "var": zeros, "sum_sq": zeros, "above": zeros}
-    return {"mean": stats.mean(), "var": stats.variance(), "sum_sq": sums["sum_sq"], "above": sums["above"]}
+        return {"mean": zeros, "var": zeros, "mean_sq": zeros, "rate": zeros}
+    return {"mean": stats.mean(), "var": stats.variance(), "mean_sq": stats.mean_square(),
+            "rate": stats.sums()["above"] / stats.count}
 
 
 # -- the paper: two views of one data set ---------------------------------------------------------
@@ -64,8 +81,8 @@ def importance_abs(multi: NeuronStats, text: NeuronStats, eps: float = EPS) -> t
 
 
 def importance_freq(multi: NeuronStats, text: NeuronStats, eps: float = EPS) -> torch.Tensor:
-    """``|N_multi − N_text| / (N_multi + N_text + ε)``, N = how many samples fire above τ."""
-    m, t = _moments(multi)["above"], _moments(text)["above"]
+    """``|r_multi − r_text| / (r_multi + r_text + ε)``, r = N/n, the share of samples that fire above τ."""
+    m, t = _moments(multi)["rate"], _moments(text)["rate"]
     return (m - t).abs() / (m + t + eps)
 
 
@@ -75,8 +92,8 @@ def importance_var(multi: NeuronStats, text: NeuronStats) -> torch.Tensor:
 
 
 def importance_rms(multi: NeuronStats, text: NeuronStats, eps: float = EPS) -> torch.Tensor:
-    """``sqrt(|ΣZ²_multi − ΣZ²_text| / (ΣZ²_multi + ΣZ²_text + ε))``: the views' energy difference."""
-    m, t = _moments(multi)["sum_sq"], _moments(text)["sum_sq"]
+    """``sqrt(|q_multi − q_text| / (q_multi + q_text + ε))``, q = ΣZ²/n: the views' energy difference per sample."""
+    m, t = _moments(multi)["mean_sq"], _moments(text)["mean_sq"]
     return ((m - t).abs() / (m + t + eps)).sqrt()
 
 
@@ -90,6 +107,18 @@ def paper_importance(multi: NeuronStats, text: NeuronStats, eps: float = EPS) ->
 def relative_score(forget_importance: torch.Tensor, retain_importance: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """``S = I(D_f) / (I(D_r) + ε)``: important on the forget people, unimportant on everyone else."""
     return forget_importance / (retain_importance + eps)
+
+
+def vision_score(forget_multi: NeuronStats, retain_multi: NeuronStats, eps: float = EPS) -> torch.Tensor:
+    """A vision neuron's paper score: ``σ(D_f) / (σ(D_r) + ε)`` on the portraits (see the module docstring)."""
+    return relative_score(_moments(forget_multi)["var"].sqrt(), _moments(retain_multi)["var"].sqrt(), eps)
+
+
+def literal_vision_score(forget_multi: NeuronStats, retain_multi: NeuronStats, eps: float = EPS) -> torch.Tensor:
+    """The literal reading for a vision neuron: the paper's S with a silent (all-zero) text view."""
+    silent = NeuronStats(forget_multi.site, forget_multi.tau)
+    return relative_score(paper_importance(forget_multi, silent, eps)["total"],
+                          paper_importance(retain_multi, silent, eps)["total"], eps)
 
 
 # -- the released code: one view per tower, per-set statistics ------------------------------------
@@ -120,7 +149,9 @@ def neuron_scores(stats: dict[str, dict[str, dict[str, NeuronStats]]], variant: 
     for name in stats["forget"]["image+text"]:
         f_multi, f_text = stats["forget"]["image+text"][name], stats["forget"]["text"][name]
         r_multi, r_text = stats["retain"]["image+text"][name], stats["retain"]["text"][name]
-        if variant == "paper":
+        if variant == "paper" and f_multi.site.tower == "vision":
+            scores[name] = vision_score(f_multi, r_multi, eps)
+        elif variant == "paper":
             scores[name] = relative_score(paper_importance(f_multi, f_text, eps)["total"],
                                           paper_importance(r_multi, r_text, eps)["total"], eps)
         else:
@@ -131,5 +162,5 @@ def neuron_scores(stats: dict[str, dict[str, dict[str, NeuronStats]]], variant: 
 
 
 __all__ = ["EPS", "METRICS", "OFFICIAL_WEIGHTS", "VARIANTS", "importance_abs", "importance_freq", "importance_rms",
-           "importance_var", "neuron_scores", "official_importance", "official_score", "paper_importance",
-           "relative_score"]
+           "importance_var", "literal_vision_score", "neuron_scores", "official_importance", "official_score",
+           "paper_importance", "relative_score", "vision_score"]
