@@ -45,6 +45,17 @@ def test_rmisu_gradient_does_not_flow_into_the_target():
     assert torch.allclose(h.grad[0, 0], (h.detach()[0, 0] - target))      # d/dh mean (h − t)² = 2(h − t)/2
 
 
+def test_the_first_batch_target_shares_one_norm_across_tokens():
+    frozen = torch.tensor([[[3.0, 4.0], [0.0, 1.0], [9.0, 9.0]]])      # token norms 5, 1, (pad)
+    mask = torch.tensor([[1, 1, 0]])
+    assert rmisu.mean_token_norm(frozen, mask).item() == pytest.approx(3.0)
+    h, u = torch.zeros(1, 3, 2), torch.tensor([0.0, 1.0])
+    # per token: targets (0, 10) and (0, 2); one norm: (0, 6) for both
+    assert rmisu.rmisu_forget_loss(h, frozen, u, 2.0, mask).item() == pytest.approx((100 + 4) / 4)
+    shared = rmisu.rmisu_forget_loss(h, frozen, u, 2.0, mask, norm=rmisu.mean_token_norm(frozen, mask))
+    assert shared.item() == pytest.approx((36 + 36) / 4)
+
+
 # -- the methods on a small untrained model -----------------------------------------------------------
 
 
@@ -124,6 +135,7 @@ def test_rmu_trains_only_the_mlps_up_to_its_layer(vlm, bench, before):
     ("mip_editor", {"variant": "official"}, "variant must be one of"),
     ("rmu", {"layer": -1}, "layer must be a language-model layer index"),
     ("rmu", {"steering": 0}, "steering"),
+    ("mip_editor", {"target_norm": "sequence"}, "target_norm"),
 ])
 def test_bad_input_is_refused_before_any_weight_changes(vlm, bench, before, method, options, words):
     with pytest.raises(ValueError, match=words):
@@ -139,3 +151,42 @@ def test_hidden_states_read_the_chosen_decoder_layer(vlm, bench):
     h0, h1 = (mu.methods.hidden_states(vlm.model, batch, layer) for layer in (0, 1))
     assert h0.shape == h1.shape == (*batch["input_ids"].shape, vlm.model.config.text_config.hidden_size)
     assert not torch.equal(h0, h1)
+
+
+def _first_batches(vlm, bench, batch_size=4):
+    import random
+
+    from mini_unlearn.methods.data import example_batches
+    forget, retain = mu.methods.unlearning_sets(bench, RATIO, "both")
+    rng = random.Random("mini_unlearn/unlearn/0")
+    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
+    retain_stream = example_batches(vlm.processor, retain, batch_size, rng)
+    return next(forget_stream), next(retain_stream)
+
+
+@pytest.mark.parametrize("target_norm", ["token", "first_batch"])
+def test_the_rmisu_loss_holds_its_weighted_terms(vlm, bench, target_norm):
+    from mini_unlearn.models.train import answer_loss
+    forget_batch, retain_batch = _first_batches(vlm, bench)
+    layer = len(rmisu.language_layers(vlm.model)) - 1
+    u = rmisu.control_vector(vlm.model.config.text_config.hidden_size, 0)
+    with torch.no_grad():
+        h_f = rmisu.hidden_states(vlm.model, forget_batch, layer)
+        mask = forget_batch["attention_mask"]
+        norm = rmisu.mean_token_norm(h_f, mask) if target_norm == "first_batch" else None
+        forget_mse = rmisu.rmisu_forget_loss(h_f, h_f, u, 3.0, mask, norm=norm).item()
+        retain_ce = answer_loss(vlm.model, retain_batch).item()
+    result = _run(vlm, bench, steps=3, lam=3.0, gamma=0.7, retain_ce_weight=0.2, target_norm=target_norm)
+    rows = result.log.losses
+    # step 1: the model is the input model, so the retain MSE is 0 and the rest is known
+    assert rows[0]["forget_mse"] == pytest.approx(forget_mse, rel=1e-4)
+    assert rows[0]["retain_mse"] == pytest.approx(0.0, abs=1e-8)
+    assert rows[0]["retain_ce"] == pytest.approx(retain_ce, rel=1e-4)
+    for row in rows:                               # λ, γ and the CE weight all reach the loss
+        assert row["loss"] == pytest.approx(row["forget_mse"] + 0.7 * row["retain_mse"] + 0.2 * row["retain_ce"],
+                                            rel=1e-5)
+    assert rows[-1]["retain_mse"] > 0
+    if target_norm == "first_batch":
+        assert result.log.details["target_norm"].item() == pytest.approx(rmisu.mean_token_norm(h_f, mask).item())
+    else:
+        assert result.log.details["target_norm"] is None

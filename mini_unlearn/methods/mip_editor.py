@@ -35,7 +35,8 @@ from ..neurons.paths import BRANCHES, K, M, NeuronPaths, check_k_m, check_varian
 from .base import UnlearnLog, check_positive, register
 from .data import unlearning_sets
 from .loop import run_gradient_loop
-from .rmisu import RepresentationConfig, control_vector, representation_loss, resolve_layer, rmisu_forget_loss
+from .rmisu import (TARGET_NORMS, RepresentationConfig, control_vector, mean_token_norm, representation_loss,
+                    resolve_layer, rmisu_forget_loss)
 
 LOCALISE: tuple[str, ...] = ("path", "point", "none")
 EDITS: tuple[str, ...] = ("rmisu", "prune")
@@ -46,8 +47,10 @@ class MIPEditorConfig(RepresentationConfig):
     """Localisation: ``k`` neurons per layer, ``m`` interpolation steps, attribution ``variant``
     (``"paper"`` or ``"released"``), ``branches`` (``"igi"``, ``"ifi"`` or both), ``localise``
     (``"path"``, ``"point"`` or ``"none"``). Editing: ``edit`` (``"rmisu"`` or ``"prune"``) at language
-    layer ``layer`` (None: the last) with target scale ``lam`` (λ), retain-representation weight
-    ``gamma`` (γ) and retain cross-entropy weight ``retain_ce_weight``; ``lr`` = 5e-3 and 60 steps are
+    layer ``layer`` (None: the last) with target scale ``lam`` (λ) times each token's norm (``target_norm=
+    "token"``) or the first forget batch's mean token norm (``"first_batch"``, the released code's
+    commented-out line), retain-representation weight ``gamma`` (γ) and retain cross-entropy weight
+    ``retain_ce_weight``; ``lr`` = 5e-3 and 60 steps are
     measured on the course model (released: 5e-4, one epoch; the paper: 2e-5 with LoRA, 4 epochs)."""
 
     lr: float = 5e-3
@@ -60,6 +63,7 @@ class MIPEditorConfig(RepresentationConfig):
     lam: float = 5.0
     gamma: float = 1.0
     retain_ce_weight: float = 1.0
+    target_norm: str = "token"
 
     def __post_init__(self):
         super().__post_init__()
@@ -76,6 +80,8 @@ class MIPEditorConfig(RepresentationConfig):
         if self.localise == "none" and self.edit == "prune":
             raise ValueError("edit='prune' needs neurons to prune: use localise='path' or 'point'")
         check_positive(self.lam, "lam", finite=True)
+        if self.target_norm not in TARGET_NORMS:
+            raise ValueError(f"target_norm must be one of {TARGET_NORMS}; got {self.target_norm!r}")
         for name in ("gamma", "retain_ce_weight"):
             check_positive(getattr(self, name), name, allow_zero=True, finite=True)
 
@@ -152,14 +158,19 @@ def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, origi
     else:
         parameters, row_masks = path_rows(model, chosen)
     u = control_vector(model.config.text_config.hidden_size, config.seed)
-    loss_fn = representation_loss(original.model, layer,
-                                  lambda h, mask, frozen: rmisu_forget_loss(h, frozen, u, config.lam, mask),
-                                  gamma=config.gamma, retain_ce_weight=config.retain_ce_weight)
+    fixed = {}                                   # target_norm="first_batch": the norm, read once
+
+    def forget_loss(h, mask, frozen):
+        if config.target_norm == "first_batch" and "norm" not in fixed:
+            fixed["norm"] = mean_token_norm(frozen, mask)
+        return rmisu_forget_loss(h, frozen, u, config.lam, mask, norm=fixed.get("norm"))
+    loss_fn = representation_loss(original.model, layer, forget_loss, gamma=config.gamma,
+                                  retain_ce_weight=config.retain_ce_weight)
     log = run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
                             grad_clip=config.grad_clip, train="all", seed=config.seed, progress=progress,
                             monitor=monitor, probe_every=probe_every, desc="mip_editor", parameters=parameters,
                             grad_masks=row_masks)
-    log.details = {**details, "u": u}
+    log.details = {**details, "u": u, "target_norm": fixed.get("norm")}
     return log
 
 

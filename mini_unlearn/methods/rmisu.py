@@ -22,6 +22,13 @@ stream ``h`` after decoder layer ℓ.
   before training): taken from the model being trained, the target would chase its own norm and,
   for λ > 1, grow without bound.
 
+  **Whose norm** (``target_norm``). The paper writes ``‖h(x_f)‖`` for each forget input; we read it
+  per token (``"token"``, the default): each token's target has λ times the norm that token had, so
+  every token is pushed by the same relative amount. The commented-out line computes one scalar,
+  λ × the mean token norm of the first forget batch, shared by every token of every step
+  (``"first_batch"``): tokens with a large norm then dominate less than under the per-token target,
+  and tokens with a small norm are pushed relatively further.
+
 ``mean ‖·‖²`` is the mean squared error over real tokens and hidden units (``F.mse_loss`` on the
 tokens the attention mask keeps). ``u`` is drawn once, uniform in [0, 1) and normalised (as RMU).
 """
@@ -61,11 +68,22 @@ def rmu_forget_loss(h_forget: torch.Tensor, u: torch.Tensor, steering: float, ma
     return _token_mse(h_forget, steering * u.to(h_forget.device), mask)
 
 
+TARGET_NORMS: tuple[str, ...] = ("token", "first_batch")
+
+
+def mean_token_norm(h: torch.Tensor, mask=None) -> torch.Tensor:
+    """The mean of ``‖h‖`` over the real tokens (a scalar): the released code's target scale, before λ."""
+    norms = h.detach().float().norm(dim=-1)
+    return norms[mask.bool()].mean() if mask is not None else norms.mean()
+
+
 def rmisu_forget_loss(h_forget: torch.Tensor, h_forget_frozen: torch.Tensor, u: torch.Tensor, lam: float,
-                      mask=None) -> torch.Tensor:
-    """RMisU: mean ‖h − λ‖h_frozen‖u‖² over tokens: each token's target has λ times the norm it had in the input model."""
-    norms = h_forget_frozen.detach().float().norm(dim=-1, keepdim=True)
-    return _token_mse(h_forget, lam * norms * u.to(h_forget.device), mask)
+                      mask=None, norm: torch.Tensor | None = None) -> torch.Tensor:
+    """RMisU: mean ‖h − λ‖h_frozen‖u‖² over tokens: each token's target has λ times the norm it had in the
+    input model — or, given ``norm`` (a scalar, e.g. :func:`mean_token_norm` of the first batch), λ·norm·u."""
+    if norm is None:
+        norm = h_forget_frozen.detach().float().norm(dim=-1, keepdim=True)
+    return _token_mse(h_forget, lam * norm * u.to(h_forget.device), mask)
 
 
 def retain_representation_loss(h_retain: torch.Tensor, h_frozen: torch.Tensor, mask=None) -> torch.Tensor:
@@ -211,6 +229,6 @@ def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress,
     return log
 
 
-__all__ = ["RMUConfig", "RepresentationConfig", "capture_hidden", "check_layer", "control_vector", "hidden_states",
-           "language_layers", "representation_loss", "resolve_layer", "retain_representation_loss", "rmisu_forget_loss",
+__all__ = ["RMUConfig", "RepresentationConfig", "TARGET_NORMS", "capture_hidden", "check_layer", "control_vector",
+           "hidden_states", "language_layers", "mean_token_norm", "representation_loss", "resolve_layer", "retain_representation_loss", "rmisu_forget_loss",
            "rmisu_loss", "rmu_forget_loss"]
