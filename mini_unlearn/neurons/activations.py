@@ -148,7 +148,7 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     if language_tokens not in LANGUAGE_TOKENS:
         raise ValueError(f"language_tokens must be one of {LANGUAGE_TOKENS} ('text': without the image "
                          f"placeholders); got {language_tokens!r}")
-    image_token = vlm.model.config.image_token_id
+    image_token = vlm.model.config.image_token_id if language_tokens == "text" else None
     unknown = [t for t in towers if t not in ("vision", "language")]
     if unknown:
         raise ValueError(f"unknown tower {unknown}; expected 'vision' and/or 'language'")
