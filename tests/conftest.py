@@ -42,3 +42,11 @@ def count_training(monkeypatch):
 
     monkeypatch.setattr(training, "train", counted)     # train_recipe, which the cache calls, looks it up there
     return calls
+
+
+@pytest.fixture
+def no_probes(monkeypatch):
+    """Models trained during the test skip the held-out probes (about 2 s each on the course benchmark,
+    up to five per phase): for tests about keys, caching and shipping, not about what the probes read."""
+    from mini_unlearn.models import cache as caching
+    monkeypatch.setattr(caching, "Monitor", lambda *args, **kwargs: None)

@@ -58,7 +58,7 @@ def test_vanilla_loads_the_shipped_weights_without_training(course_bench, keys, 
     assert all(torch.equal(reference[name], tensor) for name, tensor in vlm.model.state_dict().items())
 
 
-def test_a_key_that_does_not_match_trains(course_bench, keys, tmp_path, count_training):
+def test_a_key_that_does_not_match_trains(course_bench, keys, tmp_path, count_training, no_probes):
     few = TrainConfig(steps=3, batch_size=8, warmup=1, reading=ReadingCurriculum(reading_steps=2, mcq_weight=3))
     vlm = caching.vanilla(course_bench, seed=1, recipe=few, cache_dir=tmp_path, device="cpu", progress=False)
     assert count_training == [2, 3]                               # reading phase, then the main run
@@ -132,7 +132,7 @@ def test_stop_after_runs_the_first_steps_of_the_full_schedule(make_vlm, course_b
         train_recipe(make_vlm(course_bench), examples, few, stop_after=8, progress=False)
 
 
-def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path):
+def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path, no_probes):
     bench = release.make_benchmark(n_profiles=20, seed=0, n_utility=1)        # 5%: one forget person
     few = TrainConfig(steps=3, batch_size=8, warmup=1)
     with pytest.raises(RuntimeError, match="not shipping"):

@@ -165,7 +165,7 @@ def test_vanilla_is_cached_and_reloaded_identically(bench, tmp_path, count_train
     assert len(list(tmp_path.iterdir())) == 1                              # no temporary folder left over
 
 
-def test_a_changed_benchmark_seed_or_preset_retrains(bench, tmp_path, count_training):
+def test_a_changed_benchmark_seed_or_preset_retrains(bench, tmp_path, count_training, no_probes):
     options = dict(cache_dir=tmp_path, recipe=QUICK, device="cpu", progress=False)
     caching.vanilla(bench, seed=0, **options)
     caching.vanilla(mu.bench.make_benchmark(n_profiles=4, seed=1, n_utility=1), seed=0, **options)
@@ -211,7 +211,7 @@ def test_the_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert caching.default_cache_dir().parts[-2:] == (".cache", "mini_unlearn")
 
 
-def test_the_reading_phase_runs_first_and_is_part_of_the_key(bench, tmp_path, count_training):
+def test_the_reading_phase_runs_first_and_is_part_of_the_key(bench, tmp_path, count_training, no_probes):
     from dataclasses import replace
 
     from mini_unlearn.models import ReadingCurriculum
