@@ -112,6 +112,15 @@ def test_fisher_scores_are_mean_squared_gradients_and_pointwise_ignores_the_path
     model, x = TwoLayers(seed=4), torch.randn(1, 3, 3, generator=torch.Generator().manual_seed(3))
     ig, fisher = run(model, x, m=6, k=2), run(model, x, m=6, k=2, fisher=True)
     assert (fisher.scores["down0"] >= 0).all() and fisher.path_term["down1"] >= 0
+    # layer 0 by hand: the mean over the m steps of the squared gradient (not of the gradient, squared)
+    looped = torch.zeros(4)
+    for alpha in paths.alphas(6):
+        gate = torch.full((1, 4), float(alpha), requires_grad=True)
+        with paths.gated(model, {"down0": gate}, {"down0": torch.ones(x.shape[1], dtype=torch.bool)}):
+            objective(model, {"x": x}).sum().backward()
+        looped += gate.grad[0] ** 2 / 6
+    assert torch.allclose(fisher.scores["down0"], looped, atol=1e-6)
+    assert not torch.allclose(fisher.scores["down0"], ig.scores["down0"] ** 2, atol=1e-6)
     point = run(model, x, m=6, k=2, cascade=False)
     assert torch.equal(point.scores["down0"], ig.scores["down0"])      # layer 0 has no earlier path
     assert point.path_term["down1"] == 0.0 and not torch.allclose(point.scores["down1"], ig.scores["down1"])
