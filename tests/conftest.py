@@ -50,3 +50,21 @@ def no_probes(monkeypatch):
     up to five per phase): for tests about keys, caching and shipping, not about what the probes read."""
     from mini_unlearn.models import cache as caching
     monkeypatch.setattr(caching, "Monitor", lambda *args, **kwargs: None)
+
+
+def _loop_batches(vlm, bench, ratio=0.25, forget_on="image+text", batch_size=4, steps=1):
+    """The (forget, retain) batches ``run_gradient_loop`` draws at each of its first ``steps`` steps, seed 0."""
+    import random
+
+    from mini_unlearn.methods.data import example_batches
+    forget, retain = mu.methods.unlearning_sets(bench, ratio, forget_on)
+    rng = random.Random("mini_unlearn/unlearn/0")
+    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
+    retain_stream = example_batches(vlm.processor, retain, batch_size, rng)
+    return [(next(forget_stream), next(retain_stream)) for _ in range(steps)]
+
+
+@pytest.fixture(scope="session")
+def loop_batches():
+    """:func:`_loop_batches`: recompute what a method's first steps saw, to check its logged losses."""
+    return _loop_batches

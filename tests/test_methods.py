@@ -165,13 +165,10 @@ def test_sequence_labels_score_every_non_pad_token_but_the_first(vlm, bench):
         mu.methods.make_config("ga", loss_on="prompt")
 
 
-def test_loss_on_sequence_reaches_the_logged_loss(vlm, bench):
-    import random
-
-    from mini_unlearn.methods.data import example_batches, sequence_labels
+def test_loss_on_sequence_reaches_the_logged_loss(vlm, bench, loop_batches):
+    from mini_unlearn.methods.data import sequence_labels
     from mini_unlearn.models.train import answer_loss
-    forget, _ = mu.methods.unlearning_sets(bench, 0.25, "image+text")
-    first = next(example_batches(vlm.processor, forget, 4, random.Random("mini_unlearn/unlearn/0")))
+    [(first, _)] = loop_batches(vlm, bench)
     with torch.no_grad():
         expected = {"answer": answer_loss(vlm.model, first).item(),
                     "sequence": answer_loss(vlm.model, sequence_labels(first)).item()}
@@ -181,22 +178,14 @@ def test_loss_on_sequence_reaches_the_logged_loss(vlm, bench):
         assert logged.log.losses[0]["forget_ce"] == pytest.approx(value, rel=1e-4), loss_on
 
 
-def test_kl_min_reduction_reaches_the_logged_kl(vlm, bench):
-    import random
-
-    from mini_unlearn.methods.data import example_batches
+def test_kl_min_reduction_reaches_the_logged_kl(vlm, bench, loop_batches):
     from mini_unlearn.models.train_data import IGNORE_INDEX
     runs = {reduction: mu.unlearn(vlm, bench, "kl_min", ratio=0.25, steps=2, batch_size=4, lr=1e-3,
                                   kl_reduction=reduction, progress=False).log.losses
             for reduction in ("token", "mllmu")}
     # at step 1 the model is the reference (KL 0 and no KL gradient), so both runs take the same first
     # step and meet the same second retain batch: their KLs differ by #scored tokens / batch size
-    forget, retain = mu.methods.unlearning_sets(bench, 0.25, "image+text")
-    rng = random.Random("mini_unlearn/unlearn/0")
-    forget_stream, retain_stream = example_batches(vlm.processor, forget, 4, rng), example_batches(vlm.processor, retain, 4, rng)
-    for _ in range(2):
-        next(forget_stream)
-        second = next(retain_stream)
+    second = loop_batches(vlm, bench, steps=2)[1][1]
     scored = int((second["labels"] != IGNORE_INDEX).sum())
     assert runs["token"][0]["kl"] == runs["mllmu"][0]["kl"] == pytest.approx(0.0, abs=1e-6)
     assert runs["token"][1]["kl"] > 0
@@ -230,21 +219,9 @@ def test_ga_ascends_the_forget_loss(vlm, bench):
     assert frame["forget_ce"].iloc[-1] > frame["forget_ce"].iloc[0]
 
 
-def _first_batches(vlm, bench, batch_size=4):
-    """The first forget and retain batches the loop draws (seed 0, forget image+text pairs, ratio 0.25)."""
-    import random
-
-    from mini_unlearn.methods.data import example_batches
-    forget, retain = mu.methods.unlearning_sets(bench, 0.25, "image+text")
-    rng = random.Random("mini_unlearn/unlearn/0")
-    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
-    retain_stream = example_batches(vlm.processor, retain, batch_size, rng)
-    return next(forget_stream), next(retain_stream)
-
-
-def test_ga_diff_loss_is_ascent_on_forget_plus_weighted_descent_on_retain(vlm, bench):
+def test_ga_diff_loss_is_ascent_on_forget_plus_weighted_descent_on_retain(vlm, bench, loop_batches):
     from mini_unlearn.models.train import answer_loss
-    forget_batch, retain_batch = _first_batches(vlm, bench)
+    [(forget_batch, retain_batch)] = loop_batches(vlm, bench)
     with torch.no_grad():
         forget_ce, retain_ce = answer_loss(vlm.model, forget_batch).item(), answer_loss(vlm.model, retain_batch).item()
     row = _run(vlm, bench, "ga_diff", steps=1, retain_weight=0.5).log.losses[0]
@@ -253,9 +230,9 @@ def test_ga_diff_loss_is_ascent_on_forget_plus_weighted_descent_on_retain(vlm, b
     assert row["loss"] == pytest.approx(-forget_ce + 0.5 * retain_ce, rel=1e-4)
 
 
-def test_kl_min_loss_holds_all_three_terms(vlm, bench):
+def test_kl_min_loss_holds_all_three_terms(vlm, bench, loop_batches):
     from mini_unlearn.models.train import answer_loss
-    _, retain_batch = _first_batches(vlm, bench)
+    [(_, retain_batch)] = loop_batches(vlm, bench)
     with torch.no_grad():
         retain_ce = answer_loss(vlm.model, retain_batch).item()
     rows = _run(vlm, bench, "kl_min", steps=3, kl_weight=3.0).log.losses
@@ -265,9 +242,9 @@ def test_kl_min_loss_holds_all_three_terms(vlm, bench):
         assert row["loss"] == pytest.approx(-row["forget_ce"] + row["retain_ce"] + 3.0 * row["kl"], rel=1e-4)
 
 
-def test_npo_compares_with_its_reference_not_with_the_model_itself(vlm, bench, make_vlm):
+def test_npo_compares_with_its_reference_not_with_the_model_itself(vlm, bench, make_vlm, loop_batches):
     from mini_unlearn.models.train import answer_logits, sequence_log_probs
-    forget_batch, _ = _first_batches(vlm, bench)
+    [(forget_batch, _)] = loop_batches(vlm, bench)
     reference = make_vlm(bench, seed=1)                       # another model: the log-ratio is not zero
     with torch.no_grad():
         logits, labels = answer_logits(vlm.model, forget_batch)

@@ -153,21 +153,10 @@ def test_hidden_states_read_the_chosen_decoder_layer(vlm, bench):
     assert not torch.equal(h0, h1)
 
 
-def _first_batches(vlm, bench, batch_size=4):
-    import random
-
-    from mini_unlearn.methods.data import example_batches
-    forget, retain = mu.methods.unlearning_sets(bench, RATIO, "both")
-    rng = random.Random("mini_unlearn/unlearn/0")
-    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
-    retain_stream = example_batches(vlm.processor, retain, batch_size, rng)
-    return next(forget_stream), next(retain_stream)
-
-
 @pytest.mark.parametrize("target_norm", ["token", "first_batch"])
-def test_the_rmisu_loss_holds_its_weighted_terms(vlm, bench, target_norm):
+def test_the_rmisu_loss_holds_its_weighted_terms(vlm, bench, target_norm, loop_batches):
     from mini_unlearn.models.train import answer_loss
-    forget_batch, retain_batch = _first_batches(vlm, bench)
+    [(forget_batch, retain_batch)] = loop_batches(vlm, bench, RATIO, "both")
     layer = len(rmisu.language_layers(vlm.model)) - 1
     u = rmisu.control_vector(vlm.model.config.text_config.hidden_size, 0)
     with torch.no_grad():
