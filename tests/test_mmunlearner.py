@@ -121,6 +121,30 @@ def test_default_schedule_is_retain_batches_over_forget_batches():
     assert mu.methods.default_retain_per_forget(n_forget=40, n_retain=4, batch_size=4) == 1  # at least one
 
 
+@pytest.mark.parametrize("loss_on", ["answer", "sequence"])
+def test_the_loss_scores_the_chosen_tokens(vlm, bench, loss_on, loop_batches):
+    from mini_unlearn.models.train import answer_loss
+    from mini_unlearn.models.train_data import sequence_labels
+    [(forget_batch, _)] = loop_batches(vlm, bench, RATIO, "image+text")
+    with torch.no_grad():                       # whole rows: the model's own loss over every labelled token
+        expected = (answer_loss(vlm.model, forget_batch) if loss_on == "answer" else
+                    vlm.model(**sequence_labels(forget_batch)).loss).item()
+    result = _run(vlm, bench, forget_steps=1, masked=False, loss_on=loss_on)
+    assert result.log.losses[0]["forget_ce"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_saliency_scores_the_chosen_tokens(vlm, bench):
+    from mini_unlearn.models.train_data import one_pass_batches, sequence_labels
+    answer = saliency.compute_saliency(vlm, bench, RATIO, "vision")
+    whole = saliency.compute_saliency(vlm, bench, RATIO, "vision", loss_on="sequence")
+    params = saliency.maskable_parameters(vlm.model, "vision")
+    batches = one_pass_batches(vlm.processor, saliency.forget_examples(bench, RATIO), 4, saliency._order(0))
+    hf = saliency.squared_gradients(vlm.model, batches, params, lambda model, batch: model(**sequence_labels(batch)).loss)
+    name = next(iter(params))
+    assert torch.allclose(whole.forget[name], hf[name], rtol=1e-4, atol=1e-12)
+    assert not torch.allclose(answer.forget[name], hf[name], rtol=1e-2)
+
+
 def test_masked_ascent_raises_the_forget_loss(vlm, bench):
     frame = _run(vlm, bench, preset="both", forget_steps=5, lr=3e-3).to_frame()
     assert frame["forget_ce"].iloc[-1] > frame["forget_ce"].iloc[0]

@@ -153,9 +153,10 @@ def test_hidden_states_read_the_chosen_decoder_layer(vlm, bench):
     assert not torch.equal(h0, h1)
 
 
-@pytest.mark.parametrize("target_norm", ["token", "first_batch"])
-def test_the_rmisu_loss_holds_its_weighted_terms(vlm, bench, target_norm, loop_batches):
+@pytest.mark.parametrize("target_norm, loss_on", [("token", "answer"), ("first_batch", "answer"), ("token", "sequence")])
+def test_the_rmisu_loss_holds_its_weighted_terms(vlm, bench, target_norm, loss_on, loop_batches):
     from mini_unlearn.models.train import answer_loss
+    from mini_unlearn.models.train_data import sequence_labels
     [(forget_batch, retain_batch)] = loop_batches(vlm, bench, RATIO, "both")
     layer = len(rmisu.language_layers(vlm.model)) - 1
     u = rmisu.control_vector(vlm.model.config.text_config.hidden_size, 0)
@@ -164,8 +165,10 @@ def test_the_rmisu_loss_holds_its_weighted_terms(vlm, bench, target_norm, loop_b
         mask = forget_batch["attention_mask"]
         norm = rmisu.mean_token_norm(h_f, mask) if target_norm == "first_batch" else None
         forget_mse = rmisu.rmisu_forget_loss(h_f, h_f, u, 3.0, mask, norm=norm).item()
-        retain_ce = answer_loss(vlm.model, retain_batch).item()
-    result = _run(vlm, bench, steps=3, lam=3.0, gamma=0.7, retain_ce_weight=0.2, target_norm=target_norm)
+        retain_ce = (answer_loss(vlm.model, retain_batch) if loss_on == "answer" else   # whole rows: the model's own loss
+                     vlm.model(**sequence_labels(retain_batch)).loss).item()
+    result = _run(vlm, bench, steps=3, lam=3.0, gamma=0.7, retain_ce_weight=0.2, target_norm=target_norm,
+                  loss_on=loss_on)
     rows = result.log.losses
     # step 1: the model is the input model, so the retain MSE is 0 and the rest is known
     assert rows[0]["forget_mse"] == pytest.approx(forget_mse, rel=1e-4)

@@ -33,7 +33,7 @@ from ..models.train_data import training_examples
 from ..neurons.edit import prune_neurons
 from ..neurons.paths import BRANCHES, K, M, NeuronPaths, check_k_m, check_variant, find_paths
 from .base import UnlearnLog, check_positive, register
-from .data import unlearning_sets
+from .data import check_loss_on, unlearning_sets
 from .loop import run_gradient_loop
 from .rmisu import (TARGET_NORMS, RepresentationConfig, control_vector, mean_token_norm, representation_loss,
                     resolve_layer, rmisu_forget_loss)
@@ -45,13 +45,15 @@ EDITS: tuple[str, ...] = ("rmisu", "prune")
 @dataclass(frozen=True)
 class MIPEditorConfig(RepresentationConfig):
     """Localisation: ``k`` neurons per layer, ``m`` interpolation steps, attribution ``variant``
-    (``"paper"`` or ``"released"``), ``branches`` (``"igi"``, ``"ifi"`` or both), ``localise``
-    (``"path"``, ``"point"`` or ``"none"``). Editing: ``edit`` (``"rmisu"`` or ``"prune"``) at language
-    layer ``layer`` (None: the last) with target scale ``lam`` (λ) times each token's norm (``target_norm=
-    "token"``) or the first forget batch's mean token norm (``"first_batch"``, the released code's
-    commented-out line), retain-representation weight ``gamma`` (γ) and retain cross-entropy weight
-    ``retain_ce_weight``; ``lr`` = 5e-3 and 60 steps are
-    measured on the course model (released: 5e-4, one epoch; the paper: 2e-5 with LoRA, 4 epochs)."""
+    (``"paper"``, ``"neuron_ig"`` or ``"released"``; :mod:`~mini_unlearn.neurons.paths`), ``branches``
+    (``"igi"``, ``"ifi"`` or both), ``localise`` (``"path"``, ``"point"`` or ``"none"``). Editing:
+    ``edit`` (``"rmisu"`` or ``"prune"``) at language layer ``layer`` (None: the last) with target scale
+    ``lam`` (λ) times each token's norm (``target_norm="token"``) or the first forget batch's mean token
+    norm (``"first_batch"``, the released code's commented-out line), retain-representation weight
+    ``gamma`` (γ) and retain cross-entropy weight ``retain_ce_weight``, the retain CE on the answer
+    tokens (``loss_on="answer"``) or every non-pad token (``"sequence"``, as the released code labels);
+    ``lr`` = 5e-3 and 60 steps are measured on the course model (released: 5e-4, one epoch; the paper:
+    2e-5 with LoRA, 4 epochs)."""
 
     lr: float = 5e-3
     k: int = K
@@ -64,6 +66,7 @@ class MIPEditorConfig(RepresentationConfig):
     gamma: float = 1.0
     retain_ce_weight: float = 1.0
     target_norm: str = "token"
+    loss_on: str = "answer"
 
     def __post_init__(self):
         super().__post_init__()
@@ -80,6 +83,7 @@ class MIPEditorConfig(RepresentationConfig):
         if self.localise == "none" and self.edit == "prune":
             raise ValueError("edit='prune' needs neurons to prune: use localise='path' or 'point'")
         check_positive(self.lam, "lam", finite=True)
+        check_loss_on(self.loss_on)
         if self.target_norm not in TARGET_NORMS:
             raise ValueError(f"target_norm must be one of {TARGET_NORMS}; got {self.target_norm!r}")
         for name in ("gamma", "retain_ce_weight"):
@@ -165,7 +169,7 @@ def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, origi
             fixed["norm"] = mean_token_norm(frozen, mask)
         return rmisu_forget_loss(h, frozen, u, config.lam, mask, norm=fixed.get("norm"))
     loss_fn = representation_loss(original.model, layer, forget_loss, gamma=config.gamma,
-                                  retain_ce_weight=config.retain_ce_weight)
+                                  retain_ce_weight=config.retain_ce_weight, loss_on=config.loss_on)
     log = run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
                             grad_clip=config.grad_clip, train="all", seed=config.seed, progress=progress,
                             monitor=monitor, probe_every=probe_every, desc="mip_editor", parameters=parameters,

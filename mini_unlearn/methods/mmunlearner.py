@@ -57,7 +57,7 @@ from ..models.train import answer_loss
 from ..neurons.saliency import (EPS, THRESHOLD, check_language_preserve, check_preset, check_threshold, compute_saliency,
                                 maskable_parameters)
 from .base import UnlearnLog, check_positive, check_positive_int, check_seed, register
-from .data import example_batches, to_device, unlearning_sets
+from .data import check_loss_on, example_batches, scored_on, to_device, unlearning_sets
 from .masked_lora import add_masked_lora, free_adapter_parameters, merge_masked_lora
 
 
@@ -70,6 +70,8 @@ class MMUnlearnerConfig:
     ``lora_rank`` > 0: train masked LoRA adapters instead of the weights themselves.
     ``mask_retain``: the retain steps are masked too (the paper) or change every weight (released).
     ``language_preserve``: ``"union"`` of the retain and the text saliency maps (the paper) or ``"pooled"``.
+    ``loss_on``: the saliency and the loop's cross-entropies score the answer tokens (``"answer"``) or
+    every non-pad token (``"sequence"``, as the released code labels).
 
     Defaults: ``preset="both"`` is the paper's full, dual-constrained method (the paper's ablation
     prefers the vision mask on LLaVA; the released README runs use the language mask; chapter 06
@@ -94,11 +96,13 @@ class MMUnlearnerConfig:
     seed: int = 0
     mask_retain: bool = True
     language_preserve: str = "union"
+    loss_on: str = "answer"
 
     def __post_init__(self):
         check_preset(self.preset)
         check_threshold(self.threshold)
         check_language_preserve(self.language_preserve)
+        check_loss_on(self.loss_on)
         for name in ("masked", "mask_retain"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
@@ -124,7 +128,7 @@ def _prepare(vlm, bench, ratio, config, progress=True):
     if config.masked:
         mask = compute_saliency(vlm, bench, ratio, config.preset, threshold=config.threshold, eps=config.eps,
                                 batch_size=config.batch_size, seed=config.seed,
-                                language_preserve=config.language_preserve)
+                                language_preserve=config.language_preserve, loss_on=config.loss_on)
     per_forget = config.retain_per_forget
     if per_forget is None:
         per_forget = default_retain_per_forget(len(forget), len(retain), config.batch_size)
@@ -192,11 +196,11 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
         bar = tqdm(total=config.forget_steps, desc="mmunlearner", disable=not progress, mininterval=1.0)
         for step in range(1, config.forget_steps + 1):
             start = time.perf_counter()
-            forget_ce = answer_loss(model, to_device(next(forget_stream), device))
+            forget_ce = answer_loss(model, scored_on(to_device(next(forget_stream), device), config.loss_on))
             descend(-config.forget_weight * forget_ce, forget_optimizer, masked=True)
             retain_ces = []
             for _ in range(retain_per_forget):
-                retain_ce = answer_loss(model, to_device(next(retain_stream), device))
+                retain_ce = answer_loss(model, scored_on(to_device(next(retain_stream), device), config.loss_on))
                 descend(retain_ce, retain_optimizer, masked=not free_retain)
                 retain_ces.append(float(retain_ce.detach()))
             row = {"loss": -config.forget_weight * float(forget_ce.detach()), "forget_ce": float(forget_ce.detach())}

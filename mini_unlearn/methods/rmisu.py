@@ -42,7 +42,7 @@ import torch
 from ..models.anatomy import find_towers
 from ..models.train import answer_loss
 from .base import check_positive, check_positive_int, check_seed, register
-from .data import check_forget_on, unlearning_sets
+from .data import check_forget_on, scored_on, unlearning_sets
 from .loop import run_gradient_loop
 
 
@@ -140,15 +140,16 @@ def hidden_states(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Te
 # ---------------------------------------------------------------------------------------------------
 # The shared loop
 
-def representation_loss(frozen, layer: int, forget_loss, gamma: float, retain_ce_weight: float):
+def representation_loss(frozen, layer: int, forget_loss, gamma: float, retain_ce_weight: float, loss_on: str = "answer"):
     """The loss function of the shared gradient loop (:func:`.loop.run_gradient_loop`) for RMU and RMisU:
     ``forget_loss(h_f, mask, h_f_frozen) + γ·mean‖h_r − h_r^frozen‖² + retain_ce_weight·CE(D_r)``, with
-    every ``h`` read after language-model layer ``layer`` and ``frozen`` the input model."""
+    every ``h`` read after language-model layer ``layer``, ``frozen`` the input model and the retain CE
+    on the answer tokens or the whole sequence (``loss_on``)."""
     def loss_fn(model, forget_batch, retain_batch):
         with capture_hidden(model, layer) as store:
             model(**{k: v for k, v in forget_batch.items() if k != "labels"})
             h_forget = store["h"]
-            retain_ce = answer_loss(model, retain_batch)
+            retain_ce = answer_loss(model, scored_on(retain_batch, loss_on))
             h_retain = store["h"]
         with torch.no_grad():
             h_retain_frozen = hidden_states(frozen, retain_batch, layer)

@@ -135,6 +135,35 @@ def answer_only_labels(input_ids: torch.Tensor, prompt_lengths: torch.Tensor, pa
     return labels
 
 
+def sequence_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch with every non-pad token scored: prompt, image placeholders and answer.
+
+    MLLMU-Bench's, MMUnlearner's and MIP-Editor's training code label all non-pad tokens
+    (reference/implementation-notes.md §2.5, §5.3). Each row's first real token stays unscored: no
+    position predicts it. Rows are left-padded, so that is the row's first attended position.
+    """
+    mask = batch["attention_mask"].bool()
+    first = mask.long().cumsum(dim=1) == 1
+    labels = batch["input_ids"].masked_fill(~mask | first, IGNORE_INDEX)
+    return {**batch, "labels": labels}
+
+
+LOSS_ON: tuple[str, ...] = ("answer", "sequence")
+
+
+def check_loss_on(loss_on: str) -> str:
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on must be one of {LOSS_ON} ('answer': the answer tokens only; 'sequence': every "
+                         f"non-pad token, as MLLMU-Bench's code trains); got {loss_on!r}")
+    return loss_on
+
+
+def scored_on(batch: dict[str, torch.Tensor] | None, loss_on: str) -> dict[str, torch.Tensor] | None:
+    """``batch`` labelled for ``loss_on``: unchanged for ``"answer"``, :func:`sequence_labels` for ``"sequence"``."""
+    check_loss_on(loss_on)
+    return batch if batch is None or loss_on == "answer" else sequence_labels(batch)
+
+
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that skip the left padding: 0 at each row's first real token.
 

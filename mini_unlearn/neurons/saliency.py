@@ -50,7 +50,7 @@ from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
 from ..bench.splits import check_ratio
 from ..models.anatomy import find_towers
 from ..models.train import answer_loss
-from ..models.train_data import Example, one_pass_batches, training_examples
+from ..models.train_data import Example, check_loss_on, one_pass_batches, scored_on, training_examples
 
 THRESHOLD = 1.0
 EPS = 1e-15
@@ -258,13 +258,17 @@ class SaliencyMask:
 
 def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, threshold: float = THRESHOLD,
                      eps: float = EPS, batch_size: int = 4, seed: int = 0,
-                     language_preserve: str = "union") -> SaliencyMask:
+                     language_preserve: str = "union", loss_on: str = "answer") -> SaliencyMask:
     """MMUnlearner's mask for ``vlm``: forget = the forget people's image+text pairs; one mask per group
     of ``preset``, each against its own preserve sets (``F_p`` = the elementwise max of their saliencies:
-    a weight is protected when any of them protects it). No weight of ``vlm`` changes."""
+    a weight is protected when any of them protects it). The cross-entropy scores the answer tokens
+    (``loss_on="answer"``) or every non-pad token (``"sequence"``, as the released code labels). No
+    weight of ``vlm`` changes."""
     groups = check_preset(preset)
     check_threshold(threshold)
     check_language_preserve(language_preserve)
+    check_loss_on(loss_on)
+    loss_fn = lambda model_, batch: answer_loss(model_, scored_on(batch, loss_on))
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     forget = forget_examples(bench, ratio)
@@ -279,11 +283,12 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
             empty = [name for name, examples in sets.items() if not examples]
             if empty:
                 raise ValueError(f"the {group} preserve set(s) {empty} at ratio={ratio} are empty: they need retain people")
-            f = squared_gradients(model, one_pass_batches(processor, forget, batch_size, _order(seed)), parameters)
+            f = squared_gradients(model, one_pass_batches(processor, forget, batch_size, _order(seed)), parameters,
+                                  loss_fn)
             p = None
             for examples in sets.values():
                 scored = squared_gradients(model, one_pass_batches(processor, examples, batch_size, _order(seed)),
-                                           parameters)
+                                           parameters, loss_fn)
                 p = scored if p is None else {name: torch.maximum(p[name], value) for name, value in scored.items()}
             for name, mask in saliency_mask(f, p, threshold, eps).items():
                 masks[name], owner[name] = mask, group
