@@ -62,6 +62,9 @@ PRESETS: dict[str, Preset] = {
     # the course: trains to >= 95% on 40 people in a few minutes on 2 CPU cores
     "tiny": Preset("tiny", image_size=64, patch_size=16, vision_hidden=64, vision_layers=2, vision_heads=4,
                    vision_mlp=256, text_hidden=128, text_layers=2, text_heads=4, text_mlp=512, vocab_size=1024),
+    # the depth study (chapter 08): tiny's widths, 4 layers per tower instead of 2
+    "tiny_deep": Preset("tiny_deep", image_size=64, patch_size=16, vision_hidden=64, vision_layers=4, vision_heads=4,
+                        vision_mlp=256, text_hidden=128, text_layers=4, text_heads=4, text_mlp=512, vocab_size=1024),
     # a GPU: 500 people (MLLMU-Bench's size), larger images and widths
     "base": Preset("base", image_size=128, patch_size=16, vision_hidden=256, vision_layers=4, vision_heads=8,
                    vision_mlp=1024, text_hidden=512, text_layers=6, text_heads=8, text_mlp=2048, vocab_size=4096,

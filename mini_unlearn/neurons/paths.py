@@ -3,49 +3,54 @@
 MANU (chapter 05) scores each neuron on its own. MIP-Editor follows the knowledge **across layers**:
 a path picks the top-k neurons of layer 0, then the top-k of layer 1 *given* the path so far, and so on.
 
-**The attribution.** Put a gate ``g`` on every neuron's activation (``a → g·a`` at the attributed
-token positions; ``g = 1`` is the model as it is). Integrated gradients of an objective ``F`` along
-the straight line from ``g = 0`` to ``g = 1`` split ``F(1) − F(0)`` among the gated neurons::
+**Integrated gradients.** Interpolate a neuron's activation ``w`` linearly from 0 to its value in m
+steps (``w̃ = w/m`` is the step size, ``α_k = k/m``); integrated gradients split an objective's change
+``F(w) − F(0)`` among the interpolated neurons::
 
-    IG(i) = ∫₀¹ ∂F/∂g_i dα  ≈  (1/m) Σ_{k=1..m} ∂F/∂g_i |_{g = k/m}      (right Riemann sum, m steps)
+    IG(i) = w̃_i · Σ_{k=1..m} ∂F/∂w_i |_{α_k · w}          (right Riemann sum, m steps)
 
-(``∂F/∂g_i = Σ_positions a_i · ∂F/∂a_i``: the gradient at the scaled point times the activation.)
+**The paper's path scores** (``variant="paper"``, the default). For layer n the candidate neuron i and
+the path neurons already chosen in layers < n form a path ``P``; all of them are interpolated together
+(all of layer n's neurons and the earlier path; every other neuron keeps its value) and::
 
-**The cascade.** For layer ℓ, the gates of *all* of layer ℓ's neurons and of the path neurons already
-chosen in layers < ℓ move together from 0 to 1; every other neuron keeps its own value. So a neuron
-of layer ℓ is scored in the context of the path that leads to it, and the path's own share is the
-``path`` term. The m interpolation steps run as **one batch** of m copies: one forward and one
-backward pass per layer.
+    IGI(i) = (Σ_{j∈P} w̃_j) · (Σ_k Σ_{l∈P} ∂F/∂w_l)          the path's summed step sizes × its summed gradients
+    IFI(i) = (Σ_{j∈P} z̃_j) · (Σ_k Σ_{l∈P} (∂G/∂z_l)²)      the same with squared gradients (a diagonal Fisher)
 
-* **IGI** (text branch): language-model MLP neurons, ``F`` = the answer's log-likelihood of the
-  text-only question, gates on the positions that predict the answer tokens;
-* **IFI** (visual branch): vision-tower MLP neurons, ``G`` = the answer's log-likelihood of the
-  image+text question, gates on every image token; the score is the integrated **squared** gradient
-  ``(1/m) Σ_k (∂G/∂g_i)²`` — a diagonal-Fisher proxy;
-* **point-wise** (``cascade=False``): each layer gated alone, no earlier path — MANU-like, for the
-  chapter's "path vs point" comparison.
+So a candidate's score is its own integrated gradient **plus cross terms**: its step size times the
+earlier path's gradients, and the earlier path's step sizes times its gradient. A neuron whose
+activation is large where the path's gradient is large moves up — the path shapes the ranking.
+The formulas are per token; with several attributed positions (every answer position, every image
+token) they are applied at each position and summed. ``F`` is the answer's log-likelihood of the
+text-only question (IGI, language-model MLP neurons, at the positions that predict the answer);
+``G`` the answer's log-likelihood of the image+text question (IFI, vision-tower MLP neurons, at every
+image token). The m interpolation steps run as **one batch** of m copies: one forward and one backward
+pass per layer.
 
-Per layer the path is the top-k by score (k = 5); paths of several samples are united per layer.
+**``variant="neuron_ig"``**: each neuron's own integrated gradient, with a gate ``g`` on the
+activation (``a → g·a``) that scales the layer and the earlier path jointly — no cross terms. The path
+then acts only through the joint scaling (its share is reported as ``path_term``) and, on the course
+model, ranks almost as the point-wise attribution does; chapter 07 compares the two.
 
-**``variant="released"``** reproduces the released code's choices where they are cheap
-(reference/implementation-notes.md §6.2–6.3): the gates sit at **sequence position 0** only (the
-attention-sink ``<s>`` token; for the vision tower, the CLS token), the Riemann sum is the left one
-(``k = 0..m−1``: it includes ``g = 0`` and never the model itself), the objective is the loss
-(the top-k raise the cross-entropy), and IFI squares the gradient **z-scored per neuron across the m
-steps** — which makes ``Σ_k z_k² = m − 1`` for every neuron, so the released IFI ranks by the
-activation alone (:func:`zscore_fisher` shows it).
+**``variant="released"``** reproduces the released code (reference/implementation-notes.md §6.2–6.3):
+the same product formula, at **sequence position 0** only (the attention-sink ``<s>`` token; for the
+vision tower the CLS token), the left Riemann sum (``k = 0..m−1``), the objective is the loss over the
+**whole sequence** (every non-pad token), only the **last** path neuron of each earlier layer enters
+the sums (a loop overwrites instead of accumulating), IFI squares the gradient **z-scored per neuron
+across the m steps** — so ``Σ_k z_k² = m − 1`` for every neuron and the released IFI ranks by the
+activation alone (:func:`zscore_fisher` shows it) — and the last vision layer, whose CLS token LLaVA
+drops, borrows the previous layer's gradients as the released code does for LLaVA.
 
-Not reproduced: the released score multiplies the *summed* gradients of the neuron and the earlier
-path by their *summed* step sizes (and, through an overwrite, keeps only the last path neuron of each
-earlier layer). Its cross terms — a neuron's gradient times the earlier path's step sizes, and its
-step size times the path's gradients — let a neuron's rank depend on the path in a way integrated
-gradients do not; here the score is the neuron's integrated gradient along the joint scaling, and
-the earlier path's share is reported separately (``path_term``).
+**Point-wise** (``cascade=False``): each layer interpolated alone, no earlier path — MANU-like, for the
+chapter's "path vs point" comparison. Per layer the path is the top-k by score (k = 5); paths of
+several samples are united per layer. A layer whose scores are all zero has no ranking: it gets an
+empty path and a warning, never neurons 0..k−1 by tie-breaking.
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import pandas as pd
 import torch
@@ -53,10 +58,10 @@ from tqdm.auto import tqdm
 
 from ..models.anatomy import NeuronSite, find_mlp_neurons
 from ..models.train import answer_logits, sequence_log_probs, token_cross_entropy
-from ..models.train_data import IGNORE_INDEX, one_pass_batches
+from ..models.train_data import IGNORE_INDEX, one_pass_batches, sequence_labels
 
 BRANCHES: dict[str, str] = {"igi": "language", "ifi": "vision"}     # branch → the tower it attributes
-VARIANTS: tuple[str, ...] = ("paper", "released")
+VARIANTS: tuple[str, ...] = ("paper", "neuron_ig", "released")
 K, M = 5, 8
 
 
@@ -87,12 +92,17 @@ def alphas(m: int, variant: str = "paper") -> torch.Tensor:
     return torch.arange(start, start + m, dtype=torch.float32) / m
 
 
-def zscore_fisher(gradients: torch.Tensor) -> torch.Tensor:
+def zscore_fisher(gradients: torch.Tensor, rtol: float = 1e-5) -> torch.Tensor:
     """The released IFI's per-neuron statistic: ``Σ_k z_k²`` with ``z`` the gradients z-scored across the
-    m steps (dim 0, unbiased std). It equals m − 1 for every neuron whose gradients vary, and 0 for the rest."""
+    m steps (dim 0, unbiased std). It equals m − 1 for every neuron whose gradients vary, and 0 for the rest.
+
+    "Vary" means a spread above ``rtol`` × the gradients' mean magnitude: m copies that differ only by
+    rounding (batched kernels need not treat identical rows identically) count as constant, so the
+    result does not depend on the processor's thread count."""
     centred = gradients - gradients.mean(dim=0, keepdim=True)
     std = gradients.std(dim=0, keepdim=True)
-    z = torch.where(std > 0, centred / std.clamp(min=torch.finfo(gradients.dtype).tiny), torch.zeros_like(centred))
+    varies = std > rtol * gradients.abs().mean(dim=0, keepdim=True)
+    z = torch.where(varies, centred / std.clamp(min=torch.finfo(gradients.dtype).tiny), torch.zeros_like(centred))
     return (z ** 2).sum(dim=0)   # a neuron whose gradient never varies (e.g. always 0) gets 0
 
 
@@ -115,27 +125,30 @@ def integrated_gradients(f, a: torch.Tensor, m: int = M, variant: str = "paper")
 # Gates on the neuron activations
 
 @contextmanager
+def pre_hooks(model, hooks: dict):
+    """Within the block, ``hooks[name]`` is a forward pre-hook on the submodule ``name``."""
+    handles = [model.get_submodule(name).register_forward_pre_hook(hook) for name, hook in hooks.items()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
 def gated(model, gates: dict[str, torch.Tensor], positions: dict[str, torch.Tensor]):
     """Within the block, the input of each site's consumer is ``a · g`` at ``positions``.
 
     ``gates[name]``: ``[batch, width]``; ``positions[name]``: a bool ``[batch, tokens]`` (or
     ``[tokens]``) mask of the token positions the gate applies to. Other positions pass unchanged.
     """
-    handles = []
-    for name, gate in gates.items():
-        where = positions[name]
-
-        def hook(_module, args, gate=gate, where=where):
-            a = args[0]
-            mask = where if where.dim() == 2 else where.expand(a.shape[0], -1)
-            factor = torch.where(mask[..., None], gate[:, None, :].to(a.dtype), torch.ones((), dtype=a.dtype))
-            return (a * factor,) + tuple(args[1:])
-        handles.append(model.get_submodule(name).register_forward_pre_hook(hook))
-    try:
+    def hook(_module, args, gate, where):
+        a = args[0]
+        mask = where if where.dim() == 2 else where.expand(a.shape[0], -1)
+        factor = torch.where(mask[..., None], gate[:, None, :].to(a.dtype), torch.ones((), dtype=a.dtype))
+        return (a * factor,) + tuple(args[1:])
+    with pre_hooks(model, {name: partial(hook, gate=gate, where=positions[name]) for name, gate in gates.items()}):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def answer_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -172,11 +185,14 @@ def repeat_batch(batch: dict[str, torch.Tensor], m: int) -> dict[str, torch.Tens
 
 
 def objective(model, batch: dict[str, torch.Tensor], variant: str) -> torch.Tensor:
-    """Per copy: the answer's log-likelihood (paper), or its cross-entropy — the loss (released)."""
-    logits, labels = answer_logits(model, batch)
-    if variant == "released":
-        return torch.stack([token_cross_entropy(logits[i:i + 1], labels[i:i + 1]) for i in range(len(labels))])
-    return sequence_log_probs(logits, labels)
+    """Per copy: the answer's log-likelihood (paper, neuron_ig), or the released code's ``output.loss``:
+    the mean cross-entropy over every non-pad token of the sequence (prompt, image tokens and answer)."""
+    if check_variant(variant) == "released":
+        labels = sequence_labels(batch)["labels"]
+        inputs = {name: value for name, value in batch.items() if name != "labels"}
+        logits = model(**inputs).logits[:, :-1]
+        return torch.stack([token_cross_entropy(logits[i:i + 1], labels[i:i + 1, 1:]) for i in range(len(labels))])
+    return sequence_log_probs(*answer_logits(model, batch))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,7 +220,13 @@ def greedy_path(sites, score_layer, k: int = K) -> SamplePath:
     for site in sites:
         score, term = score_layer(site, dict(path))
         scores[site.name], terms[site.name] = score, term
-        path[site.name] = top_k(score, k)
+        if bool((score == 0).all()):
+            warnings.warn(f"{site.name}: every neuron scores exactly 0, so the scores rank nothing (the objective does "
+                          f"not depend on this layer at the attributed positions); its path is left empty rather "
+                          f"than filled with neurons 0..{k - 1} by tie-breaking", stacklevel=2)
+            path[site.name] = torch.empty(0, dtype=torch.long)
+        else:
+            path[site.name] = top_k(score, k)
     return SamplePath(scores, path, terms)
 
 
@@ -213,10 +235,10 @@ def attribute_sample(model, batch: dict[str, torch.Tensor], sites: list[NeuronSi
                      positions: dict[str, torch.Tensor] | None = None) -> SamplePath:
     """Greedy layer-wise path attribution of one sample (see the module docstring).
 
-    ``fisher=False``: IGI (integrated gradients); ``True``: IFI (integrated squared gradients).
-    ``cascade=False``: point-wise — each layer gated alone. ``objective_fn(model, batch)`` → one value
-    per copy and ``positions`` (site name → bool token mask) default to the VLM's (answer
-    log-likelihood and answer / image positions; :func:`objective`).
+    ``fisher=False``: IGI (gradients); ``True``: IFI (squared gradients). ``cascade=False``:
+    point-wise — each layer interpolated alone. ``objective_fn(model, batch)`` → one value per copy
+    and ``positions`` (site name → bool token mask) default to the VLM's (:func:`objective`; answer
+    or image positions, position 0 for the released variant).
     """
     check_k_m(k, m)
     check_variant(variant)
@@ -224,12 +246,28 @@ def attribute_sample(model, batch: dict[str, torch.Tensor], sites: list[NeuronSi
         raise ValueError("sites is empty: nothing to attribute")
     device = next(model.parameters()).device
     batch = repeat_batch({name: value.to(device) for name, value in batch.items()}, m)
-    steps = alphas(m, variant).to(device)
     if objective_fn is None:
         if sites[0].tower == "vision" and "pixel_values" not in batch:
             raise ValueError("IFI attributes vision neurons: the sample needs an image (pixel_values)")
         objective_fn = lambda model_, batch_: objective(model_, batch_, variant)
     where = positions if positions is not None else _positions(model, batch, sites, variant)
+    options = dict(m=m, fisher=fisher, cascade=cascade, variant=variant)
+    was_training = model.training
+    model.eval()
+    try:
+        if variant == "neuron_ig":
+            score_layer = _gate_scorer(model, batch, sites, objective_fn, where, **options)
+        else:
+            score_layer = _path_scorer(model, batch, sites, objective_fn, where, **options)
+        return greedy_path(sites, score_layer, k)
+    finally:
+        model.train(was_training)
+
+
+def _gate_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade, variant):
+    """``variant="neuron_ig"``: each neuron's own integrated (squared) gradient under the joint gate."""
+    device = next(model.parameters()).device
+    steps = alphas(m, variant).to(device)
 
     def score_layer(site, path):
         gates = {}
@@ -243,22 +281,103 @@ def attribute_sample(model, batch: dict[str, torch.Tensor], sites: list[NeuronSi
         grads = torch.autograd.grad(value.sum(), list(gates.values()), allow_unused=True)
         grads = {name: (g if g is not None else torch.zeros_like(gates[name])) for name, g in zip(gates, grads)}
         own = grads.pop(site.name)
-        if not fisher:
-            score = own.mean(dim=0)
-        elif variant == "released":     # Σ_k z_k² × (activation / m): ranks by the activation alone
-            score = zscore_fisher(own) * activation_at(model, batch, site, where[site.name]) / m
-        else:
-            score = (own ** 2).mean(dim=0)
+        score = (own ** 2).mean(dim=0) if fisher else own.mean(dim=0)
         term = sum(float((g[:, path[name]] ** 2).mean(dim=0).sum() if fisher else g[:, path[name]].mean(dim=0).sum())
                    for name, g in grads.items())
         return score.detach().cpu(), term
+    return score_layer
 
-    was_training = model.training
-    model.eval()
-    try:
-        return greedy_path(sites, score_layer, k)
-    finally:
-        model.train(was_training)
+
+def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade, variant):
+    """``variant="paper"`` / ``"released"``: the path's summed step sizes × its summed (squared) gradients,
+    per attributed position, summed over the positions (the module docstring)."""
+    device = next(model.parameters()).device
+    steps = alphas(m, variant).to(device)
+    clean = clean_activations(model, batch, sites, objective_fn)          # name → [tokens, width]
+    at = {site.name: _row(where[site.name]) for site in sites}           # name → [tokens] bool
+    released = variant == "released"
+    borrow = _borrowing(sites) if released else {}                       # last vision layer → the one below
+
+    def collapse(g):                    # [m, tokens, width] → [tokens, width]: Σ_k of the gradient (or its square)
+        if not fisher:
+            return g.sum(dim=0)
+        if released:                    # z-scored across the m steps, then squared
+            return zscore_fisher(g.flatten(1)).view(g.shape[1:])
+        return (g ** 2).sum(dim=0)
+
+    def score_layer(site, path):
+        chosen = {s.name: path[s.name] for s in sites if s.name in path} if cascade else {}
+        chosen[site.name] = None                                         # the whole layer
+        watched = dict.fromkeys([*chosen, *([borrow[site.name]] if site.name in borrow else [])])
+        seen = {}
+        with interpolated(model, clean, {name: chosen.get(name, _NOTHING) for name in watched}, at, steps, seen):
+            value = objective_fn(model, batch)
+        names = list(seen)
+        grads = dict(zip(names, torch.autograd.grad(value.sum(), [seen[n] for n in names], allow_unused=True)))
+        grads = {n: (g if g is not None else torch.zeros_like(seen[n])).detach() for n, g in grads.items()}
+        own = grads[site.name]
+        if site.name in borrow and not bool(own[:, at[site.name]].any()):
+            own = grads[borrow[site.name]]                               # the released code's LLaVA fix-up
+        here = at[site.name]
+        steps_own, grads_own = clean[site.name][here] / m, collapse(own)[here]     # [positions, width]
+        steps_path = torch.zeros(int(here.sum()), device=device)
+        grads_path = torch.zeros_like(steps_path)
+        for name, indices in chosen.items():
+            if indices is None:
+                continue
+            indices = indices[-1:] if released else indices              # released: the overwrite keeps the last
+            steps_path += clean[name][here][:, indices].sum(dim=-1) / m             # a tower's sites share
+            grads_path += collapse(grads[name])[here][:, indices].sum(dim=-1)       # their token positions
+        score = ((steps_own + steps_path[:, None]) * (grads_own + grads_path[:, None])).sum(dim=0)
+        return score.detach().cpu(), float((steps_path * grads_path).sum())
+    return score_layer
+
+
+_NOTHING = torch.empty(0, dtype=torch.long)      # watched for its gradient, nothing interpolated
+
+
+def _row(where: torch.Tensor) -> torch.Tensor:
+    """A site's position mask as one row ``[tokens]`` (the m copies share it)."""
+    return where[0] if where.dim() == 2 else where
+
+
+def _borrowing(sites) -> dict[str, str]:
+    """Released IFI: the last vision site borrows the gradients of the site below it."""
+    vision = [s for s in sites if s.tower == "vision"]
+    return {vision[-1].name: vision[-2].name} if len(vision) >= 2 else {}
+
+
+def clean_activations(model, batch, sites, objective_fn) -> dict[str, torch.Tensor]:
+    """Each site's activations ``[tokens, width]`` in a clean pass of the batch's first row."""
+    seen = {}
+    hooks = {site.name: lambda _module, args, name=site.name: seen.__setitem__(name, args[0][0].detach()) for site in sites}
+    with pre_hooks(model, hooks), torch.no_grad():
+        objective_fn(model, {name: value[:1] for name, value in batch.items()})
+    return seen
+
+
+@contextmanager
+def interpolated(model, clean: dict[str, torch.Tensor], chosen: dict[str, torch.Tensor | None],
+                 at: dict[str, torch.Tensor], steps: torch.Tensor, seen: dict):
+    """Within the block, copy k of the batch sees each chosen neuron's activation replaced by
+    ``steps[k] × its clean value`` at the positions ``at`` (``chosen[name]``: neuron indices, None for all).
+    ``seen[name]`` receives each site's (interpolated) activation tensor, to take gradients against."""
+    def hook(_module, args, name, mask, values):
+        x = torch.where(mask, values.to(args[0].dtype), args[0])
+        seen[name] = x
+        return (x,) + tuple(args[1:])
+
+    hooks = {}
+    for name, indices in chosen.items():
+        neurons = torch.ones(clean[name].shape[-1], dtype=torch.bool, device=steps.device)
+        if indices is not None:
+            neurons = torch.zeros_like(neurons)
+            neurons[indices.to(steps.device)] = True
+        mask = at[name].to(steps.device)[:, None] & neurons[None, :]        # [tokens, width]
+        values = steps[:, None, None] * clean[name][None]                  # [m, tokens, width]
+        hooks[name] = partial(hook, name=name, mask=mask, values=values)
+    with pre_hooks(model, hooks):
+        yield
 
 
 def _positions(model, batch, sites, variant: str) -> dict[str, torch.Tensor]:
@@ -279,12 +398,8 @@ def activation_at(model, batch, site: NeuronSite, where: torch.Tensor) -> torch.
         a = args[0][:1]
         mask = where[:1] if where.dim() == 2 else where.expand(1, -1)
         seen["a"] = (a * mask[..., None]).sum(dim=(0, 1)).detach()
-    handle = model.get_submodule(site.name).register_forward_pre_hook(hook)
-    try:
-        with torch.no_grad():
-            model(**{n: v[:1] for n, v in batch.items() if n != "labels"})
-    finally:
-        handle.remove()
+    with pre_hooks(model, {site.name: hook}), torch.no_grad():
+        model(**{n: v[:1] for n, v in batch.items() if n != "labels"})
     return seen["a"]
 
 
@@ -358,4 +473,4 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
 
 __all__ = ["BRANCHES", "K", "M", "NeuronPaths", "SamplePath", "VARIANTS", "alphas", "answer_positions",
            "activation_at", "attribute_sample", "check_k_m", "integrated_gradients", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
-           "objective", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]
+           "interpolated", "clean_activations", "objective", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]
