@@ -24,11 +24,13 @@ from ..bench import Benchmark
 from .prompts import IMAGE_TOKEN, chat, question_text, target
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
+# Renders exactly what prompts.chat() writes (transformers' Jinja trims the newline after a block tag,
+# so every newline is an explicit {{ '\n' }}); the answer turn is prompts.target() + eos.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'user' %}USER: "
-    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>\n"
-    "{% else %}{{ part['text'] }}{% endif %}{% endfor %}\n"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>{{ '\\n' }}"
+    "{% else %}{{ part['text'] }}{% endif %}{% endfor %}{{ '\\n' }}"
     "{% else %}ASSISTANT: {% for part in message['content'] %}{{ part['text'] }}{% endfor %}</s>"
     "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
@@ -94,16 +96,21 @@ def tokenizer_corpus(bench: Benchmark) -> list[str]:
     return texts
 
 
-def build_tokenizer(bench: Benchmark, vocab_size: int) -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on the benchmark's text (decodes back to the exact string)."""
+def build_tokenizer(bench: Benchmark, vocab_size: int, special_tokens: tuple[str, ...] = (IMAGE_TOKEN,),
+                    named_tokens: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on the benchmark's text (decodes back to the exact string).
+
+    ``special_tokens`` are kept whole (the image placeholder and a family's markers, :mod:`.families`);
+    ``named_tokens`` become tokenizer attributes (default: ``image_token`` = ``<image>``)."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, IMAGE_TOKEN],
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, *special_tokens],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(tokenizer_corpus(bench), trainer=trainer)
+    named = {"image_token": IMAGE_TOKEN} if named_tokens is None else named_tokens
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=PAD, bos_token=BOS, eos_token=EOS,
-                                   extra_special_tokens={"image_token": IMAGE_TOKEN}, padding_side="left")
+                                   extra_special_tokens=named, padding_side="left")
 
 
 def build_processor(tokenizer: PreTrainedTokenizerFast, preset: Preset) -> LlavaProcessor:

@@ -1,16 +1,16 @@
 """``load_vlm``: any local Hugging Face checkpoint of a supported architecture, as a ``VLM``.
 
-The same methods then run on the course's tiny LLaVA and on a real LLaVA-1.5 a researcher has on
-disk. A checkpoint folder holds ``config.json`` + weights (what ``save_pretrained`` writes), the
-processor's files, and — when mini_unlearn wrote it — a ``mini_unlearn.json`` card.
+The same methods then run on the course's tiny LLaVA and on a real LLaVA-1.5, Qwen2-VL, Qwen2.5-VL,
+Idefics2 or Idefics3 (SmolVLM) checkpoint a researcher has on disk. A checkpoint folder holds
+``config.json`` + weights (what ``save_pretrained`` writes), the processor's files, and — when
+mini_unlearn wrote it — a ``mini_unlearn.json`` card. What differs per family (the model class, the
+image token, how the processor is read without torchvision) is in :mod:`.families`.
 
-Supported now: LLaVA (``LlavaForConditionalGeneration``: the course's models, LLaVA-1.5).
-Planned: Qwen2-VL, Qwen2.5-VL and Idefics3. ``anatomy`` already finds their neurons, but the
-Qwen-VL processors need torchvision (reference/feasibility.md §3), which the course environment
-lacks, and all three use their own prompt and image formats, which the rest of the package does not
-speak yet. (Idefics3's processor itself saves and reloads fine without torchvision.)
-
-Nothing is downloaded (local folders only) and nothing is written to the checkpoint folder.
+Everything that can be checked is checked before the model is loaded onto a device: the
+architecture, the processor files, the image token in the tokenizer; the weights must then match
+the config exactly (no missing, unexpected or reshaped tensors: transformers would otherwise fill
+the gaps with random values). Nothing is downloaded (local folders only) and nothing is written to
+the checkpoint folder.
 """
 from __future__ import annotations
 
@@ -18,14 +18,13 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import AutoProcessor, LlavaForConditionalGeneration
 
+from .families import FAMILIES, family_of
 from .vlm import CARD_FILE, VLM, progress_bars
 
 # architecture name (config.json "architectures") -> transformers class; its model_type is also accepted
-SUPPORTED_ARCHITECTURES: dict[str, type] = {
-    "LlavaForConditionalGeneration": LlavaForConditionalGeneration,
-}
+SUPPORTED_ARCHITECTURES: dict[str, type] = {family.architecture: family.model_class for family in FAMILIES.values()}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
 def default_device() -> torch.device:
@@ -34,15 +33,39 @@ def default_device() -> torch.device:
 
 def architecture_of(config: dict) -> str:
     """The supported architecture a ``config.json`` describes, by ``architectures`` then ``model_type``."""
-    for name in config.get("architectures") or []:
-        if name in SUPPORTED_ARCHITECTURES:
-            return name
-    for name, cls in SUPPORTED_ARCHITECTURES.items():
-        if config.get("model_type") == cls.config_class.model_type:
-            return name
-    found = config.get("architectures") or config.get("model_type") or "nothing"
-    raise ValueError(f"unsupported architecture {found!r} (config.json: architectures / model_type); "
-                     f"mini_unlearn supports {sorted(SUPPORTED_ARCHITECTURES)}")
+    return family_of(config).architecture
+
+
+def check_processor_files(path: Path) -> None:
+    """A clear error for a folder with weights but no tokenizer or image-processor files."""
+    missing = []
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        missing.append(f"a tokenizer (one of {list(TOKENIZER_FILES)})")
+    if not any((path / name).is_file() for name in ("preprocessor_config.json", "processor_config.json")):
+        missing.append("an image processor (preprocessor_config.json or processor_config.json)")
+    if missing:
+        raise FileNotFoundError(f"{str(path)!r} holds a model but not its processor: no {' and no '.join(missing)}. "
+                                f"Copy the processor files of the checkpoint you started from into the folder "
+                                f"(save_pretrained of the processor writes them)")
+
+
+def check_image_token(processor, family, path: Path) -> None:
+    tokenizer = processor.tokenizer
+    token_id = tokenizer.convert_tokens_to_ids(family.image_token)
+    if token_id is None or token_id == tokenizer.unk_token_id or tokenizer.convert_ids_to_tokens(token_id) != family.image_token:
+        raise ValueError(f"the tokenizer in {str(path)!r} has no image token {family.image_token!r}, which "
+                         f"{family.architecture} uses to place the image; this is not the tokenizer of a "
+                         f"{family.name} checkpoint")
+
+
+def check_loading_info(info: dict, path: Path) -> None:
+    """A clear error when the weights do not match the config (transformers would initialise the gaps at random)."""
+    problems = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    problems = {kind: keys for kind, keys in problems.items() if keys}
+    if problems:
+        shown = "; ".join(f"{kind.replace('_', ' ')}: {len(keys)} (e.g. {keys[0]})" for kind, keys in problems.items())
+        raise ValueError(f"the weights in {str(path)!r} do not match its config.json ({shown}); a checkpoint's "
+                         f"weights and config must come from the same model")
 
 
 def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtype: torch.dtype | str | None = None,
@@ -63,15 +86,22 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtyp
     if not config_file.is_file():
         raise FileNotFoundError(f"no checkpoint in {str(path)!r}: it has no config.json "
                                 f"(a folder written by save_pretrained holds config.json and the weights)")
-    architecture = architecture_of(json.loads(config_file.read_text()))
+    family = family_of(json.loads(config_file.read_text()))
+    check_processor_files(path)
+    processor = family.load_processor(path)
+    check_image_token(processor, family, path)
 
     kwargs = {} if dtype is None else {"dtype": dtype}
     if safetensors_only:
         kwargs["use_safetensors"] = True
     with progress_bars(progress):
-        model = SUPPORTED_ARCHITECTURES[architecture].from_pretrained(path, **kwargs)
+        try:
+            model, info = family.model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+        except RuntimeError as error:          # shape mismatches are raised by the loader itself
+            raise ValueError(f"the weights in {str(path)!r} do not match its config.json: {error}") from error
+    check_loading_info(info, path)
     model = model.to(device or default_device()).eval()
-    processor = AutoProcessor.from_pretrained(path)
+    architecture = family.architecture
 
     card_file = path / CARD_FILE
     card = json.loads(card_file.read_text()) if card_file.is_file() else {"architecture": architecture}

@@ -1,0 +1,143 @@
+"""mini_unlearn.models.families and load_vlm on every supported family: tiny models built from configs,
+their towers found by anatomy, the family's own chat template and inputs, save → load round trips with
+identical logits, and the clear errors a wrong checkpoint folder gets before anything is loaded."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from mini_unlearn.models import SUPPORTED_ARCHITECTURES, find_mlp_neurons, load_vlm
+from mini_unlearn.models.families import FAMILIES, QwenVLProcessor, family_of
+
+NAMES = sorted(FAMILIES)
+PORTRAIT = Image.new("RGB", (64, 64), (120, 30, 200))
+
+
+@pytest.fixture(scope="module")
+def tiny(bench):
+    return {name: FAMILIES[name].tiny(bench) for name in NAMES}
+
+
+def image_inputs(vlm, name, answer=" Ann."):
+    """One image+text question rendered with the processor's own chat template, with its portrait."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Who is this?"}]}]
+    prompt = vlm.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    images = [[PORTRAIT]] if name.startswith("idefics") else [PORTRAIT]
+    return prompt, dict(vlm.processor(text=[prompt + answer], images=images, padding=True, return_tensors="pt"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_tiny_model_of_each_family_runs_and_anatomy_finds_both_towers(tiny, name):
+    vlm, family = tiny[name], FAMILIES[name]
+    sites = find_mlp_neurons(vlm.model)
+    assert [(s.tower, s.layer) for s in sites] == [("vision", 0), ("vision", 1), ("language", 0), ("language", 1)]
+    prompt, batch = image_inputs(vlm, name)
+    assert prompt.count(family.image_token) == 1                   # the template places one image
+    image_id = vlm.processor.tokenizer.convert_tokens_to_ids(family.image_token)
+    assert int((batch["input_ids"] == image_id).sum()) > 1          # the processor expanded it
+    with torch.no_grad():
+        logits = vlm.model(**batch).logits
+    assert logits.shape[:2] == batch["input_ids"].shape and torch.isfinite(logits).all()
+    assert SUPPORTED_ARCHITECTURES[family.architecture] is family.model_class
+    assert family_of(vlm.model.config.to_dict()) is family
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_then_load_gives_the_same_inputs_and_logits(tiny, name, tmp_path):
+    vlm = tiny[name]
+    vlm.save_pretrained(tmp_path / "ckpt")
+    loaded = load_vlm(tmp_path / "ckpt", device="cpu")
+    assert type(loaded.model) is type(vlm.model)
+    assert type(loaded.processor.image_processor).__name__.endswith("Pil")    # no torchvision backend
+    _, before = image_inputs(vlm, name)
+    _, after = image_inputs(loaded, name)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    with torch.no_grad():
+        assert torch.equal(vlm.model(**before).logits, loaded.model(**after).logits)
+
+
+def test_the_qwen_processor_expands_each_image_by_its_grid(tiny):
+    processor = tiny["qwen2_vl"].processor
+    assert isinstance(processor, QwenVLProcessor)
+    batch = processor(text=["a <|image_pad|> b", "text only"], images=[PORTRAIT], padding=True, return_tensors="pt")
+    grid = batch["image_grid_thw"]
+    assert grid.tolist() == [[1, 8, 8]]                                 # 64×64 pixels, patch 8
+    expected = int(grid.prod()) // processor.image_processor.merge_size ** 2
+    assert batch["mm_token_type_ids"].sum(dim=1).tolist() == [expected, 0]
+    assert torch.equal(batch["mm_token_type_ids"].bool(), batch["input_ids"] == processor.image_token_id)
+    with pytest.raises(ValueError, match="more <\\|image_pad\\|> placeholders than the 1 images"):
+        processor(text=["<|image_pad|> and <|image_pad|>"], images=[PORTRAIT])
+    with pytest.raises(ValueError, match="2 images but 1"):
+        processor(text=["<|image_pad|> only once"], images=[PORTRAIT, PORTRAIT])
+
+
+# -- errors, raised before a model is loaded -------------------------------------------------------------
+
+
+def saved(vlm, folder):
+    vlm.save_pretrained(folder)
+    return folder
+
+
+def test_a_folder_without_processor_files_is_refused(tiny, tmp_path):
+    folder = saved(tiny["qwen2_5_vl"], tmp_path / "ckpt")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    with pytest.raises(FileNotFoundError, match="holds a model but not its processor: no a tokenizer"):
+        load_vlm(folder, device="cpu")
+
+
+def test_a_tokenizer_without_the_image_token_is_refused(tiny, tmp_path):
+    folder = saved(tiny["qwen2_vl"], tmp_path / "ckpt")
+    tiny["llava"].processor.tokenizer.save_pretrained(folder)          # LLaVA's tokenizer: no <|image_pad|>
+    with pytest.raises(ValueError, match="no image token '<\\|image_pad\\|>'"):
+        load_vlm(folder, device="cpu")
+
+
+def test_weights_that_do_not_match_the_config_are_refused(tiny, tmp_path):
+    folder = saved(tiny["idefics3"], tmp_path / "reshaped")
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"]["intermediate_size"] = 80
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="do not match its config.json"):
+        load_vlm(folder, device="cpu")
+    folder = saved(tiny["idefics3"], tmp_path / "missing")               # a tensor gone: not filled at random
+    weights = load_file(folder / "model.safetensors")
+    weights.pop(next(k for k in weights if "down_proj" in k))
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="missing keys: 1"):
+        load_vlm(folder, device="cpu")
+
+
+def test_an_unsupported_architecture_names_every_supported_one(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["PaliGemmaForConditionalGeneration"]}))
+    with pytest.raises(ValueError, match="PaliGemma.*Idefics2.*Idefics3.*Llava.*Qwen2VL.*Qwen2_5_VL"):
+        load_vlm(tmp_path, device="cpu")
+
+
+# -- the course's LLaVA keeps its prompts --------------------------------------------------------------------
+
+
+def render(processor, text, with_image, answer=None):
+    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
+    messages = [{"role": "user", "content": content}]
+    if answer is not None:
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return processor.apply_chat_template(messages, add_generation_prompt=answer is None, tokenize=False)
+
+
+def test_the_course_llava_chat_template_renders_the_course_prompts(tiny, bench):
+    from mini_unlearn.bench.questions import IMAGE_TEXT
+    from mini_unlearn.models import question_prompt, question_text, target
+    from mini_unlearn.models.shipped import shipped_folders
+    processors = [tiny["llava"].processor] + [load_vlm(f, device="cpu").processor for f in shipped_folders()]
+    questions = [q for qs in bench.questions.values() for q in qs]
+    assert {q.modality for q in questions} == {"image+text", "text"} and len(processors) == 3
+    for processor in processors:
+        for q in questions:
+            with_image = q.modality == IMAGE_TEXT
+            assert render(processor, question_text(q), with_image) == question_prompt(q)
+            eos = processor.tokenizer.eos_token
+            assert render(processor, question_text(q), with_image, q.answer) == question_prompt(q) + target(q.answer) + eos
