@@ -56,6 +56,8 @@ def test_save_then_load_gives_the_same_inputs_and_logits(tiny, name, tmp_path):
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     with torch.no_grad():
         assert torch.equal(vlm.model(**before).logits, loaded.model(**after).logits)
+    loaded.save_pretrained(tmp_path / "again")                          # a loaded model saves again
+    assert load_vlm(tmp_path / "again", device="cpu").processor.tokenizer.get_vocab() == vlm.processor.tokenizer.get_vocab()
 
 
 def test_the_qwen_processor_expands_each_image_by_its_grid(tiny):

@@ -173,8 +173,19 @@ def _llava_config(tokenizer):
     return build_config(get_preset("tiny"), tokenizer)
 
 
-def _llava_load(folder):
-    return tf.LlavaProcessor.from_pretrained(folder, image_processor=tf.CLIPImageProcessorPil.from_pretrained(folder))
+def _processor_loader(processor_class, image_processor_class):
+    """Read a stock processor folder; its image processor is always the ``*Pil`` class (no torchvision).
+
+    (Passing the image processor to ``from_pretrained`` would leak it into the tokenizer's saved config.)"""
+    def load(folder):
+        processor = processor_class.from_pretrained(folder)
+        if not isinstance(processor.image_processor, image_processor_class):
+            processor.image_processor = image_processor_class.from_pretrained(folder)
+        return processor
+    return load
+
+
+_llava_load = _processor_loader(tf.LlavaProcessor, tf.CLIPImageProcessorPil)
 
 
 # Qwen2-VL and Qwen2.5-VL: patch 8, temporal patch 2, 2×2 merge → 16 image tokens for 64×64 pixels
@@ -243,12 +254,6 @@ def _idefics3_config(tokenizer):
     return tf.Idefics3Config(vision_config=IDEFICS_VISION, text_config={"model_type": "llama", **_text_config(tokenizer)},
                              scale_factor=2, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                              tie_word_embeddings=False)
-
-
-def _processor_loader(processor_class, image_processor_class):
-    def load(folder):
-        return processor_class.from_pretrained(folder, image_processor=image_processor_class.from_pretrained(folder))
-    return load
 
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (

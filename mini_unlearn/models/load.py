@@ -1,7 +1,9 @@
 """``load_vlm``: any local Hugging Face checkpoint of a supported architecture, as a ``VLM``.
 
-The same methods then run on the course's tiny LLaVA and on a real LLaVA-1.5, Qwen2-VL, Qwen2.5-VL,
-Idefics2 or Idefics3 (SmolVLM) checkpoint a researcher has on disk. A checkpoint folder holds
+Reads the course's tiny LLaVA and a real LLaVA-1.5, Qwen2-VL, Qwen2.5-VL, Idefics2 or Idefics3
+(SmolVLM) checkpoint a researcher has on disk. (The methods and the evaluation still write prompts
+in LLaVA's format; routing them through each family's chat template is the next step of chapter
+11.) A checkpoint folder holds
 ``config.json`` + weights (what ``save_pretrained`` writes), the processor's files, and — when
 mini_unlearn wrote it — a ``mini_unlearn.json`` card. What differs per family (the model class, the
 image token, how the processor is read without torchvision) is in :mod:`.families`.
