@@ -122,24 +122,43 @@ def test_an_unsupported_architecture_names_every_supported_one(tmp_path):
 # -- the course's LLaVA keeps its prompts --------------------------------------------------------------------
 
 
-def render(processor, text, with_image, answer=None):
-    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
-    messages = [{"role": "user", "content": content}]
-    if answer is not None:
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-    return processor.apply_chat_template(messages, add_generation_prompt=answer is None, tokenize=False)
-
-
 def test_the_course_llava_chat_template_renders_the_course_prompts(tiny, bench):
     from mini_unlearn.bench.questions import IMAGE_TEXT
     from mini_unlearn.models import question_prompt, question_text, target
+    from mini_unlearn.models.prompts import render_turns
     from mini_unlearn.models.shipped import shipped_folders
     processors = [tiny["llava"].processor] + [load_vlm(f, device="cpu").processor for f in shipped_folders()]
     questions = [q for qs in bench.questions.values() for q in qs]
     assert {q.modality for q in questions} == {"image+text", "text"} and len(processors) == 3
     for processor in processors:
         for q in questions:
-            with_image = q.modality == IMAGE_TEXT
-            assert render(processor, question_text(q), with_image) == question_prompt(q)
-            eos = processor.tokenizer.eos_token
-            assert render(processor, question_text(q), with_image, q.answer) == question_prompt(q) + target(q.answer) + eos
+            prompt, reply = render_turns(processor, question_text(q), q.modality == IMAGE_TEXT, q.answer)
+            assert prompt == question_prompt(q) and reply == target(q.answer) + processor.tokenizer.eos_token
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("with_image", [True, False])
+def test_each_family_renders_a_question_and_its_answer_turn(tiny, name, with_image):
+    from mini_unlearn.models.prompts import chat, render_turns, target
+    processor, family = tiny[name].processor, FAMILIES[name]
+    prompt, reply = render_turns(processor, "Where was Ann born?", with_image, "Ann was born in Dunmere.")
+    assert prompt == render_turns(processor, "Where was Ann born?", with_image)[0]
+    assert (family.image_token in prompt) == with_image and "Where was Ann born?" in prompt
+    assert "Dunmere" not in prompt and "Ann was born in Dunmere." in reply
+    whole = [{"role": "user", "content": ([{"type": "image"}] if with_image else [])
+              + [{"type": "text", "text": "Where was Ann born?"}]},
+             {"role": "assistant", "content": [{"type": "text", "text": "Ann was born in Dunmere."}]}]
+    assert prompt + reply == processor.apply_chat_template(whole, tokenize=False)
+    if name == "llava":                                     # the course's prompts, unchanged
+        assert prompt == chat("Where was Ann born?", with_image)
+        assert reply == target("Ann was born in Dunmere.") + processor.tokenizer.eos_token
+
+
+def test_a_template_that_does_not_continue_its_prompt_is_refused(tiny):
+    from mini_unlearn.models.prompts import render_turns
+
+    class Odd:
+        def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=False):
+            return "Q?\nA:" if add_generation_prompt else "Q?\nAnswer: " + messages[-1]["content"][0]["text"]
+    with pytest.raises(ValueError, match="does not continue its generation prompt"):
+        render_turns(Odd(), "Q?", False, "yes")

@@ -47,3 +47,24 @@ def question_prompt(question: Question, options: dict[str, str] | None = None) -
 def target(answer: str) -> str:
     """The assistant's answer as it follows the prompt (a leading space, as in ``ASSISTANT: B``)."""
     return f" {answer}"
+
+
+def render_turns(processor, text: str, with_image: bool, answer: str | None = None) -> tuple[str, str | None]:
+    """One question in the processor's own chat template (any family, :mod:`.families`).
+
+    Returns the user turn, ready for generation, and — given ``answer`` — the answer turn exactly as
+    the template continues it (its closing tokens included), so ``prompt + answer_turn`` is the whole
+    conversation. For the course's LLaVA that is ``chat(text, with_image)`` and ``target(answer) + eos``.
+    """
+    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
+    user = [{"role": "user", "content": content}]
+    prompt = processor.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+    if answer is None:
+        return prompt, None
+    reply = {"role": "assistant", "content": [{"type": "text", "text": answer}]}
+    whole = processor.apply_chat_template(user + [reply], tokenize=False)
+    if not whole.startswith(prompt):
+        raise ValueError("the processor's chat template does not continue its generation prompt with the answer "
+                         f"(prompt {prompt[-40:]!r}, conversation {whole[-60:]!r}); mini_unlearn scores the "
+                         "answer as the text that follows the generation prompt")
+    return prompt, whole[len(prompt):]
