@@ -21,7 +21,6 @@ template), so a real Qwen2.5-VL checkpoint folder loads with it.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,8 +284,4 @@ def family_of(config: dict) -> Family:
                      f"supports {sorted(f.architecture for f in FAMILIES.values())}")
 
 
-def read_config(folder: Path) -> dict:
-    return json.loads((Path(folder) / "config.json").read_text())
-
-
-__all__ = ["FAMILIES", "Family", "QwenVLProcessor", "family_of", "read_config"]
+__all__ = ["FAMILIES", "Family", "QwenVLProcessor", "family_of"]

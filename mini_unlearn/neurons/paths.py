@@ -392,15 +392,8 @@ def _positions(model, batch, sites, variant: str) -> dict[str, torch.Tensor]:
 
 def activation_at(model, batch, site: NeuronSite, where: torch.Tensor) -> torch.Tensor:
     """The neurons' activation summed over the gated positions, in a clean pass of the batch's first row."""
-    seen = {}
-
-    def hook(_module, args):
-        a = args[0][:1]
-        mask = where[:1] if where.dim() == 2 else where.expand(1, -1)
-        seen["a"] = (a * mask[..., None]).sum(dim=(0, 1)).detach()
-    with pre_hooks(model, {site.name: hook}), torch.no_grad():
-        model(**{n: v[:1] for n, v in batch.items() if n != "labels"})
-    return seen["a"]
+    forward = lambda model_, batch_: model_(**{n: v for n, v in batch_.items() if n != "labels"})
+    return clean_activations(model, batch, [site], forward)[site.name][_row(where)].sum(dim=0)
 
 
 # ---------------------------------------------------------------------------------------------------
