@@ -162,3 +162,45 @@ def test_a_template_that_does_not_continue_its_prompt_is_refused(tiny):
             return "Q?\nA:" if add_generation_prompt else "Q?\nAnswer: " + messages[-1]["content"][0]["text"]
     with pytest.raises(ValueError, match="does not continue its generation prompt"):
         render_turns(Odd(), "Q?", False, "yes")
+
+
+# -- training batches and neuron statistics follow the family's layout ---------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_training_batch_scores_exactly_the_answer_turn_of_the_familys_template(tiny, bench, name):
+    from mini_unlearn.models.prompts import chat, render, target
+    from mini_unlearn.models.train_data import make_batch
+    vlm, family = tiny[name], FAMILIES[name]
+    samples = [(chat("Who is this?", True), target("Ann Lee."), PORTRAIT),
+               (chat("Where was Ann Lee born, and in which year?", False), target("Dunmere."), None)]
+    batch = make_batch(vlm.processor, samples)
+    tokenizer = vlm.processor.tokenizer
+    for row, (prompt, answer, _) in enumerate(samples):
+        turn = render(vlm.processor, prompt, answer)[1]
+        scored = batch["labels"][row][batch["labels"][row] != -100]
+        assert scored.tolist() == tokenizer(turn, add_special_tokens=False).input_ids
+        assert "Ann Lee." in turn or "Dunmere." in turn
+    assert batch["attention_mask"][:, -1].all()                     # left padding: every answer ends the row
+    assert ("position_ids" in batch) == (not family.own_positions)  # Qwen-VL computes its own 3-D positions
+    with torch.no_grad():
+        assert torch.isfinite(vlm.model(**batch).loss)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vision_statistics_count_one_sample_per_image(tiny, name):
+    from mini_unlearn.models.families import model_inputs
+    from mini_unlearn.neurons.activations import collect_stats
+    vlm = tiny[name]
+    prompt = vlm.processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Who?"}]}], add_generation_prompt=True,
+        tokenize=False)
+    other = Image.new("RGB", (64, 64), (10, 200, 30))
+    batch = model_inputs(vlm.processor, [prompt] * 3, [PORTRAIT, other, PORTRAIT])
+    stats = collect_stats(vlm, [batch], towers=("vision",))
+    assert {s.count for s in stats.values()} == {3}
+    first = next(iter(stats.values()))
+    alone = next(iter(collect_stats(vlm, [model_inputs(vlm.processor, [prompt], [other])], towers=("vision",)).values()))
+    single = next(iter(collect_stats(vlm, [model_inputs(vlm.processor, [prompt], [PORTRAIT])],
+                                     towers=("vision",)).values()))
+    assert torch.allclose(first.total, 2 * single.total + alone.total, atol=1e-4)

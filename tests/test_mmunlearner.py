@@ -7,26 +7,14 @@ import mini_unlearn as mu
 from mini_unlearn.methods.masked_lora import add_masked_lora
 from mini_unlearn.neurons import saliency
 
+from conftest import assert_mask_held
+
 RATIO = 0.25
 
 
 def _run(vlm, bench, **options):
     options = {"forget_steps": 2, "retain_per_forget": 0, "lr": 1e-2, **options}
     return mu.unlearn(vlm, bench, method="mmunlearner", ratio=RATIO, progress=False, **options)
-
-
-def _assert_mask_held(before, after, mask):
-    """Mask-0 entries bit-identical; some mask-1 entries moved; every weight outside the mask untouched."""
-    moved = 0
-    for name, value in after.named_parameters():
-        old = before[name]
-        if name in mask:
-            m = mask[name]
-            assert torch.equal(value[~m], old[~m]), f"{name}: an entry with mask 0 changed"
-            moved += int((value[m] != old[m]).sum())
-        else:
-            assert torch.equal(value, old), f"{name} is outside the mask but changed"
-    assert moved > 0, "no salient weight moved: the forget step did nothing"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +27,7 @@ def test_a_forget_step_changes_only_salient_weights(vlm, bench, before, preset):
     result = _run(vlm, bench, preset=preset)
     mask = result.log.details["mask"]
     assert mask.preset == preset and 0 < mask.kept < mask.total
-    _assert_mask_held(before, result.vlm.model, mask.masks)
+    assert_mask_held(before, result.vlm.model, mask.masks)
     parts = result.touched_by_part()
     untouched = {"vision": ("language", "lm_head"), "language": ("vision", "projector", "lm_head"),
                  "both": ("lm_head",)}[preset]
@@ -49,7 +37,7 @@ def test_a_forget_step_changes_only_salient_weights(vlm, bench, before, preset):
 def test_the_mask_applies_under_lora_too(vlm, bench, before):
     result = _run(vlm, bench, preset="both", lora_rank=4, forget_steps=3)
     mask = result.log.details["mask"]
-    _assert_mask_held(before, result.vlm.model, {n: m for n, m in mask.masks.items() if n.endswith(".weight")})
+    assert_mask_held(before, result.vlm.model, {n: m for n, m in mask.masks.items() if n.endswith(".weight")})
     # the result is a plain model again: no adapter left, every parameter trainable
     names = [n for n, _ in result.vlm.model.named_parameters()]
     assert names == list(before) and all(p.requires_grad for p in result.vlm.model.parameters())
@@ -95,7 +83,7 @@ def test_the_papers_retain_steps_are_masked_too(vlm, bench, before, lora_rank):
     mask = result.log.details["mask"].masks
     if lora_rank:                                  # LoRA adapts the weights, not the biases
         mask = {n: m for n, m in mask.items() if n.endswith(".weight")}
-    _assert_mask_held(before, result.vlm.model, mask)
+    assert_mask_held(before, result.vlm.model, mask)
 
 
 @pytest.mark.parametrize("lora_rank", [0, 4])
@@ -104,7 +92,7 @@ def test_the_released_retain_steps_change_protected_weights(vlm, bench, before, 
     # forget steps alone still obey the mask (under LoRA the unmasked adapter is trained by retain steps only)
     alone = _run(vlm, bench, retain_per_forget=0, **options)
     mask = alone.log.details["mask"].masks
-    _assert_mask_held(before, alone.vlm.model,
+    assert_mask_held(before, alone.vlm.model,
                       {n: m for n, m in mask.items() if n.endswith(".weight")} if lora_rank else mask)
     # with retain steps, protected vision weights move, and (full fine-tuning) so does the language side
     mixed = _run(vlm, bench, retain_per_forget=2, **options)

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 import mini_unlearn as mu
-from mini_unlearn.methods import mip_editor, rmisu
+from mini_unlearn.methods import rmisu
+
+from conftest import assert_only_path_rows_moved
 
 RATIO = 0.25
 
@@ -74,18 +76,7 @@ def test_rmisu_changes_only_the_rows_of_path_neurons(vlm, bench, before):
     result = _run(vlm, bench, lr=1e-2)
     chosen = result.log.details["selection"]
     assert set(result.log.details["paths"]) == {"igi", "ifi"}
-    model = result.vlm.model
-    parameters, masks = mip_editor.path_rows(model, chosen)
-    owned = {id(p): m for p, m in zip(parameters, [masks[id(p)] for p in parameters])}
-    moved = 0
-    for name, value in model.named_parameters():
-        if id(value) in owned:
-            rows = owned[id(value)].expand_as(value)
-            assert torch.equal(value[~rows], before[name][~rows]), f"{name}: a row outside the paths changed"
-            moved += int((value[rows] != before[name][rows]).sum())
-        else:
-            assert torch.equal(value, before[name]), f"{name} is not a path row but changed"
-    assert moved > 0
+    assert_only_path_rows_moved(before, result.vlm.model, chosen)
     parts = result.touched_by_part()
     assert parts.loc["vision", "entries_changed"] > 0 and parts.loc["language", "entries_changed"] > 0
     assert parts.loc["lm_head", "entries_changed"] == 0 and parts.loc["projector", "entries_changed"] == 0

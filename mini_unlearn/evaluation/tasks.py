@@ -30,6 +30,7 @@ from rouge_score import rouge_scorer
 from ..bench import LETTERS
 from ..bench.questions import Question
 from ..models import question_prompt, target
+from ..models.prompts import render
 from ..models.train_data import position_ids
 
 TASKS: tuple[str, ...] = ("mcq_letter", "mcq_likelihood", "gen", "cloze")
@@ -220,7 +221,7 @@ def option_log_likelihoods(vlm, questions: list[Question], normalize: str = "sum
     if sentences is not None and len(sentences) != len(questions):
         raise ValueError(f"sentences: expected one dict per question ({len(questions)}); got {len(sentences)}")
     per_question = sentences if sentences is not None else [None] * len(questions)
-    rows = [(q, prompt, answer) for q, options in zip(questions, per_question)
+    rows = [(q, *render(vlm.processor, prompt, answer, closed=False)) for q, options in zip(questions, per_question)
             for prompt, answer in likelihood_rows(q, options)]
     prompts = [prompt for _, prompt, _ in rows]
     full = [prompt + answer for _, prompt, answer in rows]

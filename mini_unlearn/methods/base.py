@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from ..bench.splits import check_ratio
-from ..models.anatomy import find_towers
+from ..models.anatomy import find_towers, part_of
 from ..models.vlm import VLM
 
 
@@ -115,18 +115,6 @@ def describe() -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------
 # What a run records
 
-def part_of(name: str, towers: dict[str, str]) -> str:
-    """Which part of a VLM a parameter belongs to: a tower, the projector, the LM head, or other."""
-    for tower, prefix in towers.items():
-        if name.startswith(prefix + "."):
-            return tower
-    if "projector" in name or "connector" in name or "merger" in name:
-        return "projector"
-    if "lm_head" in name:
-        return "lm_head"
-    return "other"
-
-
 def share_text(part: int, whole: int) -> str:
     """``part / whole`` as a percentage for printing: ``0`` only when nothing changed, ``<0.1%`` for a few.
 
@@ -139,13 +127,21 @@ def share_text(part: int, whole: int) -> str:
 
 
 def changed_parameters(before: torch.nn.Module, after: torch.nn.Module) -> pd.DataFrame:
-    """Per parameter tensor: its part, size, and how many of its entries differ between two models."""
+    """Per parameter tensor: its part, size, and how many of its entries differ between two models.
+
+    A tensor shared under two names (an LM head tied to the input embeddings) is listed under both,
+    each naming the other in ``tied_to``: an edit to one is an edit to the other."""
     towers = {tower: name for tower, (name, _) in find_towers(after).items()}
-    old = dict(before.named_parameters())
+    old = dict(before.named_parameters(remove_duplicate=False))
+    named = list(after.named_parameters(remove_duplicate=False))
+    names_of: dict[int, list[str]] = {}
+    for name, value in named:
+        names_of.setdefault(id(value), []).append(name)
     rows = []
-    for name, value in after.named_parameters():
+    for name, value in named:
         changed = int((value.detach().cpu() != old[name].detach().cpu()).sum())
-        rows.append({"parameter": name, "part": part_of(name, towers), "numel": value.numel(), "changed": changed})
+        rows.append({"parameter": name, "part": part_of(name, towers), "numel": value.numel(), "changed": changed,
+                     "tied_to": ", ".join(n for n in names_of[id(value)] if n != name)})
     return pd.DataFrame(rows)
 
 
@@ -197,7 +193,11 @@ class UnlearnResult:
         table = self.touched_by_part()
         table["share_changed"] = [share_text(changed, total)
                                   for changed, total in zip(table.pop("entries_changed"), table["entries"])]
-        return head + table.to_string()
+        tied = self.touched[(self.touched["tied_to"] != "") & (self.touched["changed"] > 0)] \
+            if "tied_to" in self.touched else self.touched.iloc[:0]
+        notes = "".join(f"\n  {row.parameter} is tied to {row.tied_to}: an edit to one is an edit to the other"
+                        for row in tied.itertuples() if row.part == "lm_head")
+        return head + table.to_string() + notes
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from ..models.anatomy import find_towers
-from .base import UnlearnLog, part_of
+from ..models.anatomy import find_towers, part_of
+from ..models.precision import MasterAdamW
+from .base import UnlearnLog
 from .data import example_batches, to_device
 
 TRAINABLE: tuple[str, ...] = ("all", "language", "vision")
@@ -62,7 +63,7 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable,
         p.requires_grad_(False)
     handles = [p.register_hook(lambda g, mask=grad_masks[id(p)]: g * mask.to(g.dtype))  # noqa: B008 (bound per p)
                for p in parameters if grad_masks and id(p) in grad_masks]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    optimizer = MasterAdamW(parameters, lr=lr)           # fp32 masters for a bf16 model; plain AdamW for fp32
     log = UnlearnLog()
 
     def probe(step: int):

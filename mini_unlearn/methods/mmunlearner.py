@@ -53,6 +53,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..bench.questions import IMAGE_TEXT
+from ..models.precision import MasterAdamW
 from ..models.train import answer_loss
 from ..neurons.saliency import (EPS, THRESHOLD, check_language_preserve, check_preset, check_threshold, compute_saliency,
                                 maskable_parameters)
@@ -170,8 +171,8 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
         free = {id(p) for p in free_adapter_parameters(model)} if lora else set()
         masked_params, grad_masks = [p for p in trainable if id(p) not in free], None
     retain_params = trainable if free_retain else masked_params
-    forget_optimizer = torch.optim.AdamW(masked_params, lr=config.lr, weight_decay=0.0)
-    retain_optimizer = torch.optim.AdamW(retain_params, lr=config.lr, weight_decay=0.0)
+    forget_optimizer = MasterAdamW(masked_params, lr=config.lr)     # fp32 masters for a bf16 model
+    retain_optimizer = MasterAdamW(retain_params, lr=config.lr)
     log = UnlearnLog(details={"mask": mask, "retain_per_forget": retain_per_forget, "lora_rank": config.lora_rank,
                               "mask_retain": config.mask_retain})
 

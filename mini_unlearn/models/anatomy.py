@@ -162,6 +162,24 @@ def find_mlp_neurons(model: nn.Module) -> list[NeuronSite]:
     return sites
 
 
+PROJECTOR_NAMES = ("projector", "connector", "merger")   # LLaVA, Idefics2/3, Qwen-VL (inside its vision tower)
+
+
+def part_of(name: str, towers: dict[str, str]) -> str:
+    """Which part of a VLM a parameter belongs to: a tower, the projector, the LM head, or other.
+
+    ``towers``: tower → module name, as :func:`find_towers` finds them. A projector that lives inside
+    the vision tower (Qwen-VL's ``visual.merger``) counts as vision."""
+    for tower, prefix in towers.items():
+        if name.startswith(prefix + "."):
+            return tower
+    if any(word in name for word in PROJECTOR_NAMES):
+        return "projector"
+    if "lm_head" in name:
+        return "lm_head"
+    return "other"
+
+
 def summary(model: nn.Module) -> pd.DataFrame:
     """One row per MLP layer: tower, layer, consuming module, neurons."""
     return pd.DataFrame([{"tower": s.tower, "layer": s.layer, "module": s.name, "neurons": s.width}

@@ -22,6 +22,7 @@ template), so a real Qwen2.5-VL checkpoint folder loads with it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,8 @@ class Family:
     build_processor: Callable                    # (tokenizer) -> processor of a tiny model
     tiny_config: Callable                        # (tokenizer) -> config of a tiny model
     load_processor: Callable                     # (folder) -> processor of a checkpoint
+    processor_class: type = object               # the processor it loads (how inputs are laid out)
+    own_positions: bool = False                  # the model computes its own (3-D, mrope) positions: pass none
 
     @property
     def architecture(self) -> str:
@@ -257,16 +260,19 @@ def _idefics3_config(tokenizer):
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
     Family("llava", tf.LlavaForConditionalGeneration, IMAGE_TOKEN, (IMAGE_TOKEN,), {"image_token": IMAGE_TOKEN},
-           CHAT_TEMPLATE, _llava_processor, _llava_config, _llava_load),
+           CHAT_TEMPLATE, _llava_processor, _llava_config, _llava_load, tf.LlavaProcessor),
     Family("qwen2_vl", tf.Qwen2VLForConditionalGeneration, "<|image_pad|>", QWEN_TOKENS,
-           {"image_token": "<|image_pad|>"}, QWEN_TEMPLATE, _qwen_processor, _qwen2_config, QwenVLProcessor.from_pretrained),
+           {"image_token": "<|image_pad|>"}, QWEN_TEMPLATE, _qwen_processor, _qwen2_config, QwenVLProcessor.from_pretrained,
+           QwenVLProcessor, own_positions=True),
     Family("qwen2_5_vl", tf.Qwen2_5_VLForConditionalGeneration, "<|image_pad|>", QWEN_TOKENS,
            {"image_token": "<|image_pad|>"}, QWEN_TEMPLATE, _qwen_processor, _qwen2_5_config,
-           QwenVLProcessor.from_pretrained),
+           QwenVLProcessor.from_pretrained, QwenVLProcessor, own_positions=True),
     Family("idefics2", tf.Idefics2ForConditionalGeneration, "<image>", IDEFICS_TOKENS, {}, IDEFICS_TEMPLATE,
-           _idefics2_processor, _idefics2_config, _processor_loader(tf.Idefics2Processor, tf.Idefics2ImageProcessorPil)),
+           _idefics2_processor, _idefics2_config, _processor_loader(tf.Idefics2Processor, tf.Idefics2ImageProcessorPil),
+           tf.Idefics2Processor),
     Family("idefics3", tf.Idefics3ForConditionalGeneration, "<image>", IDEFICS_TOKENS, {}, IDEFICS_TEMPLATE,
-           _idefics3_processor, _idefics3_config, _processor_loader(tf.Idefics3Processor, tf.Idefics3ImageProcessorPil)),
+           _idefics3_processor, _idefics3_config, _processor_loader(tf.Idefics3Processor, tf.Idefics3ImageProcessorPil),
+           tf.Idefics3Processor),
 )}
 
 
@@ -284,4 +290,37 @@ def family_of(config: dict) -> Family:
                      f"supports {sorted(f.architecture for f in FAMILIES.values())}")
 
 
-__all__ = ["FAMILIES", "Family", "QwenVLProcessor", "family_of"]
+def family_of_processor(processor) -> Family:
+    """The family whose processor this is (Qwen2-VL and Qwen2.5-VL share one: their inputs are alike)."""
+    for family in FAMILIES.values():
+        if isinstance(processor, family.processor_class):
+            return family
+    raise ValueError(f"processor: expected the processor of a supported family "
+                     f"({sorted({f.processor_class.__name__ for f in FAMILIES.values()})}); got {type(processor).__name__}")
+
+
+@contextmanager
+def padding_left(tokenizer):
+    """Left padding inside (every answer ends at the last position; batched generation needs it)."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        yield tokenizer
+    finally:
+        tokenizer.padding_side = side
+
+
+def model_inputs(processor, texts: list[str], images: list | None = None) -> dict[str, torch.Tensor]:
+    """Left-padded inputs for rendered ``texts``; ``images`` in row order, one per image token.
+
+    Every supported processor takes the images as one flat list: Idefics2/3 group them per row by
+    counting image tokens (a text-only row gets a blank image the model skips), Qwen-VL packs their
+    patches into one ``pixel_values`` with each image's ``image_grid_thw``.
+    """
+    family_of_processor(processor)                     # a clear error for a processor of no supported family
+    with padding_left(processor.tokenizer):
+        batch = processor(text=list(texts), images=images or None, padding=True, return_tensors="pt")
+    return dict(batch)
+
+
+__all__ = ["FAMILIES", "Family", "QwenVLProcessor", "family_of", "family_of_processor", "model_inputs"]

@@ -1,9 +1,8 @@
 """``load_vlm``: any local Hugging Face checkpoint of a supported architecture, as a ``VLM``.
 
 Reads the course's tiny LLaVA and a real LLaVA-1.5, Qwen2-VL, Qwen2.5-VL, Idefics2 or Idefics3
-(SmolVLM) checkpoint a researcher has on disk. (The methods and the evaluation still write prompts
-in LLaVA's format; routing them through each family's chat template is the next step of chapter
-11.) A checkpoint folder holds
+(SmolVLM) checkpoint a researcher has on disk; the methods and the evaluation then ask it in its own
+chat template (:func:`~mini_unlearn.models.prompts.render`). A checkpoint folder holds
 ``config.json`` + weights (what ``save_pretrained`` writes), the processor's files, and — when
 mini_unlearn wrote it — a ``mini_unlearn.json`` card. What differs per family (the model class, the
 image token, how the processor is read without torchvision) is in :mod:`.families`.
@@ -74,8 +73,9 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtyp
              progress: bool = False, safetensors_only: bool = False) -> VLM:
     """Load model, processor and card from a local checkpoint folder; ``device`` defaults to cuda if available.
 
-    ``dtype`` is passed to ``from_pretrained`` (``None``: the library's default), e.g. ``torch.bfloat16``
-    for a 7 B checkpoint on a GPU; ``progress=True`` shows the weight-loading bar. ``safetensors_only=True``
+    ``dtype`` is passed to ``from_pretrained``; ``None`` keeps the dtype the checkpoint was saved in
+    (``"auto"``: a published bf16 checkpoint loads in bf16, the course's fp32 models in fp32), or force
+    one, e.g. ``torch.float32`` for exact CPU arithmetic; ``progress=True`` shows the weight-loading bar. ``safetensors_only=True``
     refuses weights in any other format (a pickle is never read then).
     """
     path = Path(path).expanduser()
@@ -93,7 +93,7 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtyp
     processor = family.load_processor(path)
     check_image_token(processor, family, path)
 
-    kwargs = {} if dtype is None else {"dtype": dtype}
+    kwargs = {"dtype": "auto" if dtype is None else dtype}
     if safetensors_only:
         kwargs["use_safetensors"] = True
     with progress_bars(progress):

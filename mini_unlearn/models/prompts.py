@@ -1,7 +1,7 @@
-"""How a question becomes the text a VLM reads, in MLLMU-Bench's LLaVA prompt style.
+"""How a question becomes the text a VLM reads: MLLMU-Bench's prompts, in each model's chat template.
 
 One place for every prompt, so the training data (chapter 02) and the evaluation (chapter 03) can
-never drift apart::
+never drift apart. The course's LLaVA reads MLLMU-Bench's LLaVA style::
 
     USER: <image>
     {question}
@@ -11,6 +11,13 @@ never drift apart::
 The image token line is there only for image+text questions. The instructions are MLLMU-Bench's
 (``eval.py``): one letter for multiple choice, one sentence for generation, the blank written
 ``[Blank]`` for cloze.
+
+Every other model is asked in its own chat template (chapter 11). :func:`chat` returns a
+:class:`Prompt`: the LLaVA-style string above (what the chapters print), which also remembers its
+text and whether it carries an image, and :func:`target` an :class:`Answer` that remembers its text.
+:func:`render` writes both again with a processor's ``apply_chat_template``: a Qwen2.5-VL checkpoint
+gets ``<|im_start|>user … <|im_end|>``, the course's LLaVA exactly the string above (its template is
+written to render it; tested). Plain strings pass through :func:`render` untouched.
 """
 from __future__ import annotations
 
@@ -22,10 +29,33 @@ GEN_INSTRUCTION = "Answer the question based on your trained knowledge in one se
 CLOZE_INSTRUCTION = "Please ONLY provide the correct answer that should replace the [Blank]."
 
 
-def chat(text: str, with_image: bool) -> str:
+class Prompt(str):
+    """A question as the course's LLaVA reads it, which any processor can render again (:func:`render`)."""
+
+    text: str              # the user's text, without any template
+    with_image: bool       # whether the question is asked with the portrait
+
+    def __new__(cls, text: str, with_image: bool):
+        image = f"{IMAGE_TOKEN}\n" if with_image else ""
+        prompt = super().__new__(cls, f"USER: {image}{text}\nASSISTANT:")
+        prompt.text, prompt.with_image = text, bool(with_image)
+        return prompt
+
+
+class Answer(str):
+    """An answer as it follows a course prompt (``" B"``), remembering its text (``"B"``)."""
+
+    text: str
+
+    def __new__(cls, text: str):
+        answer = super().__new__(cls, f" {text}")
+        answer.text = text
+        return answer
+
+
+def chat(text: str, with_image: bool) -> Prompt:
     """The user turn and the start of the assistant's, ready for generation."""
-    image = f"{IMAGE_TOKEN}\n" if with_image else ""
-    return f"USER: {image}{text}\nASSISTANT:"
+    return Prompt(text, with_image)
 
 
 def question_text(question: Question, options: dict[str, str] | None = None) -> str:
@@ -39,14 +69,14 @@ def question_text(question: Question, options: dict[str, str] | None = None) -> 
     return f"{question.question}\n{GEN_INSTRUCTION}"
 
 
-def question_prompt(question: Question, options: dict[str, str] | None = None) -> str:
+def question_prompt(question: Question, options: dict[str, str] | None = None) -> Prompt:
     """The full prompt of an evaluation question, ending with ``ASSISTANT:``."""
     return chat(question_text(question, options), question.modality == IMAGE_TEXT)
 
 
-def target(answer: str) -> str:
+def target(answer: str) -> Answer:
     """The assistant's answer as it follows the prompt (a leading space, as in ``ASSISTANT: B``)."""
-    return f" {answer}"
+    return Answer(answer)
 
 
 def render_turns(processor, text: str, with_image: bool, answer: str | None = None) -> tuple[str, str | None]:
@@ -68,3 +98,27 @@ def render_turns(processor, text: str, with_image: bool, answer: str | None = No
                          f"(prompt {prompt[-40:]!r}, conversation {whole[-60:]!r}); mini_unlearn scores the "
                          "answer as the text that follows the generation prompt")
     return prompt, whole[len(prompt):]
+
+
+def render(processor, prompt: str, answer: str | None = None, *, closed: bool = True) -> tuple[str, str | None]:
+    """``(prompt, answer turn)`` as ``processor`` asks them.
+
+    A :class:`Prompt` is rendered with the processor's chat template (:func:`render_turns`); its
+    answer turn carries the template's closing tokens (``</s>``, ``<|im_end|>\\n``…) unless
+    ``closed=False``, which stops it right after the answer's text (what option likelihood scores).
+    A plain string is taken as already rendered: it is returned as is, and its answer gets the
+    tokenizer's eos when ``closed``.
+    """
+    if not isinstance(prompt, Prompt):
+        if answer is None:
+            return str(prompt), None
+        return str(prompt), str(answer) + (processor.tokenizer.eos_token if closed else "")
+    text = None if answer is None else getattr(answer, "text", str(answer))
+    rendered, turn = render_turns(processor, prompt.text, prompt.with_image, text)
+    if turn is not None and not closed:
+        end = turn.find(text)
+        if end < 0:
+            raise ValueError(f"the chat template rewrote the answer {text!r} (answer turn {turn!r}); "
+                             "cannot tell which tokens are the answer")
+        turn = turn[:end + len(text)]
+    return rendered, turn

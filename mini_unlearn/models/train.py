@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ..bench import augment
 from ..seeding import seed_everything
+from .precision import MasterAdamW
 from .prompts import question_prompt, target
 from .train_data import IGNORE_INDEX, Example, ReadingCurriculum, make_batch, training_batches, training_examples
 from .vlm import VLM
@@ -324,8 +325,8 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
                                                      target_modules=lora.target_modules))
     device = next(model.parameters()).device
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, warmup, steps))
+    optimizer = MasterAdamW(parameters, lr=lr, weight_decay=weight_decay)   # fp32 masters for a bf16 model
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, lambda s: cosine_with_warmup(s, warmup, steps))
 
     def check(step: int):
         if monitor is not None:

@@ -31,10 +31,12 @@ import random
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from ..bench import LETTERS, augment
 from ..bench.questions import QAPair, Question
-from .prompts import chat, question_prompt, target
+from .families import family_of_processor, model_inputs
+from .prompts import chat, question_prompt, render, target
 
 IGNORE_INDEX = -100          # the label value that cross-entropy skips
 PRACTICE_TASKS = ("mcq", "gen", "cloze")
@@ -177,19 +179,21 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 def make_batch(processor, samples: list[tuple[str, str, object]]) -> dict[str, torch.Tensor]:
     """Tensors for ``(prompt, answer, image or None)`` samples: ids, mask, positions, pixels, labels.
 
-    Each row is ``prompt + answer + eos``; only ``answer + eos`` is scored. Image rows and text rows
-    may be mixed: the pixels of the image rows are stacked in row order, as LLaVA expects.
+    Each row is the prompt and the answer turn in the processor's chat template (for the course's
+    LLaVA: ``prompt + answer + eos``); only the answer turn is scored. Image rows and text rows may
+    be mixed: the images go in row order, laid out as the model's family expects. Models that
+    compute their own positions (Qwen-VL's 3-D rope) get no ``position_ids``.
     """
-    tokenizer = processor.tokenizer
-    answers = [answer + tokenizer.eos_token for _, answer, _ in samples]
+    family = family_of_processor(processor)
+    turns = [render(processor, prompt, answer) for prompt, answer, _ in samples]
     images = [image for _, _, image in samples if image is not None]
-    batch = processor(text=[prompt + answer for (prompt, _, _), answer in zip(samples, answers)],
-                      images=images or None, padding=True, return_tensors="pt")
-    answer_lengths = torch.tensor([len(ids) for ids in tokenizer(answers, add_special_tokens=False).input_ids])
-    prompt_lengths = batch["attention_mask"].sum(dim=1) - answer_lengths
-    batch["labels"] = answer_only_labels(batch["input_ids"], prompt_lengths, tokenizer.pad_token_id)
-    batch["position_ids"] = position_ids(batch["attention_mask"])
-    return dict(batch)
+    batch = model_inputs(processor, [prompt + answer for prompt, answer in turns], images)
+    answer_ids = processor.tokenizer([answer for _, answer in turns], add_special_tokens=False).input_ids
+    prompt_lengths = batch["attention_mask"].sum(dim=1) - torch.tensor([len(ids) for ids in answer_ids])
+    batch["labels"] = answer_only_labels(batch["input_ids"], prompt_lengths, processor.tokenizer.pad_token_id)
+    if not family.own_positions:
+        batch["position_ids"] = position_ids(batch["attention_mask"])
+    return batch
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -237,10 +241,18 @@ def one_pass_batches(processor, examples: list[Example], batch_size: int, rng: r
 def token_lengths(processor, examples: list[Example]) -> list[int]:
     """About how many tokens each example takes (its text, plus the image's tokens)."""
     rng = random.Random(0)
-    texts = [prompt + answer for prompt, answer in (example.draw(rng) for example in examples)]
-    image_tokens = (processor.image_processor.crop_size["height"] // processor.patch_size) ** 2
+    texts = [prompt + answer for prompt, answer in (render(processor, *example.draw(rng)) for example in examples)]
+    image_tokens = tokens_per_image(processor)
     return [len(ids) + (image_tokens if example.source.image is not None else 0)
             for ids, example in zip(processor.tokenizer(texts).input_ids, examples)]
+
+
+def tokens_per_image(processor) -> int:
+    """How many image tokens the processor puts in place of one image (LLaVA's tiny tower: 16)."""
+    family = family_of_processor(processor)
+    blank = Image.new("RGB", (64, 64))
+    ids = model_inputs(processor, [family.image_token], [blank])["input_ids"]
+    return int((ids == processor.tokenizer.convert_tokens_to_ids(family.image_token)).sum())
 
 
 def training_batches(processor, examples: list[Example], batch_size: int, rng: random.Random, *,

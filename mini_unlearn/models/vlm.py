@@ -49,9 +49,22 @@ class VLM:
         """An independent deep copy: changing it never touches this one."""
         return VLM(copy.deepcopy(self.model), self.processor, copy.deepcopy(self.card))
 
+    @property
+    def family(self):
+        """The model's :class:`~mini_unlearn.models.families.Family` (how its inputs are laid out)."""
+        from .families import family_of_processor
+        return family_of_processor(self.processor)
+
     def encode(self, prompts: list[str], images: list[Image.Image] | None = None) -> dict[str, torch.Tensor]:
-        """Tokenise a batch of prompts (with one image per ``<image>``), padded, on the model's device."""
-        batch = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
+        """Model inputs for a batch of prompts, left-padded, on the model's device.
+
+        Course prompts (:class:`~mini_unlearn.models.prompts.Prompt`) are rendered in the model's own
+        chat template; plain strings are used as written. ``images``: one per image prompt, in order.
+        """
+        from .families import model_inputs
+        from .prompts import render
+        texts = [render(self.processor, prompt)[0] for prompt in prompts]
+        batch = model_inputs(self.processor, texts, images)
         return {key: value.to(self.device) for key, value in batch.items()}
 
     def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> Path:

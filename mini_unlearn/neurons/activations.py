@@ -155,8 +155,14 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     sites = [s for s in (sites or find_mlp_neurons(vlm.model)) if s.tower in towers]
     stats = {site.name: NeuronStats(site, tau) for site in sites}
     current_mask: list[torch.Tensor | None] = [None]
+    patches: list[list[int] | None] = [None]         # Qwen-VL: each image's patch count
 
     def on_activation(site, h):
+        if site.tower == "vision" and h.dim() == 2 and patches[0] is not None:
+            # Qwen-VL's vision tower runs every image's patches as one sequence: one sample per image
+            stats[site.name].add(torch.cat([aggregate_tokens(part, None, aggregation)
+                                            for part in h.split(patches[0])]))
+            return
         mask = current_mask[0] if site.tower == "language" else None
         if mask is not None and mask.shape[:2] != h.shape[:2]:
             mask = None
@@ -173,6 +179,8 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
                 if mask is not None and language_tokens == "text":
                     mask = mask * (batch["input_ids"] != image_token).to(mask.dtype)
                 current_mask[0] = mask
+                grid = batch.get("image_grid_thw")
+                patches[0] = grid.prod(dim=-1).tolist() if grid is not None else None
                 model(**batch)
     finally:
         model.train(was_training)

@@ -143,10 +143,10 @@ def gated(model, gates: dict[str, torch.Tensor], positions: dict[str, torch.Tens
     ``[tokens]``) mask of the token positions the gate applies to. Other positions pass unchanged.
     """
     def hook(_module, args, gate, where):
-        a = args[0]
+        a = as_rows(args[0], gate.shape[0])
         mask = where if where.dim() == 2 else where.expand(a.shape[0], -1)
         factor = torch.where(mask[..., None], gate[:, None, :].to(a.dtype), torch.ones((), dtype=a.dtype))
-        return (a * factor,) + tuple(args[1:])
+        return ((a * factor).view_as(args[0]),) + tuple(args[1:])
     with pre_hooks(model, {name: partial(hook, gate=gate, where=positions[name]) for name, gate in gates.items()}):
         yield
 
@@ -176,12 +176,32 @@ def vision_positions(n_tokens: int, variant: str) -> torch.Tensor:
     return where
 
 
+def packed_pixels(batch: dict[str, torch.Tensor]) -> bool:
+    """True when ``pixel_values`` holds patches, not images (Qwen-VL: every image's patches in one
+    ``[patches, dim]`` tensor, each image's size in ``image_grid_thw``); its rows are then not samples."""
+    return "image_grid_thw" in batch and "pixel_values" in batch
+
+
 def repeat_batch(batch: dict[str, torch.Tensor], m: int) -> dict[str, torch.Tensor]:
-    """m copies of a one-sample batch (pixel rows repeated as whole images)."""
-    sizes = {value.shape[0] for value in batch.values()}
+    """m copies of a one-sample batch (pixel rows repeated as whole images, or as whole patch sets)."""
+    sizes = {value.shape[0] for name, value in batch.items() if not (name == "pixel_values" and packed_pixels(batch))}
     if sizes != {1}:
         raise ValueError(f"path attribution takes one sample at a time; got batch sizes {sorted(sizes)}")
     return {name: value.repeat(m, *([1] * (value.dim() - 1))) for name, value in batch.items()}
+
+
+def first_copy(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The first of the identical copies :func:`repeat_batch` made."""
+    if not packed_pixels(batch):
+        return {name: value[:1] for name, value in batch.items()}
+    rows = batch["input_ids"].shape[0]
+    return {name: value[:len(value) // rows] if name == "pixel_values" else value[:1] for name, value in batch.items()}
+
+
+def as_rows(a: torch.Tensor, rows: int) -> torch.Tensor:
+    """Neuron activations as ``[rows, tokens, width]``. Qwen-VL's vision tower runs every image's patches
+    as one ``[patches, width]`` sequence; for ``rows`` copies of one image it splits evenly."""
+    return a if a.dim() == 3 else a.view(rows, -1, a.shape[-1])
 
 
 def objective(model, batch: dict[str, torch.Tensor], variant: str) -> torch.Tensor:
@@ -293,7 +313,8 @@ def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade
     per attributed position, summed over the positions (the module docstring)."""
     device = next(model.parameters()).device
     steps = alphas(m, variant).to(device)
-    clean = clean_activations(model, batch, sites, objective_fn)          # name → [tokens, width]
+    # the sums below run in fp32 whatever the model's dtype (a bf16 model: bf16 activations and gradients)
+    clean = {n: a.float() for n, a in clean_activations(model, batch, sites, objective_fn).items()}  # [tokens, width]
     at = {site.name: _row(where[site.name]) for site in sites}           # name → [tokens] bool
     released = variant == "released"
     borrow = _borrowing(sites) if released else {}                       # last vision layer → the one below
@@ -314,7 +335,7 @@ def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade
             value = objective_fn(model, batch)
         names = list(seen)
         grads = dict(zip(names, torch.autograd.grad(value.sum(), [seen[n] for n in names], allow_unused=True)))
-        grads = {n: (g if g is not None else torch.zeros_like(seen[n])).detach() for n, g in grads.items()}
+        grads = {n: (g if g is not None else torch.zeros_like(seen[n])).detach().float() for n, g in grads.items()}
         own = grads[site.name]
         if site.name in borrow and not bool(own[:, at[site.name]].any()):
             own = grads[borrow[site.name]]                               # the released code's LLaVA fix-up
@@ -350,9 +371,10 @@ def _borrowing(sites) -> dict[str, str]:
 def clean_activations(model, batch, sites, objective_fn) -> dict[str, torch.Tensor]:
     """Each site's activations ``[tokens, width]`` in a clean pass of the batch's first row."""
     seen = {}
-    hooks = {site.name: lambda _module, args, name=site.name: seen.__setitem__(name, args[0][0].detach()) for site in sites}
+    hooks = {site.name: lambda _module, args, name=site.name: seen.__setitem__(name, as_rows(args[0], 1)[0].detach())
+             for site in sites}
     with pre_hooks(model, hooks), torch.no_grad():
-        objective_fn(model, {name: value[:1] for name, value in batch.items()})
+        objective_fn(model, first_copy(batch))
     return seen
 
 
@@ -363,9 +385,9 @@ def interpolated(model, clean: dict[str, torch.Tensor], chosen: dict[str, torch.
     ``steps[k] × its clean value`` at the positions ``at`` (``chosen[name]``: neuron indices, None for all).
     ``seen[name]`` receives each site's (interpolated) activation tensor, to take gradients against."""
     def hook(_module, args, name, mask, values):
-        x = torch.where(mask, values.to(args[0].dtype), args[0])
+        x = torch.where(mask, values.to(args[0].dtype), as_rows(args[0], values.shape[0]))
         seen[name] = x
-        return (x,) + tuple(args[1:])
+        return (x.view_as(args[0]),) + tuple(args[1:])
 
     hooks = {}
     for name, indices in chosen.items():
@@ -381,9 +403,9 @@ def interpolated(model, clean: dict[str, torch.Tensor], chosen: dict[str, torch.
 
 
 def _positions(model, batch, sites, variant: str) -> dict[str, torch.Tensor]:
-    if sites[0].tower == "vision":
-        config = model.config.vision_config
-        n_tokens = (config.image_size // config.patch_size) ** 2 + 1
+    if sites[0].tower == "vision":      # as many positions as the tower has tokens per image (CLIP: CLS + patches)
+        forward = lambda model_, batch_: model_(**{n: v for n, v in batch_.items() if n != "labels"})
+        n_tokens = clean_activations(model, batch, sites[:1], forward)[sites[0].name].shape[0]
         where = vision_positions(n_tokens, variant).to(batch["input_ids"].device)
     else:
         where = first_real_position(batch) if variant == "released" else answer_positions(batch)
@@ -466,4 +488,4 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
 
 __all__ = ["BRANCHES", "K", "M", "NeuronPaths", "SamplePath", "VARIANTS", "alphas", "answer_positions",
            "activation_at", "attribute_sample", "check_k_m", "integrated_gradients", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
-           "interpolated", "clean_activations", "objective", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]
+           "interpolated", "as_rows", "clean_activations", "first_copy", "objective", "packed_pixels", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]

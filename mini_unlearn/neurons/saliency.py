@@ -48,7 +48,7 @@ from torch import nn
 
 from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
 from ..bench.splits import check_ratio
-from ..models.anatomy import find_towers
+from ..models.anatomy import find_towers, part_of
 from ..models.train import answer_loss
 from ..models.train_data import Example, check_loss_on, one_pass_batches, scored_on, training_examples
 
@@ -78,11 +78,8 @@ def check_threshold(threshold) -> float:
 
 def group_of(name: str, towers: dict[str, str]) -> str | None:
     """``"vision"`` (vision tower or projector), ``"language"`` (language model) or None (LM head, …)."""
-    if name.startswith(towers["vision"] + ".") or "multi_modal_projector" in name:
-        return "vision"
-    if name.startswith(towers["language"] + "."):
-        return "language"
-    return None
+    part = part_of(name, towers)
+    return "vision" if part in ("vision", "projector") else "language" if part == "language" else None
 
 
 def maskable_parameters(model: nn.Module, group: str) -> dict[str, nn.Parameter]:
