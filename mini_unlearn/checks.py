@@ -262,5 +262,27 @@ def check_rmisu_loss(fn: Callable) -> None:
     compare("rmisu_loss", as_float(fn), as_float(rmisu_loss), _rmisu_cases(), atol=1e-5)
 
 
-__all__ = ["check_answer_log_likelihood", "check_answer_only_labels", "check_importance_rms", "check_integrated_gradients",
+def _turn_cases() -> list[Case]:
+    """A question with and without the portrait, in three families' chat templates (tiny processors)."""
+    from .models.families import FAMILIES
+    small = _bench.make_benchmark(n_profiles=2, seed=11, n_utility=1)
+    cases = []
+    for name in ("llava", "qwen2_5_vl", "idefics3"):
+        family = FAMILIES[name]
+        processor = family.build_processor(family.tiny_tokenizer(small, vocab_size=300))
+        for with_image in (True, False):
+            cases.append((f"{name}, {'with' if with_image else 'without'} the portrait",
+                          (processor, "Where was Ann Lee born?", with_image, "Ann Lee was born in Dunmere.")))
+    return cases
+
+
+def check_answer_turn(fn: Callable) -> None:
+    """Chapter 11: ``fn(processor, text, with_image, answer)`` → the answer turn: what the processor's chat
+    template writes after its generation prompt when the conversation goes on with ``answer`` (the
+    template's closing tokens included)."""
+    from .models.prompts import render_turns
+    compare("answer_turn", fn, lambda *args: render_turns(*args)[1], _turn_cases())
+
+
+__all__ = ["check_answer_log_likelihood", "check_answer_only_labels", "check_answer_turn", "check_importance_rms", "check_integrated_gradients",
            "check_npo_loss", "check_rmisu_loss", "check_saliency_mask", "check_text_only_twin", "compare"]

@@ -87,7 +87,7 @@ def test_a_folder_without_processor_files_is_refused(tiny, tmp_path):
     folder = saved(tiny["qwen2_5_vl"], tmp_path / "ckpt")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (folder / name).unlink()
-    with pytest.raises(FileNotFoundError, match="holds a model but not its processor: no a tokenizer"):
+    with pytest.raises(FileNotFoundError, match="holds a model but not its processor: no tokenizer"):
         load_vlm(folder, device="cpu")
 
 
@@ -103,7 +103,7 @@ def test_weights_that_do_not_match_the_config_are_refused(tiny, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["text_config"]["intermediate_size"] = 80
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="do not match its config.json"):
+    with pytest.raises(ValueError, match=r"do not match its config.json \(mismatched keys: 6 \(e.g. model.text_model.layers.0.mlp.down_proj.weight: checkpoint \[64, 96\] vs config \[64, 80\]"):
         load_vlm(folder, device="cpu")
     folder = saved(tiny["idefics3"], tmp_path / "missing")               # a tensor gone: not filled at random
     weights = load_file(folder / "model.safetensors")
@@ -204,3 +204,52 @@ def test_vision_statistics_count_one_sample_per_image(tiny, name):
     single = next(iter(collect_stats(vlm, [model_inputs(vlm.processor, [prompt], [PORTRAIT])],
                                      towers=("vision",)).values()))
     assert torch.allclose(first.total, 2 * single.total + alone.total, atol=1e-4)
+
+
+# -- checkpoint folders as they are published ------------------------------------------------------------------
+
+
+def as_published(folder, flat_config: bool):
+    """The older published layout: chat_template.json instead of .jinja; optionally Qwen's flat config.json
+    (the language model's settings at the top level, as Qwen2-VL's checkpoints carry them)."""
+    template = folder / "chat_template.jinja"
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": template.read_text()}))
+    template.unlink()
+    if flat_config:
+        config = json.loads((folder / "config.json").read_text())
+        text = config.pop("text_config")
+        config.update({k: v for k, v in text.items() if k not in ("model_type", "architectures")})
+        (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("name, flat", [("qwen2_vl", True), ("qwen2_5_vl", True), ("idefics3", False), ("llava", False)])
+def test_a_folder_in_the_published_layout_loads_with_its_template(tiny, tmp_path, name, flat):
+    from mini_unlearn.models.prompts import chat, render
+    vlm = tiny[name]
+    folder = saved(vlm, tmp_path / "ckpt")
+    as_published(folder, flat)
+    loaded = load_vlm(folder, device="cpu")
+    prompt = chat("Who is this?", True)
+    assert render(loaded.processor, prompt) == render(vlm.processor, prompt)
+    _, before = image_inputs(vlm, name)
+    _, after = image_inputs(loaded, name)
+    with torch.no_grad():
+        assert torch.equal(vlm.model(**before).logits, loaded.model(**after).logits)
+
+
+def test_a_tied_lm_head_is_reported_under_both_names(bench):
+    import mini_unlearn as mu
+    family = FAMILIES["qwen2_5_vl"]
+    tokenizer = family.tiny_tokenizer(bench)
+    config = family.tiny_config(tokenizer)
+    config.tie_word_embeddings = config.text_config.tie_word_embeddings = True
+    torch.manual_seed(0)
+    model = family.model_class(config).eval()
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    vlm = mu.models.VLM(model, family.build_processor(tokenizer))
+    result = mu.unlearn(vlm, bench, "ga", 0.25, progress=False, steps=1, lr=1e-2)
+    rows = result.touched.set_index("parameter")
+    head, embeddings = "lm_head.weight", rows.loc["lm_head.weight", "tied_to"]
+    assert embeddings.endswith("embed_tokens.weight") and rows.loc[embeddings, "tied_to"] == head
+    assert rows.loc[head, "changed"] == rows.loc[embeddings, "changed"] > 0
+    assert "lm_head.weight is tied to" in repr(result)

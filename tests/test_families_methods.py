@@ -113,3 +113,23 @@ def test_evaluate_returns_every_split_modality_and_task(family, bench):
     cells = set(map(tuple, report.details[["split", "modality", "task"]].drop_duplicates().values.tolist()))
     assert cells == {(s, m, t) for s in mu.bench.SPLITS for m in ("image+text", "text") for t in mu.evaluation.TASKS}
     assert report.details["score"].notna().all()
+
+
+@pytest.fixture(scope="module")
+def mllmu_bench(bench, tmp_path_factory):
+    """``bench`` written in MLLMU-Bench's schema (parquet, images inside) and read back by ``load_mllmu``."""
+    folder = tmp_path_factory.mktemp("mllmu")
+    mu.bench.write_mllmu(bench, folder, ratios=(RATIO,))
+    return mu.bench.load_mllmu(folder)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_real_benchmark_files_feed_evaluation_and_the_methods(mllmu_bench, name):
+    vlm = FAMILIES[name].tiny(mllmu_bench)
+    report = mu.evaluate(vlm, mllmu_bench, RATIO, splits="forget", progress=False, max_new_tokens=4)
+    assert set(report.details["task"]) == set(mu.evaluation.TASKS)
+    assert set(report.details["modality"]) == {"image+text", "text"}
+    methods = mu.methods.available() if name == "qwen2_5_vl" else ["ga_diff", "mip_editor"]
+    for method in methods:
+        result = mu.unlearn(vlm, mllmu_bench, method, RATIO, progress=False, **QUICK[method])
+        assert result.touched["changed"].sum() > 0, method

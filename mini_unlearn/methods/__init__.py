@@ -6,7 +6,7 @@
 >>> result = mu.unlearn(vlm, bench, method="ga_diff", ratio=0.05, lr=3e-5, steps=40)
 >>> result.vlm, result.to_frame(), result.touched_by_part()
 """
-from . import losses
+from . import losses, memory
 from .base import (MethodSpec, UnlearnLog, UnlearnResult, available, changed_parameters, describe, get, make_config,
                    register, unlearn)
 from .data import FORGET_ON, unlearning_sets
@@ -21,7 +21,7 @@ from .losses import ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence
 from .monitor import split_monitor
 
 __all__ = ["FORGET_ON", "GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "MANUConfig", "MIPEditorConfig", "MMUnlearnerConfig", "MethodSpec", "RMUConfig", "NPOConfig",
-           "TRAINABLE", "UnlearnLog", "UnlearnResult", "add_masked_lora", "available", "changed_parameters", "control_vector", "default_retain_per_forget", "describe", "ga_loss", "get",
+           "TRAINABLE", "UnlearnLog", "memory", "UnlearnResult", "add_masked_lora", "available", "changed_parameters", "control_vector", "default_retain_per_forget", "describe", "ga_loss", "get",
            "hidden_states", "kl_to_reference", "localise", "losses", "make_config", "manu_scores", "manu_statistics", "merge_masked_lora", "npo_loss", "npo_loss_mllmu", "npo_reference", "register", "rmisu_forget_loss", "rmisu_loss", "rmu_forget_loss",
            "sequence_log_probs", "split_monitor", "token_cross_entropy", "trainable_parameters", "unlearn",
            "unlearning_sets"]

@@ -37,6 +37,7 @@ class MethodSpec:
     goal: str = "forget_both"     # a key of mu.evaluation.GOALS: what "forgotten" means for this method
     prepare: Callable | None = None   # (vlm, bench, ratio, config, progress) -> extra arguments of run,
     #                                   validated and built before the model is copied
+    reads_input: bool = False         # reads the (frozen) input model at every step: KL, hidden-state targets
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -64,7 +65,8 @@ def check_seed(value) -> None:
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, config: type, summary: str, goal: str = "forget_both", prepare: Callable | None = None):
+def register(name: str, config: type, summary: str, goal: str = "forget_both", prepare: Callable | None = None,
+             reads_input: bool = False):
     """Decorator: ``@register("ga", GAConfig, "gradient ascent")`` over ``run(vlm, bench, ratio, config, **context)``.
 
     ``prepare(vlm, bench, ratio, config, progress=...)`` returns the data and references ``run`` receives
@@ -75,7 +77,7 @@ def register(name: str, config: type, summary: str, goal: str = "forget_both", p
     def decorate(run: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].run is not run:
             raise ValueError(f"a method named {name!r} is already registered")
-        _REGISTRY[name] = MethodSpec(name, config, run, summary, goal, prepare)
+        _REGISTRY[name] = MethodSpec(name, config, run, summary, goal, prepare, reads_input)
         return run
     return decorate
 
@@ -203,13 +205,23 @@ class UnlearnResult:
 # ---------------------------------------------------------------------------------------------------
 # The one entry point
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """``cuda`` and ``cuda:0`` are the same device (when 0 is the current one)."""
+    index = lambda d: d.index if d.index is not None else (torch.cuda.current_device() if d.type == "cuda" else 0)
+    return a.type == b.type and index(a) == index(b)
+
+
 def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool = True, monitor=None,
-            probe_every: int = 0, **hyperparameters) -> UnlearnResult:
+            probe_every: int = 0, device: str | torch.device | None = None, **hyperparameters) -> UnlearnResult:
     """Run ``method`` on a copy of ``vlm`` to forget the ``ratio`` forget split of ``bench``.
 
     ``hyperparameters`` are the method's (``mu.methods.describe()`` lists them). ``monitor``, a
     callable ``model -> {name: value}`` (e.g. :func:`mini_unlearn.methods.split_monitor`), is called
     before the first step and every ``probe_every`` steps. The input model is never modified.
+
+    ``device``: where the copy is edited (default: the input's device). A model loaded on the CPU and
+    unlearned with ``device="cuda"`` stays on the CPU: only its copy (and, for the methods that read
+    the input at every step, a frozen copy of it) goes to the GPU (:mod:`.memory`).
     """
     if not isinstance(vlm, VLM):
         raise TypeError(f"vlm must be a mini_unlearn VLM (model + processor); got {type(vlm).__name__}")
@@ -218,11 +230,18 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     ratio = check_ratio(ratio)
     if isinstance(probe_every, bool) or not isinstance(probe_every, int) or probe_every < 0:
         raise ValueError(f"probe_every must be a non-negative integer (0 = only before and after); got {probe_every!r}")
+    target = torch.device(device) if device is not None else vlm.device
     context = spec.prepare(vlm, bench, ratio, config, progress=progress) if spec.prepare else {}   # validated up front
 
-    new = vlm.copy()
+    moved = not same_device(target, vlm.device)
+    new = vlm.copy(device=target if moved else None)
+    original = vlm
+    if moved:                           # the methods read their references on the copy's device
+        original = vlm.copy(device=target) if spec.reads_input else vlm
+        context = {name: value.copy(device=target) if isinstance(value, VLM) and not same_device(value.device, target)
+                   else value for name, value in context.items()}
     started = time.perf_counter()
-    log = spec.run(new, bench, ratio, config, original=vlm, progress=progress, monitor=monitor,
+    log = spec.run(new, bench, ratio, config, original=original, progress=progress, monitor=monitor,
                    probe_every=probe_every, **context)
     new.model.eval()
     new.card = {**new.card, "unlearned": {"method": method, "ratio": ratio, "steps": len(log.losses),

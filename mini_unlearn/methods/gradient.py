@@ -38,7 +38,7 @@ from ..models.train import answer_logits, answer_loss
 from ..models.vlm import VLM
 from .base import check_positive, check_positive_int, check_seed, register
 from .data import check_forget_on, check_loss_on, scored_on, unlearning_sets
-from .loop import check_trainable, run_gradient_loop
+from .loop import check_trainable, low_rank, run_gradient_loop
 from .losses import KL_REDUCTIONS, ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
 
 
@@ -54,9 +54,11 @@ class GradientConfig:
     grad_clip: float = 1.0
     seed: int = 0
     loss_on: str = "answer"           # which tokens the losses score: "answer" or "sequence" (every non-pad token)
+    lora_rank: int = 0                # > 0: train LoRA adapters on `train`'s linear layers, merged after (7 B on one GPU)
 
     def __post_init__(self):
         check_positive_int(self.steps, "steps")
+        check_positive_int(self.lora_rank, "lora_rank", allow_zero=True)
         check_positive(self.lr, "lr (the learning rate)")
         check_positive_int(self.batch_size, "batch_size")
         check_positive(self.grad_clip, "grad_clip")
@@ -127,10 +129,13 @@ class NPOConfig(GradientConfig):
 def _run(vlm, config, forget, retain, loss_fn, name, progress, monitor, probe_every):
     def scored_loss_fn(model, forget_batch, retain_batch):       # relabel for loss_on, then the method's loss
         return loss_fn(model, scored_on(forget_batch, config.loss_on), scored_on(retain_batch, config.loss_on))
-    return run_gradient_loop(vlm, forget, retain, scored_loss_fn, steps=config.steps, lr=config.lr,
-                             batch_size=config.batch_size, grad_clip=config.grad_clip, train=config.train,
-                             seed=config.seed, progress=progress, monitor=monitor, probe_every=probe_every,
-                             desc=name)
+    options = dict(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_clip=config.grad_clip,
+                   train=config.train, seed=config.seed, progress=progress, monitor=monitor, probe_every=probe_every,
+                   desc=name)
+    if not config.lora_rank:
+        return run_gradient_loop(vlm, forget, retain, scored_loss_fn, **options)
+    with low_rank(vlm, config.train, config.lora_rank) as adapters:
+        return run_gradient_loop(vlm, forget, retain, scored_loss_fn, parameters=adapters, **options)
 
 
 def _sets(vlm, bench, ratio, config, progress=True):
@@ -179,7 +184,7 @@ def gradient_difference(vlm, bench, ratio, config, *, forget, retain, original, 
 
 
 @register("kl_min", KLMinConfig, "gradient ascent on forget + CE and KL to the input model on retain",
-          prepare=_sets)
+          prepare=_sets, reads_input=True)
 def kl_minimisation(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
     reference = original.model
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import torch
 from tqdm.auto import tqdm
 
 from ..models.anatomy import find_towers, part_of
 from ..models.precision import MasterAdamW
+from ..models.train import quiet_peft
 from .base import UnlearnLog
 from .data import example_batches, to_device
 
@@ -39,6 +41,31 @@ def trainable_parameters(model: torch.nn.Module, train: str) -> list[torch.nn.Pa
         if train == "all" or (train == "vision") == vision_side:
             chosen.append(parameter)
     return chosen
+
+
+@contextmanager
+def low_rank(vlm, train: str, rank: int):
+    """Within the block ``vlm.model`` carries LoRA adapters of rank ``rank`` (``lora_alpha = rank``) on every
+    linear layer of ``train``'s side but the LM head; yields the adapters' parameters (the only ones to
+    train). Afterwards the adapters are merged: ``vlm.model`` is a plain Hugging Face model again.
+
+    This is how a gradient method fits a 7 B model on one GPU (chapter 11, :mod:`.memory`): AdamW keeps
+    state for ``r × (in + out)`` numbers per layer instead of ``in × out``."""
+    from peft import LoraConfig, get_peft_model
+    chosen = {id(p) for p in trainable_parameters(vlm.model, train)}
+    head = vlm.model.get_output_embeddings()
+    targets = [name for name, module in vlm.model.named_modules()
+               if isinstance(module, torch.nn.Linear) and module is not head and id(module.weight) in chosen]
+    with quiet_peft():
+        model = get_peft_model(vlm.model, LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0,
+                                                     target_modules=targets))
+    vlm.model = model
+    try:
+        yield [p for p in model.parameters() if p.requires_grad]
+    finally:
+        with quiet_peft():
+            vlm.model = model.merge_and_unload()
+        vlm.model.eval()
 
 
 def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable, *, steps: int, lr: float,
@@ -100,4 +127,4 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable,
     return log
 
 
-__all__ = ["TRAINABLE", "check_trainable", "run_gradient_loop", "trainable_parameters"]
+__all__ = ["TRAINABLE", "check_trainable", "low_rank", "run_gradient_loop", "trainable_parameters"]

@@ -144,7 +144,8 @@ def _prepare(vlm, bench, ratio, config, progress=True):
 
 
 @register("mip_editor", MIPEditorConfig,
-          "IGI/IFI neuron paths in both towers, then RMisU along the paths (or prune them)", prepare=_prepare)
+          "IGI/IFI neuron paths in both towers, then RMisU along the paths (or prune them)", prepare=_prepare,
+          reads_input=True)
 def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, original, progress, monitor, probe_every):
     model = vlm.model
     chosen = selection(found)

@@ -214,7 +214,7 @@ def _rmu_prepare(vlm, bench, ratio, config, progress=True):
 
 
 @register("rmu", RMUConfig, "representation misdirection (WMDP): forget activations at layer ℓ → a random direction",
-          prepare=_rmu_prepare)
+          prepare=_rmu_prepare, reads_input=True)
 def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress, monitor, probe_every):
     model = vlm.model
     u = control_vector(model.config.text_config.hidden_size, config.seed)

@@ -21,6 +21,7 @@ template), so a real Qwen2.5-VL checkpoint folder loads with it.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,10 +111,21 @@ class QwenVLProcessor:
 
     @classmethod
     def from_pretrained(cls, folder) -> QwenVLProcessor:
+        """Read a checkpoint folder: tokenizer files, ``preprocessor_config.json``, and the chat template from
+        ``chat_template.jinja`` (the current layout), ``chat_template.json`` (the older one, as the Qwen
+        checkpoints were published) or the tokenizer's config."""
         folder = Path(folder)
-        template = folder / "chat_template.jinja"
         return cls(tf.Qwen2VLImageProcessorPil.from_pretrained(folder), AutoTokenizer.from_pretrained(folder),
-                   template.read_text() if template.is_file() else None)
+                   read_chat_template(folder))
+
+
+def read_chat_template(folder: Path) -> str | None:
+    """The chat template a checkpoint folder holds, in either published layout (None: the tokenizer's own)."""
+    if (folder / "chat_template.jinja").is_file():
+        return (folder / "chat_template.jinja").read_text()
+    if (folder / "chat_template.json").is_file():
+        return json.loads((folder / "chat_template.json").read_text())["chat_template"]
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ the checkpoint folder.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from .families import FAMILIES, family_of
 from .vlm import CARD_FILE, VLM, progress_bars
@@ -41,9 +43,9 @@ def check_processor_files(path: Path) -> None:
     """A clear error for a folder with weights but no tokenizer or image-processor files."""
     missing = []
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
-        missing.append(f"a tokenizer (one of {list(TOKENIZER_FILES)})")
+        missing.append(f"tokenizer (one of {list(TOKENIZER_FILES)})")
     if not any((path / name).is_file() for name in ("preprocessor_config.json", "processor_config.json")):
-        missing.append("an image processor (preprocessor_config.json or processor_config.json)")
+        missing.append("image processor (preprocessor_config.json or processor_config.json)")
     if missing:
         raise FileNotFoundError(f"{str(path)!r} holds a model but not its processor: no {' and no '.join(missing)}. "
                                 f"Copy the processor files of the checkpoint you started from into the folder "
@@ -59,12 +61,31 @@ def check_image_token(processor, family, path: Path) -> None:
                          f"{family.name} checkpoint")
 
 
+@contextmanager
+def quiet_transformers():
+    """transformers logs errors only, inside (its load report: mini_unlearn raises its own, clearer error)."""
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _key(entry) -> str:
+    """A missing/unexpected key, or a mismatched one as ``name: checkpoint [..] vs config [..]``."""
+    if isinstance(entry, tuple) and len(entry) == 3:
+        name, saved, expected = entry
+        return f"{name}: checkpoint {list(saved)} vs config {list(expected)}"
+    return str(entry)
+
+
 def check_loading_info(info: dict, path: Path) -> None:
     """A clear error when the weights do not match the config (transformers would initialise the gaps at random)."""
     problems = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     problems = {kind: keys for kind, keys in problems.items() if keys}
     if problems:
-        shown = "; ".join(f"{kind.replace('_', ' ')}: {len(keys)} (e.g. {keys[0]})" for kind, keys in problems.items())
+        shown = "; ".join(f"{kind.replace('_', ' ')}: {len(keys)} (e.g. {_key(keys[0])})" for kind, keys in problems.items())
         raise ValueError(f"the weights in {str(path)!r} do not match its config.json ({shown}); a checkpoint's "
                          f"weights and config must come from the same model")
 
@@ -96,10 +117,13 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtyp
     kwargs = {"dtype": "auto" if dtype is None else dtype}
     if safetensors_only:
         kwargs["use_safetensors"] = True
-    with progress_bars(progress):
+    # Mismatched shapes are let through (ignore_mismatched_sizes) only to be listed by check_loading_info, which
+    # refuses the checkpoint before it reaches a device; transformers' own report would repeat them on stderr.
+    with progress_bars(progress), quiet_transformers():
         try:
-            model, info = family.model_class.from_pretrained(path, output_loading_info=True, **kwargs)
-        except RuntimeError as error:          # shape mismatches are raised by the loader itself
+            model, info = family.model_class.from_pretrained(path, output_loading_info=True,
+                                                             ignore_mismatched_sizes=True, **kwargs)
+        except RuntimeError as error:          # weights that cannot even be read as this architecture
             raise ValueError(f"the weights in {str(path)!r} do not match its config.json: {error}") from error
     check_loading_info(info, path)
     model = model.to(device or default_device()).eval()

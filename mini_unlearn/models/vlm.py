@@ -45,9 +45,10 @@ class VLM:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def copy(self) -> VLM:
-        """An independent deep copy: changing it never touches this one."""
-        return VLM(copy.deepcopy(self.model), self.processor, copy.deepcopy(self.card))
+    def copy(self, device: str | torch.device | None = None) -> VLM:
+        """An independent deep copy (on ``device`` if given): changing it never touches this one."""
+        model = copy.deepcopy(self.model)
+        return VLM(model if device is None else model.to(device), self.processor, copy.deepcopy(self.card))
 
     @property
     def family(self):
