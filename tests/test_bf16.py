@@ -13,7 +13,7 @@ from mini_unlearn.models.train_data import training_examples
 from mini_unlearn.neurons.paths import find_paths
 from mini_unlearn.neurons.saliency import compute_saliency
 
-from conftest import assert_mask_held, assert_only_path_rows_moved
+from assertions import assert_mask_held, assert_only_path_rows_moved
 
 RATIO = 0.25
 

@@ -15,7 +15,7 @@ from mini_unlearn.models.train import answer_log_likelihoods
 from mini_unlearn.models.train_data import canonical_batch
 from mini_unlearn.neurons.edit import prune_neurons
 
-from conftest import assert_mask_held, assert_only_path_rows_moved
+from assertions import assert_mask_held, assert_only_path_rows_moved
 
 NAMES = sorted(FAMILIES)
 RATIO = 0.25

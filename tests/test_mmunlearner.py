@@ -7,7 +7,7 @@ import mini_unlearn as mu
 from mini_unlearn.methods.masked_lora import add_masked_lora
 from mini_unlearn.neurons import saliency
 
-from conftest import assert_mask_held
+from assertions import assert_mask_held
 
 RATIO = 0.25
 

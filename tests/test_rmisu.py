@@ -5,7 +5,7 @@ import torch
 import mini_unlearn as mu
 from mini_unlearn.methods import rmisu
 
-from conftest import assert_only_path_rows_moved
+from assertions import assert_only_path_rows_moved
 
 RATIO = 0.25
 
