@@ -6,7 +6,7 @@
 >>> result = mu.unlearn(vlm, bench, method="ga_diff", ratio=0.05, lr=3e-5, steps=40)
 >>> result.vlm, result.to_frame(), result.touched_by_part()
 """
-from . import losses, memory
+from . import losses
 from .base import (MethodSpec, UnlearnLog, UnlearnResult, available, changed_parameters, describe, get, make_config,
                    register, unlearn)
 from .data import FORGET_ON, unlearning_sets
@@ -19,6 +19,7 @@ from .rmisu import RMUConfig, control_vector, hidden_states, rmisu_forget_loss, 
 from .mip_editor import MIPEditorConfig, localise
 from .losses import ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
 from .monitor import split_monitor
+from . import memory   # last: it reads the registry the imports above fill
 
 __all__ = ["FORGET_ON", "GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "MANUConfig", "MIPEditorConfig", "MMUnlearnerConfig", "MethodSpec", "RMUConfig", "NPOConfig",
            "TRAINABLE", "UnlearnLog", "memory", "UnlearnResult", "add_masked_lora", "available", "changed_parameters", "control_vector", "default_retain_per_forget", "describe", "ga_loss", "get",
