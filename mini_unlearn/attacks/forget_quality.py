@@ -1,0 +1,74 @@
+"""Forget quality (TOFU): does the unlearned model look, on the forget questions, like a model that never
+saw the forget people? (chapter 09)
+
+TOFU's **truth ratio** of a question compares the wrong answers with the right one, each scored by its
+length-normalised likelihood ``p̄(a | q) = exp(mean_t log p(a_t | q, a_<t))``::
+
+    R_truth = mean over wrong answers a' of p̄(a' | q) / p̄(a | q)
+
+A model that knows the answer gives ``R ≪ 1``; one that does not, ``R`` near 1. Here the answers are the
+MCQ's four options, each written into the fact's answer sentence (:meth:`Benchmark.option_sentences`)
+and scored as the answer to the question asked for one sentence — the ``"sentence"`` form of chapter 03's
+MCQ-by-likelihood. TOFU's **forget quality** is the p-value of the two-sample Kolmogorov–Smirnov test
+(scipy) between the unlearned model's truth ratios on the forget questions and the retain-only model's:
+a high p-value means the two distributions cannot be told apart, which is the goal.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import ks_2samp
+
+from ..bench import LETTERS
+from ..evaluation.tasks import batches, evaluating, option_log_likelihoods
+
+
+def check_mcqs(bench, questions) -> list:
+    questions = [q for q in questions if q.task == "mcq"]
+    if not questions:
+        raise ValueError("questions holds no MCQ: the truth ratio compares an MCQ's correct option with its wrong ones")
+    if any(bench.option_sentences(q) is None for q in questions):
+        raise ValueError("the truth ratio needs each MCQ's options as answer sentences; this benchmark's facts have "
+                         "no sentence templates (Benchmark.option_sentences returned None)")
+    return questions
+
+
+def truth_ratios(vlm, bench, questions, batch_size: int = 8) -> np.ndarray:
+    """``R_truth`` of each MCQ among ``questions`` (the others are skipped), in order."""
+    questions = check_mcqs(bench, questions)
+    ratios = np.zeros(len(questions))
+    with evaluating(vlm.model):
+        for positions, chunk in batches(questions, batch_size):      # one modality per batch
+            scores = option_log_likelihoods(vlm, chunk, "mean", [bench.option_sentences(q) for q in chunk])
+            for i, q, row in zip(positions, chunk, scores.double()):
+                correct = LETTERS.index(q.correct)
+                wrong = torch.cat([row[:correct], row[correct + 1:]])
+                ratios[i] = float(torch.exp(wrong - row[correct]).mean())
+    return ratios
+
+
+def ks_test(sample, other) -> tuple[float, float]:
+    """``(statistic, p-value)`` of the two-sample Kolmogorov–Smirnov test (scipy, two-sided)."""
+    sample, other = np.asarray(sample, dtype=float), np.asarray(other, dtype=float)
+    if sample.size == 0 or other.size == 0:
+        raise ValueError("the KS test needs two non-empty samples")
+    result = ks_2samp(sample, other)
+    return float(result.statistic), float(result.pvalue)
+
+
+def forget_quality(vlm, reference, bench, ratio: float = 0.05, split: str = "forget") -> pd.DataFrame:
+    """Per modality: the KS statistic and p-value between ``vlm``'s and ``reference``'s truth ratios on the
+    ``split`` questions (TOFU: ``reference`` is the retain-only model), with each model's median ratio."""
+    questions = list(bench.split(split, ratio).questions)
+    rows = []
+    for modality in sorted({q.modality for q in questions}):
+        asked = [q for q in questions if q.modality == modality]
+        mine, theirs = truth_ratios(vlm, bench, asked), truth_ratios(reference, bench, asked)
+        statistic, p_value = ks_test(mine, theirs)
+        rows.append({"modality": modality, "ks_statistic": statistic, "forget_quality": p_value,
+                     "median_truth_ratio": float(np.median(mine)), "reference_median": float(np.median(theirs))})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["check_mcqs", "forget_quality", "ks_test", "truth_ratios"]

@@ -1,0 +1,150 @@
+"""Membership inference: can the answers' likelihoods still tell the forget people from people the model
+never saw? (chapter 09)
+
+Each attack gives every training pair a *membership score*, higher meaning "more likely seen in
+training"; the area under the ROC curve (scikit-learn) of forget people's pairs against never-seen
+people's pairs measures what is left. AUC ≈ 1: the model still treats the forget people as familiar;
+≈ 0.5: it cannot tell them from strangers (what a model that never saw them gives). The scores, as in
+open-unlearning and MUSE, from the answer tokens' log-probabilities ``log p(x_t)``:
+
+* ``loss`` — the mean ``log p(x_t)`` (Yeom et al.: minus the loss);
+* ``zlib`` — the loss over the answer's zlib-compressed length in bytes (Carlini et al.: a text that
+  is simply easy, short or repetitive, gets less credit), negated so higher = member;
+* ``min_k`` — the mean of the lowest ``k`` fraction of ``log p(x_t)`` (Min-K%, Shi et al.): a seen text
+  has few very unlikely tokens;
+* ``min_k++`` — Min-K% of ``(log p(x_t) − μ_t) / σ_t``, with ``μ_t, σ_t`` the mean and standard deviation
+  of ``log p(z)`` under the model's own next-token distribution at position t (Min-K%++, Zhang et al.);
+* ``reference`` — the mean ``log p(x_t)`` minus a reference model's on the same tokens (Carlini et al.;
+  MUSE's PrivLeak compares with the retain-only model).
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ..models.train import answer_logits
+from ..models.train_data import canonical_batch
+
+MIA_ATTACKS: tuple[str, ...] = ("loss", "zlib", "min_k", "min_k++", "reference")
+K = 0.2          # Min-K%: the lowest 20 % of the tokens (the Min-K% paper's default)
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """One answer's tokens: ``log p(x_t)``, and the mean ``μ_t`` and std ``σ_t`` of ``log p`` over the vocabulary."""
+
+    log_probs: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+    text: str
+
+
+def check_k(k) -> float:
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= 1:
+        raise ValueError(f"k must be a fraction of the tokens in (0, 1]; got {k!r}")
+    return float(k)
+
+
+def lowest_mean(values: np.ndarray, k: float) -> float:
+    """The mean of the lowest ``ceil(k · n)`` values (at least one)."""
+    count = max(1, math.ceil(check_k(k) * len(values)))
+    return float(np.sort(values)[:count].mean())
+
+
+def zlib_bytes(text: str) -> int:
+    """The length in bytes of the text compressed by zlib: a cheap estimate of its information content."""
+    return len(zlib.compress(text.encode("utf-8")))
+
+
+def membership_scores(stats: TokenStats, k: float = K, reference: TokenStats | None = None) -> dict[str, float]:
+    """Every attack's score of one answer (higher = more likely a member); ``reference`` adds the reference attack."""
+    if len(stats.log_probs) == 0:
+        raise ValueError("an answer with no scored tokens has no membership score")
+    loss = -float(stats.log_probs.mean())
+    normalised = (stats.log_probs - stats.mu) / np.maximum(stats.sigma, 1e-12)
+    scores = {"loss": -loss, "zlib": -loss / zlib_bytes(stats.text), "min_k": lowest_mean(stats.log_probs, k),
+              "min_k++": lowest_mean(normalised, k)}
+    if reference is not None:
+        scores["reference"] = float(stats.log_probs.mean() - reference.log_probs.mean())
+    return scores
+
+
+@torch.no_grad()
+def token_stats(vlm, examples, batch_size: int = 16) -> list[TokenStats]:
+    """The answer tokens' statistics of each example (canonical portraits, teacher-forced)."""
+    import random
+    model = vlm.model
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            batch = canonical_batch(vlm.processor, chunk, random.Random(0))
+            batch = {name: value.to(vlm.device) for name, value in batch.items()}
+            logits, labels = answer_logits(model, batch)
+            log_p = torch.log_softmax(logits.float(), dim=-1)
+            picked = log_p.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            p = log_p.exp()
+            mu = (p * log_p).sum(-1)
+            sigma = ((p * log_p ** 2).sum(-1) - mu ** 2).clamp(min=0).sqrt()
+            for row, example in enumerate(chunk):
+                scored = labels[row] != -100
+                out.append(TokenStats(picked[row][scored].cpu().numpy(), mu[row][scored].cpu().numpy(),
+                                      sigma[row][scored].cpu().numpy(), example.draw(random.Random(0))[1].text))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def check_reference(vlm, reference) -> None:
+    """A clear error unless ``reference`` reads the same tokens as ``vlm`` (same architecture and vocabulary)."""
+    if type(reference.model) is not type(vlm.model):
+        raise ValueError(f"reference: expected a model of the same architecture as the attacked one "
+                         f"({type(vlm.model).__name__}); got {type(reference.model).__name__}")
+    if reference.tokenizer.get_vocab() != vlm.tokenizer.get_vocab():
+        raise ValueError("reference: its tokenizer differs from the attacked model's, so the two cannot score the "
+                         "same tokens; use a reference trained with the same tokenizer (e.g. the retain-only model)")
+
+
+def mia_scores(vlm, examples, *, k: float = K, reference=None, batch_size: int = 16) -> pd.DataFrame:
+    """One row per example (``profile_id``, ``modality``) with every attack's membership score."""
+    examples = list(examples)
+    if not examples:
+        raise ValueError("examples is empty: nothing to score")
+    check_k(k)
+    if reference is not None:
+        check_reference(vlm, reference)
+    stats = token_stats(vlm, examples, batch_size)
+    ref_stats = token_stats(reference, examples, batch_size) if reference is not None else [None] * len(stats)
+    return pd.DataFrame([{"profile_id": e.profile_id, "modality": e.modality, **membership_scores(s, k, r)}
+                         for e, s, r in zip(examples, stats, ref_stats)])
+
+
+def mia_auc(vlm, members, nonmembers, *, k: float = K, reference=None, batch_size: int = 16) -> pd.DataFrame:
+    """ROC AUC of each attack, members (label 1) against non-members (0), per modality and overall."""
+    members, nonmembers = list(members), list(nonmembers)
+    for name, given in (("members", members), ("nonmembers", nonmembers)):
+        if not given:
+            raise ValueError(f"{name} is empty: an AUC needs examples on both sides")
+    scores = pd.concat([mia_scores(vlm, members, k=k, reference=reference, batch_size=batch_size).assign(member=1),
+                        mia_scores(vlm, nonmembers, k=k, reference=reference, batch_size=batch_size).assign(member=0)],
+                       ignore_index=True)
+    attacks = [a for a in MIA_ATTACKS if a in scores]
+    rows = []
+    for modality, group in [*scores.groupby("modality"), ("all", scores)]:
+        if group["member"].nunique() < 2:
+            continue
+        rows += [{"attack": a, "modality": modality, "auc": float(roc_auc_score(group["member"], group[a]))}
+                 for a in attacks]
+    return pd.DataFrame(rows)
+
+
+__all__ = ["K", "MIA_ATTACKS", "TokenStats", "check_k", "lowest_mean", "membership_scores", "mia_auc", "mia_scores",
+           "token_stats", "zlib_bytes"]

@@ -1,0 +1,95 @@
+"""mini_unlearn.attacks (chapter 09, first part): membership scores on constructed token statistics, MIA AUC
+near 1 for a model that memorised the people and near 0.5 for one that never saw them, the truth ratio, and
+the KS test on identical and shifted samples."""
+import numpy as np
+import pytest
+
+import mini_unlearn as mu
+from mini_unlearn.attacks import forget_quality, membership
+from mini_unlearn.attacks.membership import TokenStats
+from mini_unlearn.models.families import FAMILIES
+from mini_unlearn.models.train_data import training_examples
+
+
+def stats(log_probs, mu_=None, sigma=None, text="Dunmere."):
+    log_probs = np.asarray(log_probs, dtype=float)
+    mu_ = np.zeros_like(log_probs) if mu_ is None else np.asarray(mu_, dtype=float)
+    sigma = np.ones_like(log_probs) if sigma is None else np.asarray(sigma, dtype=float)
+    return TokenStats(log_probs, mu_, sigma, text)
+
+
+def test_each_score_on_a_constructed_answer():
+    s = stats([-0.1, -2.0, -0.3, -4.0, -0.2], mu_=[-1.0] * 5, sigma=[2.0] * 5)
+    scores = membership.membership_scores(s, k=0.4)
+    assert scores["loss"] == pytest.approx(-6.6 / 5)
+    assert scores["zlib"] == pytest.approx(-(6.6 / 5) / membership.zlib_bytes("Dunmere."))
+    assert scores["min_k"] == pytest.approx((-4.0 - 2.0) / 2)                 # the 2 lowest of 5 tokens
+    assert scores["min_k++"] == pytest.approx(((-4.0 + 1) / 2 + (-2.0 + 1) / 2) / 2)
+    assert "reference" not in scores
+    ref = membership.membership_scores(s, reference=stats([-1.0] * 5))["reference"]
+    assert ref == pytest.approx(-6.6 / 5 + 1.0)
+
+
+def test_min_k_keeps_at_least_one_token_and_refuses_a_bad_k():
+    assert membership.lowest_mean(np.array([-3.0, -1.0]), 0.01) == -3.0
+    for k in (0, 1.5, True):
+        with pytest.raises(ValueError, match="k must be a fraction"):
+            membership.check_k(k)
+
+
+@pytest.fixture(scope="module")
+def course():
+    bench = mu.bench.make_benchmark(n_profiles=40, seed=0)
+    strangers = mu.bench.make_benchmark(n_profiles=4, seed=7)          # same generator, people nobody trained on
+    forget = training_examples(bench, bench.forget_ids(0.05), practice=False)
+    unseen = training_examples(strangers, [p.id for p in strangers.profiles[:2]], practice=False)
+    return bench, forget, unseen
+
+
+def test_mia_auc_is_near_one_on_a_model_that_memorised_them_and_near_half_on_one_that_never_saw_them(course):
+    bench, forget, unseen = course
+    vanilla = mu.models.vanilla(bench, preset="tiny", seed=0, progress=False)
+    retain_only = mu.models.retain_only(bench, 0.05, preset="tiny", seed=0, progress=False)
+    seen = mu.attacks.mia_auc(vanilla, forget, unseen).set_index(["attack", "modality"])["auc"]
+    never = mu.attacks.mia_auc(retain_only, forget, unseen).set_index(["attack", "modality"])["auc"]
+    for attack in ("loss", "min_k", "min_k++"):
+        assert seen[(attack, "all")] > 0.9, attack
+        assert abs(never[(attack, "all")] - 0.5) < 0.25, attack
+    with_ref = mu.attacks.mia_auc(vanilla, forget, unseen, reference=retain_only).set_index(["attack", "modality"])
+    assert with_ref.loc[("reference", "all"), "auc"] > 0.9
+    assert set(with_ref.index.get_level_values("modality")) == {"image+text", "text", "all"}
+
+
+def test_bad_input_to_the_attacks_is_refused(course, make_vlm):
+    bench, forget, unseen = course
+    vanilla = mu.models.vanilla(bench, preset="tiny", seed=0, progress=False)
+    with pytest.raises(ValueError, match="members is empty"):
+        mu.attacks.mia_auc(vanilla, [], unseen)
+    other = FAMILIES["qwen2_vl"].tiny(bench)
+    with pytest.raises(ValueError, match="same architecture"):
+        mu.attacks.mia_auc(vanilla, forget[:2], unseen[:2], reference=other)
+    small = make_vlm(mu.bench.make_benchmark(n_profiles=4, seed=3))     # LLaVA, another tokenizer
+    with pytest.raises(ValueError, match="tokenizer differs"):
+        mu.attacks.mia_auc(vanilla, forget[:2], unseen[:2], reference=small)
+
+
+def test_the_truth_ratio_is_small_where_the_model_knows_and_the_ks_test_reads_distributions(course):
+    bench, _, _ = course
+    vanilla = mu.models.vanilla(bench, preset="tiny", seed=0, progress=False)
+    retain_only = mu.models.retain_only(bench, 0.05, preset="tiny", seed=0, progress=False)
+    questions = bench.split("forget", 0.05).questions
+    known, unknown = forget_quality.truth_ratios(vanilla, bench, questions), forget_quality.truth_ratios(
+        retain_only, bench, questions)
+    assert len(known) == sum(q.task == "mcq" for q in questions)
+    assert np.median(known) < 0.5 and np.median(unknown) > 0.8     # vanilla 0.33, retain-only 1.25 (measured)
+    rng = np.random.default_rng(0)
+    sample = rng.normal(size=200)
+    assert forget_quality.ks_test(sample, sample)[1] > 0.99
+    assert forget_quality.ks_test(sample, sample + 1.0)[1] < 1e-6
+    table = forget_quality.forget_quality(vanilla, retain_only, bench, 0.05)
+    assert set(table["modality"]) == {"image+text", "text"} and (table["forget_quality"] < 0.05).all()
+    assert (forget_quality.forget_quality(retain_only, retain_only, bench, 0.05)["forget_quality"] == 1.0).all()
+    with pytest.raises(ValueError, match="no MCQ"):
+        forget_quality.truth_ratios(vanilla, bench, [q for q in questions if q.task == "gen"])
+    with pytest.raises(ValueError, match="two non-empty samples"):
+        forget_quality.ks_test([], sample)
