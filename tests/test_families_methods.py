@@ -25,6 +25,7 @@ QUICK = {"ga": dict(steps=2), "ga_diff": dict(steps=2), "kl_min": dict(steps=2),
 VARIANTS = [("manu", dict(variant="official")),
             *[("mmunlearner", dict(preset=p, lora_rank=r, forget_steps=2, retain_per_forget=1))
               for p in ("vision", "language", "both") for r in (0, 4)]]
+VARIANT_FAMILIES = ("llava", "qwen2_5_vl", "idefics3")   # flat pixels, packed patches, per-row images
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -42,16 +43,31 @@ def test_the_quick_settings_cover_every_registered_method():
     assert set(QUICK) == set(mu.methods.available())
 
 
-@pytest.mark.parametrize("method, options", [*QUICK.items(), *VARIANTS],
-                         ids=[*QUICK, *[f"{m}-{o.get('preset', o.get('variant'))}-lora{o.get('lora_rank', 0)}"
-                                        for m, o in VARIANTS]])
-def test_every_method_runs_on_every_family_and_leaves_its_input_alone(family, bench, method, options):
-    name, vlm, before = family
+def check_run(vlm, before, bench, method, options):
     result = mu.unlearn(vlm, bench, method, RATIO, progress=False, **options)
     assert type(result.vlm.model) is type(vlm.model) and unchanged(vlm, before)
-    assert result.touched["changed"].sum() > 0, f"{method} changed nothing on {name}"
-    parts = result.touched_by_part()
-    assert {"vision", "language"} <= set(parts.index)
+    assert result.touched["changed"].sum() > 0, f"{method} changed nothing on {type(vlm.model).__name__}"
+    assert {"vision", "language"} <= set(result.touched_by_part().index)
+
+
+@pytest.mark.parametrize("method", list(QUICK))
+def test_every_method_runs_on_every_family_and_leaves_its_input_alone(family, bench, method):
+    _, vlm, before = family
+    check_run(vlm, before, bench, method, QUICK[method])
+
+
+@pytest.fixture(scope="module")
+def layouts(bench):
+    """One tiny model per processor layout: flat pixels (LLaVA), packed patches (Qwen-VL), per-row images (Idefics)."""
+    models = {name: FAMILIES[name].tiny(bench) for name in VARIANT_FAMILIES}
+    return {name: (vlm, {n: p.detach().clone() for n, p in vlm.model.named_parameters()}) for name, vlm in models.items()}
+
+
+@pytest.mark.parametrize("name", VARIANT_FAMILIES)
+@pytest.mark.parametrize("method, options", VARIANTS,
+                         ids=[f"{m}-{o.get('preset', o.get('variant'))}-lora{o.get('lora_rank', 0)}" for m, o in VARIANTS])
+def test_every_variant_runs_on_each_processor_layout(layouts, bench, name, method, options):
+    check_run(*layouts[name], bench, method, options)
 
 
 def test_manu_prunes_and_undoes_bit_exact(family, bench):
