@@ -20,6 +20,7 @@ open-unlearning and MUSE, from the answer tokens' log-probabilities ``log p(x_t)
 from __future__ import annotations
 
 import math
+import random
 import zlib
 from dataclasses import dataclass
 
@@ -78,7 +79,6 @@ def membership_scores(stats: TokenStats, k: float = K, reference: TokenStats | N
 @torch.no_grad()
 def token_stats(vlm, examples, batch_size: int = 16) -> list[TokenStats]:
     """The answer tokens' statistics of each example (canonical portraits, teacher-forced)."""
-    import random
     model = vlm.model
     was_training = model.training
     model.eval()

@@ -20,6 +20,7 @@ import torch
 
 from ..models.anatomy import find_mlp_neurons
 from ..models.precision import LOW_PRECISION
+from ..models.vlm import VLM
 from ..neurons.saliency import check_preset, maskable_parameters
 from .base import get, make_config
 from .loop import trainable_parameters
@@ -76,8 +77,7 @@ def footprint(model, method: str, *, dtype: torch.dtype = torch.bfloat16, input_
     ``input_on_device=False``: the input model stays on the CPU (``unlearn(..., device=...)``); the
     methods that read a frozen model at every step (``reads_input``, and NPO's reference) then take a
     copy of it to the device instead."""
-    from ..models.anatomy import _unwrap
-    model = _unwrap(model)
+    model = model.model if isinstance(model, VLM) else model
     config = make_config(method, **hyperparameters)
     n = sum(p.numel() for p in model.parameters())
     width = torch.tensor([], dtype=dtype).element_size()

@@ -50,12 +50,6 @@ class VLM:
         model = copy.deepcopy(self.model)
         return VLM(model if device is None else model.to(device), self.processor, copy.deepcopy(self.card))
 
-    @property
-    def family(self):
-        """The model's :class:`~mini_unlearn.models.families.Family` (how its inputs are laid out)."""
-        from .families import family_of_processor
-        return family_of_processor(self.processor)
-
     def encode(self, prompts: list[str], images: list[Image.Image] | None = None) -> dict[str, torch.Tensor]:
         """Model inputs for a batch of prompts, left-padded, on the model's device.
 
