@@ -24,7 +24,7 @@ from ..models.vlm import VLM
 from ..neurons.saliency import check_preset, maskable_parameters
 from .base import get, make_config
 from .loop import trainable_parameters
-from .rmisu import language_layers, resolve_layer
+from .rmisu import resolve_layer, rmu_parameters
 
 KNOWN = ("ga", "ga_diff", "kl_min", "npo", "manu", "mmunlearner", "rmu", "mip_editor")
 GiB = 2 ** 30
@@ -44,9 +44,7 @@ def trained_tensors(model, method: str, config) -> list[torch.nn.Parameter]:
     if method == "mmunlearner":
         return [p for group in check_preset(config.preset) for p in maskable_parameters(model, group).values()]
     if method == "rmu":
-        layer = resolve_layer(model, config.layer)
-        layers = language_layers(model)
-        return [p for i in range(max(0, layer - config.update_layers + 1), layer + 1) for p in layers[i].mlp.parameters()]
+        return rmu_parameters(model, resolve_layer(model, config.layer), config.update_layers)[1]
     if method == "mip_editor":      # the producers of every layer holding a path neuron: here, every layer
         if config.localise == "none":
             return list(model.parameters())

@@ -208,6 +208,14 @@ def resolve_layer(model, layer: int | None) -> int:
     return len(language_layers(model)) - 1 if layer is None else check_layer(model, layer)
 
 
+def rmu_parameters(model, layer: int, update_layers: int) -> tuple[int, list[torch.nn.Parameter]]:
+    """RMU's trained parameters: the MLPs of the ``update_layers`` language layers ending at ``layer``
+    (returned with the first of those layers)."""
+    first = max(0, layer - update_layers + 1)
+    layers = language_layers(model)
+    return first, [p for i in range(first, layer + 1) for p in layers[i].mlp.parameters()]
+
+
 def _rmu_prepare(vlm, bench, ratio, config, progress=True):
     forget, retain = unlearning_sets(bench, ratio, config.forget_on)
     return {"forget": forget, "retain": retain, "layer": resolve_layer(vlm.model, config.layer)}
@@ -218,9 +226,7 @@ def _rmu_prepare(vlm, bench, ratio, config, progress=True):
 def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress, monitor, probe_every):
     model = vlm.model
     u = control_vector(model.config.text_config.hidden_size, config.seed)
-    layers = language_layers(model)
-    first = max(0, layer - config.update_layers + 1)
-    parameters = [p for i in range(first, layer + 1) for p in layers[i].mlp.parameters()]
+    first, parameters = rmu_parameters(model, layer, config.update_layers)
     loss_fn = representation_loss(original.model, layer, lambda h, mask, _frozen: rmu_forget_loss(h, u, config.steering, mask),
                                   gamma=config.retain_weight, retain_ce_weight=0.0)
     log = run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
@@ -231,5 +237,5 @@ def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress,
 
 
 __all__ = ["RMUConfig", "RepresentationConfig", "TARGET_NORMS", "capture_hidden", "check_layer", "control_vector",
-           "hidden_states", "language_layers", "mean_token_norm", "representation_loss", "resolve_layer", "retain_representation_loss", "rmisu_forget_loss",
+           "hidden_states", "language_layers", "mean_token_norm", "representation_loss", "resolve_layer", "rmu_parameters", "retain_representation_loss", "rmisu_forget_loss",
            "rmisu_loss", "rmu_forget_loss"]
