@@ -174,3 +174,60 @@ def test_twin_checker_passes_the_package_and_catches_a_subtle_mistake(capsys):
     lowercase_only = lambda question, name: question.replace("the person in the image", name)
     with pytest.raises(AssertionError, match="The person in the image"):
         mu.checks.check_text_only_twin(lowercase_only)
+
+
+# ==== holdout people: never trained on, for the membership attacks (chapter 09) ================================
+def test_holdout_people_leave_everyone_else_unchanged(bench):
+    without = make_benchmark(n_profiles=40, seed=0, n_holdout=0)
+    assert without.holdout_profiles == [] and len(bench.holdout_profiles) == 6      # 15 % of 40
+    strip = {p.id for p in bench.holdout_profiles}
+    assert ([p.to_dict() for p in without.profiles + without.utility_profiles],
+            {pid: [(q.id, q.question, q.answer, q.options, q.correct) for q in qs] for pid, qs in without.questions.items()},
+            without.forget_order) == \
+        ([p.to_dict() for p in bench.profiles + bench.utility_profiles],
+         {pid: [(q.id, q.question, q.answer, q.options, q.correct) for q in qs]
+          for pid, qs in bench.questions.items() if pid not in strip}, bench.forget_order)
+    assert without.test_images == bench.test_images
+    for name in mu.bench.SPLITS:
+        assert without.split(name, 0.1).questions == bench.split(name, 0.1).questions
+
+
+def test_holdout_people_are_new_people_that_no_model_trains_on(bench):
+    holdout = bench.holdout_profiles
+    assert [p.id for p in holdout] == [f"h{i:03d}" for i in range(1, 7)] and {p.kind for p in holdout} == {"holdout"}
+    others = bench.profiles + bench.utility_profiles
+    assert not {p.name for p in holdout} & {p.name for p in others}
+    assert min(attribute_distance(h.face, o.face) for h in holdout for o in others + holdout if o is not h) \
+        >= MIN_ATTRIBUTE_DISTANCE
+    assert not {pair.profile_id for pair in bench.train_pairs()} & {p.id for p in holdout}
+    corpus = " ".join(mu.models.build.tokenizer_corpus(bench))
+    assert not any(p.name in corpus for p in holdout)
+    assert all(bench.pairs[p.id] and len(bench.questions[p.id]) == 36 for p in holdout)
+    assert "holdout" not in mu.bench.SPLITS                     # evaluate() and summary() leave them out
+
+
+def test_the_holdout_split_matches_the_forget_split_in_size_and_is_nested(bench):
+    previous = []
+    for ratio in mu.bench.PAPER_RATIOS:
+        split = bench.split("holdout", ratio)
+        assert len(split) == len(bench.split("forget", ratio)) and split.ratio == ratio
+        assert split.ids[:len(previous)] == previous
+        assert {q.profile_id for q in split.questions} == set(split.ids) and split.pairs
+        previous = split.ids
+
+
+def test_a_ratio_with_too_few_holdout_people_is_refused(bench):
+    with pytest.raises(ValueError, match="forgets 8 people but .* only 6 holdout people"):
+        bench.split("holdout", 0.2)
+    with pytest.raises(ValueError, match="has no holdout people"):
+        make_benchmark(n_profiles=40, seed=0, n_holdout=0).split("holdout", 0.05)
+    with pytest.raises(ValueError, match="n_holdout must be at least 0"):
+        make_benchmark(n_profiles=40, seed=0, n_holdout=-1)
+    assert len(make_benchmark(n_profiles=40, seed=0, n_holdout=8).split("holdout", 0.2)) == 8
+
+
+def test_sample_faces_keeps_away_from_the_faces_to_avoid():
+    import random
+    first = mu.bench.portraits.sample_faces(5, random.Random(1))
+    again = mu.bench.portraits.sample_faces(5, random.Random(1), avoid=first)     # the same draws, now refused
+    assert min(attribute_distance(a, b) for a in again for b in first) >= MIN_ATTRIBUTE_DISTANCE

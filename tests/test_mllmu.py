@@ -105,7 +105,7 @@ def _question_view(questions):
 def test_layout_is_the_hubs(round_trip):
     directory, _ = round_trip
     expected = {"Full_Set", "Test_Set", "Retain_Set", "ft_Data", "forget_5", "forget_10", "forget_15",
-                "retain_95", "retain_90", "retain_85"}
+                "retain_95", "retain_90", "retain_85", "Holdout_Set", "Holdout_ft_Data"}   # the last two are ours
     assert {p.name for p in directory.iterdir()} == expected
     files = {p.name for p in directory.glob("*/*")}
     assert files in ({"train-00000-of-00001.parquet"}, {"train.jsonl"})
@@ -113,9 +113,11 @@ def test_layout_is_the_hubs(round_trip):
 
 def test_round_trip_people_questions_and_splits(generated, round_trip):
     _, loaded = round_trip
-    for ours, theirs in ((generated.profiles, loaded.profiles), (generated.utility_profiles, loaded.utility_profiles)):
+    for ours, theirs in ((generated.profiles, loaded.profiles), (generated.utility_profiles, loaded.utility_profiles),
+                         (generated.holdout_profiles, loaded.holdout_profiles)):
         assert [(p.id, p.name, p.facts, p.kind) for p in ours] == [(p.id, p.name, p.facts, p.kind) for p in theirs]
-    for p in generated.profiles + generated.utility_profiles:
+    assert [p.kind for p in loaded.holdout_profiles] == ["holdout"] * 3
+    for p in generated.profiles + generated.utility_profiles + generated.holdout_profiles:
         assert _question_view(loaded.questions[p.id]) == _question_view(generated.questions[p.id])
         assert ([(x.question, x.answer, x.modality, x.fact) for x in loaded.pairs[p.id]]
                 == [(x.question, x.answer, x.modality, x.fact) for x in generated.pairs[p.id]])
@@ -123,6 +125,8 @@ def test_round_trip_people_questions_and_splits(generated, round_trip):
         assert loaded.forget_ids(ratio) == generated.forget_ids(ratio) and len(loaded.forget_ids(ratio)) >= 1
         assert loaded.split("retain", ratio).ids == generated.split("retain", ratio).ids
         assert loaded.split("forget", ratio).ids == generated.split("forget", ratio).ids
+        assert loaded.split("holdout", ratio).ids == generated.split("holdout", ratio).ids
+    assert not {pair.profile_id for pair in loaded.train_pairs()} & {p.id for p in loaded.holdout_profiles}
     assert loaded.profile("001").biography() == generated.profile("001").biography()
 
 

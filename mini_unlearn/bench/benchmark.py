@@ -6,6 +6,7 @@ VLM memorises them in minutes on a CPU); ``n_profiles=500`` is MLLMU-Bench's siz
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from .portraits import sample_faces, test_views
 from .profiles import FACTS, Profile, make_names, make_profiles
 from .questions import (MODALITIES, TEMPLATES, QAPair, Question, balanced_letters, phrase, profile_questions,
                         training_pairs, with_image)
-from .splits import SPLITS, Split, check_ratio, n_forget
+from .splits import ALL_SPLITS, HOLDOUT, PAPER_RATIOS, SPLITS, Split, check_ratio, n_forget
 
 DEFAULT_N_PROFILES = 40
 DEFAULT_N_UTILITY = 10
@@ -29,7 +30,9 @@ class Benchmark:
 
     Build one with :func:`make_benchmark` (generated) or :func:`mini_unlearn.bench.mllmu.load_mllmu`
     (the real MLLMU-Bench files). ``split(name, ratio)`` gives the people and questions of
-    ``"forget"``, ``"retain"``, ``"test"`` or ``"utility"``.
+    ``"forget"``, ``"retain"``, ``"test"`` or ``"utility"``, and of ``"holdout"``: people no model is
+    trained on (chapter 09's membership attacks), whose questions and pairs sit in ``questions`` and
+    ``pairs`` beside everyone else's but never in :meth:`train_pairs`.
     """
 
     name: str
@@ -40,9 +43,10 @@ class Benchmark:
     test_images: dict[str, ImageRef]              # forget-candidate id -> the transformed view used by "test"
     forget_order: list[str]                       # forget_r = the first round(r·n) of these (nested)
     forget_sets: dict[float, list[str]] = field(default_factory=dict)  # explicit sets (MLLMU files) override the order
+    holdout_profiles: list[Profile] = field(default_factory=list)     # never trained on; holdout_r = a prefix
 
     def __post_init__(self):
-        self._by_id = {p.id: p for p in self.profiles + self.utility_profiles}
+        self._by_id = {p.id: p for p in self.profiles + self.utility_profiles + self.holdout_profiles}
 
     # -- people -------------------------------------------------------------------------------
     @property
@@ -75,14 +79,28 @@ class Benchmark:
             return list(self.forget_sets[ratio])
         return self.forget_order[: n_forget(len(self.profiles), ratio)]
 
+    def holdout_ids(self, ratio: float = 0.05) -> list[str]:
+        """The IDs of as many holdout people as :meth:`forget_ids` gives at this ratio (nested across ratios)."""
+        count = len(self.forget_ids(ratio))
+        if not self.holdout_profiles:
+            raise ValueError(f"{self.name} has no holdout people (people no model was trained on): build it with "
+                             f"make_benchmark(..., n_holdout={count}), or give MLLMU-Bench files a Holdout_Set")
+        if count > len(self.holdout_profiles):
+            raise ValueError(f"ratio={ratio} forgets {count} people but {self.name} has only "
+                             f"{len(self.holdout_profiles)} holdout people to compare them with; use a smaller "
+                             f"ratio or make_benchmark(..., n_holdout={count})")
+        return [p.id for p in self.holdout_profiles[:count]]
+
     # -- splits -------------------------------------------------------------------------------
     def split(self, name: str, ratio: float = 0.05) -> Split:
-        """The people and questions of one split: "forget", "retain", "test" or "utility"."""
-        if name not in SPLITS:
-            raise ValueError(f"unknown split name {name!r}; expected one of {SPLITS}")
+        """The people and questions of one split: "forget", "retain", "test", "utility" or "holdout"."""
+        if name not in ALL_SPLITS:
+            raise ValueError(f"unknown split name {name!r}; expected one of {ALL_SPLITS}")
         forget = set(self.forget_ids(ratio))   # validates ratio for every split, utility included
         if name == "utility":
             people, split_ratio = self.utility_profiles, None
+        elif name == HOLDOUT:
+            people, split_ratio = [self.profile(i) for i in self.holdout_ids(ratio)], ratio
         elif name == "retain":
             people, split_ratio = [p for p in self.profiles if p.id not in forget], ratio
         else:
@@ -111,9 +129,10 @@ class Benchmark:
         return pd.DataFrame(rows).set_index("split")
 
     def __repr__(self) -> str:
-        n_questions = sum(len(qs) for qs in self.questions.values())
+        n_questions = sum(len(self.questions[p.id]) for p in self.profiles + self.utility_profiles)
+        holdout = f", {len(self.holdout_profiles)} holdout people" if self.holdout_profiles else ""
         return (f"Benchmark({self.name!r}: {len(self.profiles)} fictitious people, {len(self.utility_profiles)} "
-                f"utility people, {n_questions} questions)")
+                f"utility people, {n_questions} questions{holdout})")
 
 
 def check_seed(seed) -> int:
@@ -130,17 +149,25 @@ def _check_count(value, argument: str, minimum: int) -> int:
     return value
 
 
+def default_n_holdout(n_profiles: int) -> int:
+    """As many holdout people as the largest paper ratio (15 %) forgets, at least one."""
+    return max(1, math.floor(max(PAPER_RATIOS) * n_profiles + 0.5 + 1e-9))
+
+
 def make_benchmark(n_profiles: int = DEFAULT_N_PROFILES, seed: int = 0, *, n_utility: int = DEFAULT_N_UTILITY,
-                   n_test_views: int = DEFAULT_N_TEST_VIEWS) -> Benchmark:
+                   n_test_views: int = DEFAULT_N_TEST_VIEWS, n_holdout: int | None = None) -> Benchmark:
     """A benchmark of ``n_profiles`` fictitious people plus ``n_utility`` utility people.
 
     Every random choice comes from its own stream seeded by ``seed`` (faces, names, facts, option
-    order, forget order, test views), so the result depends on the arguments only.
+    order, forget order, test views), so the result depends on the arguments only. ``n_holdout``
+    people (default: as many as 15 % forgets) come from streams of their own, after everyone else,
+    so adding or removing them changes nobody else's name, face, questions or split.
     """
     n_profiles = _check_count(n_profiles, "n_profiles", 2)
     seed = check_seed(seed)
     n_utility = _check_count(n_utility, "n_utility", 1)
     n_test_views = _check_count(n_test_views, "n_test_views", 1)
+    n_holdout = default_n_holdout(n_profiles) if n_holdout is None else _check_count(n_holdout, "n_holdout", 0)
 
     def stream(purpose: str) -> random.Random:
         return random.Random(f"mini_unlearn/{seed}/{purpose}")
@@ -152,15 +179,12 @@ def make_benchmark(n_profiles: int = DEFAULT_N_PROFILES, seed: int = 0, *, n_uti
     people = make_profiles(names[:n_profiles], faces[:n_profiles], facts_rng)
     utility = make_profiles(names[n_profiles:], faces[n_profiles:], facts_rng, id_prefix="u", kind="utility")
 
-    everyone = people + utility
-    letters = iter(balanced_letters(len(everyone) * len(MODALITIES) * len(FACTS), stream("letters")))
-    options_rng = stream("options")
     questions, pairs = {}, {}
-    for person in everyone:
-        portrait = RenderedImage(person.face)
-        correct = {f"{m}/{f}": next(letters) for m in MODALITIES for f in FACTS}
-        questions[person.id] = profile_questions(person, portrait, correct, options_rng)
-        pairs[person.id] = training_pairs(person, portrait)
+    _add_questions(people + utility, stream("letters"), stream("options"), questions, pairs)
+    holdout = make_profiles(make_names(n_holdout, stream("holdout-names"), taken=names),
+                            sample_faces(n_holdout, stream("holdout-faces"), avoid=faces),
+                            stream("holdout-facts"), id_prefix="h", kind="holdout")
+    _add_questions(holdout, stream("holdout-letters"), stream("holdout-options"), questions, pairs)
 
     views_rng = stream("test-views")
     test_images = {}
@@ -171,4 +195,15 @@ def make_benchmark(n_profiles: int = DEFAULT_N_PROFILES, seed: int = 0, *, n_uti
     forget_order = [p.id for p in people]
     stream("forget-order").shuffle(forget_order)
     return Benchmark(f"mini-mllmu(n={n_profiles}, seed={seed})", people, utility, questions, pairs,
-                     test_images, forget_order)
+                     test_images, forget_order, holdout_profiles=holdout)
+
+
+def _add_questions(people: list[Profile], letters_rng: random.Random, options_rng: random.Random,
+                   questions: dict, pairs: dict) -> None:
+    """Each person's evaluation questions (correct letters balanced over the group) and training pairs."""
+    letters = iter(balanced_letters(len(people) * len(MODALITIES) * len(FACTS), letters_rng))
+    for person in people:
+        portrait = RenderedImage(person.face)
+        correct = {f"{m}/{f}": next(letters) for m in MODALITIES for f in FACTS}
+        questions[person.id] = profile_questions(person, portrait, correct, options_rng)
+        pairs[person.id] = training_pairs(person, portrait)

@@ -21,6 +21,10 @@ The configs (MLLMU-Bench name → our name):
 ``Test_Set``                the fictitious people again, ``images`` = several transformed portraits
 ``Retain_Set``              MLLMU-Bench's real celebrities = our ``utility`` people (not the retain split!)
 ``ft_Data``                 the fine-tuning pairs (``bench.pairs``): ``image``, ``ID``, ``metadata``
+``Holdout_Set``             ours, not MLLMU-Bench's: people no model trained on (the ``holdout`` split
+                            of chapter 09's attacks), rows as in Full_Set
+``Holdout_ft_Data``         ours: the holdout people's pairs, rows as in ft_Data, kept out of ft_Data so
+                            MLLMU-Bench's ``finetune.py`` never trains on them
 ==========================  ==========================================================================
 
 One evaluation row (Full_Set, forget_*, retain_*, Retain_Set; Test_Set has ``images``, a list, instead
@@ -71,6 +75,7 @@ from .questions import IMAGE_TEXT, MODALITIES, TEXT_ONLY, QAPair, Question
 from .splits import PAPER_RATIOS, check_ratio
 
 FULL_SET, TEST_SET, CELEBRITIES, FT_DATA = "Full_Set", "Test_Set", "Retain_Set", "ft_Data"
+HOLDOUT_SET, HOLDOUT_FT = "Holdout_Set", "Holdout_ft_Data"      # ours: people no model is trained on
 FORMATS: tuple[str, ...] = ("parquet", "jsonl")
 PARQUET_FILE = "train-00000-of-00001.parquet"
 JSONL_FILE = "train.jsonl"
@@ -80,6 +85,7 @@ MODALITY_OF_TYPE = {mllmu: ours for ours, mllmu in TYPES.items()}
 MCQ_FIELDS = {IMAGE_TEXT: "Image_Textual_Questions", TEXT_ONLY: "Pure_Text_Questions"}
 OPEN_TASK_FIELDS = {"gen": "Generation_Task", "cloze": "Mask_Task"}  # task -> row field
 CELEBRITY_PREFIX = "celebrity-"   # given to a Retain_Set ID that a Full_Set person already has
+HOLDOUT_PREFIX = "holdout-"       # given to a Holdout_Set ID that someone else already has
 
 _RATIO_CONFIG = re.compile(r"(forget|retain)_(\d+)")
 _EXPECTED_LAYOUT = f"{{directory}}/{FULL_SET}/{PARQUET_FILE} (or {FULL_SET}/{JSONL_FILE}), one folder per config"
@@ -100,7 +106,7 @@ def ratio_configs(ratio: float) -> tuple[str, str]:
 
 
 def _is_config_name(name: str) -> bool:
-    return name in (FULL_SET, TEST_SET, CELEBRITIES, FT_DATA) or _RATIO_CONFIG.fullmatch(name) is not None
+    return name in (FULL_SET, TEST_SET, CELEBRITIES, FT_DATA, HOLDOUT_SET, HOLDOUT_FT) or _RATIO_CONFIG.fullmatch(name) is not None
 
 
 # ==== writing ========================================================================================
@@ -165,6 +171,11 @@ def _config_rows(bench: Benchmark, ratios, n_test_views: int) -> dict[str, list[
                             for p in bench.utility_profiles]
     configs[FT_DATA] = [_ft_row(p, bench.pairs[p.id], encode(_portrait(bench, p)))
                         for p in bench.profiles + bench.utility_profiles if bench.pairs.get(p.id)]
+    if bench.holdout_profiles:
+        configs[HOLDOUT_SET] = [_eval_row(p, bench.questions[p.id], encode(_portrait(bench, p)))
+                                for p in bench.holdout_profiles]
+        configs[HOLDOUT_FT] = [_ft_row(p, bench.pairs[p.id], encode(_portrait(bench, p)))
+                               for p in bench.holdout_profiles if bench.pairs.get(p.id)]
     return configs
 
 
@@ -280,6 +291,8 @@ def load_mllmu(directory, seed: int = 0) -> Benchmark:
     * people: ``Full_Set`` (required) gives the fictitious profiles and their questions; ``Retain_Set``
       the utility people (a Retain_Set ID that a Full_Set person has becomes ``celebrity-{ID}``);
     * training pairs: ``ft_Data``;
+    * holdout people (ours, optional): ``Holdout_Set`` and their pairs ``Holdout_ft_Data`` (an ID that
+      a Full_Set or Retain_Set person has becomes ``holdout-{ID}``);
     * forget sets: every ``forget_N`` config (``forget_5`` -> ``bench.forget_ids(0.05)``). Other ratios
       take the people of the forget sets, smallest first, then the rest in Full_Set order. The retain
       split is Full_Set minus the forget set; a ``retain_M`` config that disagrees gives a warning;
@@ -303,11 +316,14 @@ def load_mllmu(directory, seed: int = 0) -> Benchmark:
     utility, utility_questions, owners = _read_celebrities(directory, {p.id for p in profiles})
     questions.update(utility_questions)
     pairs = _read_pairs(_read_config(directory, FT_DATA) or [], owners, profiles + utility)
+    holdout, holdout_questions, holdout_pairs = _read_holdout(directory, set(questions))
+    questions.update(holdout_questions)
+    pairs.update(holdout_pairs)
     forget_sets = _read_forget_sets(directory, [p.id for p in profiles])
     test_images = _pick_test_images(_read_config(directory, TEST_SET, columns=["ID", "images"]) or [],
                                     {p.id for p in profiles}, seed)
     return Benchmark(f"MLLMU-Bench files in {directory.name}", profiles, utility, questions, pairs, test_images,
-                     _forget_order(profiles, forget_sets), forget_sets)
+                     _forget_order(profiles, forget_sets), forget_sets, holdout)
 
 
 def _read_celebrities(directory: Path, fictitious_ids: set[str]):
@@ -320,6 +336,18 @@ def _read_celebrities(directory: Path, fictitious_ids: set[str]):
     rename = {i: CELEBRITY_PREFIX + i if i in fictitious_ids else i for i in source_ids}
     utility, questions = _read_people(rows, CELEBRITIES, rename, kind="utility")
     return utility, questions, {**rename, **owners}
+
+
+def _read_holdout(directory: Path, known_ids: set[str]):
+    """Holdout_Set's people and questions, and their pairs from Holdout_ft_Data."""
+    rows = _read_config(directory, HOLDOUT_SET)
+    if rows is None:
+        return [], {}, {}
+    source_ids = [_row_id(row, HOLDOUT_SET, i) for i, row in enumerate(rows)]
+    rename = {i: HOLDOUT_PREFIX + i if i in known_ids else i for i in source_ids}
+    holdout, questions = _read_people(rows, HOLDOUT_SET, rename, kind="holdout")
+    pairs = _read_pairs(_read_config(directory, HOLDOUT_FT) or [], rename, holdout, HOLDOUT_FT)
+    return holdout, questions, pairs
 
 
 # ---- files ------------------------------------------------------------------------------------------
@@ -470,30 +498,32 @@ def _mcq_options(item: dict, config: str, row_id: str, where: str) -> tuple[dict
     return options, correct
 
 
-def _read_pairs(rows: list[dict], owners: dict[str, str], people: list[Profile]) -> dict[str, list[QAPair]]:
+def _read_pairs(rows: list[dict], owners: dict[str, str], people: list[Profile],
+                config: str = FT_DATA) -> dict[str, list[QAPair]]:
     """Everyone's training pairs from the ft_Data rows (``owners``: ft_Data ID -> profile ID)."""
     pairs = {p.id: [] for p in people}
     for index, row in enumerate(rows):
-        source_id = _row_id(row, FT_DATA, index)
+        source_id = _row_id(row, config, index)
         if source_id not in owners:
-            raise _schema_error(FT_DATA, source_id, "ID", f"names nobody in {FULL_SET} or {CELEBRITIES}")
-        pairs[owners[source_id]] += _row_pairs(row, source_id, owners[source_id])
+            people_of = f"{HOLDOUT_SET}" if config == HOLDOUT_FT else f"{FULL_SET} or {CELEBRITIES}"
+            raise _schema_error(config, source_id, "ID", f"names nobody in {people_of}")
+        pairs[owners[source_id]] += _row_pairs(row, source_id, owners[source_id], config)
     return pairs
 
 
-def _row_pairs(row: dict, source_id: str, profile_id: str) -> list[QAPair]:
+def _row_pairs(row: dict, source_id: str, profile_id: str, config: str = FT_DATA) -> list[QAPair]:
     """The pairs of one ft_Data row: ``metadata`` (a JSON list of {Question, Answer}) and the image."""
-    metadata = _json_field(row, "metadata", FT_DATA, source_id, list, "a list of {Question, Answer}")
+    metadata = _json_field(row, "metadata", config, source_id, list, "a list of {Question, Answer}")
     image = None
     pairs = []
     for k, item in enumerate(metadata):
         where = f"metadata[{k}]."
-        modality = _modality(item, FT_DATA, source_id, where) if "Type" in item else IMAGE_TEXT
+        modality = _modality(item, config, source_id, where) if "Type" in item else IMAGE_TEXT
         if modality == IMAGE_TEXT and image is None:
-            image = EncodedImage(_image_bytes(_field(row, "image", FT_DATA, source_id), FT_DATA, source_id, "image"))
+            image = EncodedImage(_image_bytes(_field(row, "image", config, source_id), config, source_id, "image"))
         pairs.append(QAPair(profile_id, modality, str(item.get("Fact") or f"q{k + 1}"),
-                            str(_field(item, "Question", FT_DATA, source_id, where)),
-                            str(_field(item, "Answer", FT_DATA, source_id, where)),
+                            str(_field(item, "Question", config, source_id, where)),
+                            str(_field(item, "Answer", config, source_id, where)),
                             image if modality == IMAGE_TEXT else None))
     return pairs
 

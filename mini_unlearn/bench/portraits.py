@@ -143,8 +143,9 @@ def random_face(rng: random.Random) -> FaceAttributes:
     return FaceAttributes(**{name: rng.choice(values) for name, values in ATTRIBUTE_VALUES.items()})
 
 
-def sample_faces(n: int, rng: random.Random, min_distance: int = MIN_ATTRIBUTE_DISTANCE) -> list[FaceAttributes]:
-    """``n`` random faces, any two differing in at least ``min_distance`` attributes.
+def sample_faces(n: int, rng: random.Random, min_distance: int = MIN_ATTRIBUTE_DISTANCE,
+                 avoid=()) -> list[FaceAttributes]:
+    """``n`` random faces, any two differing in at least ``min_distance`` attributes (and from every face in ``avoid``).
 
     Greedy rejection sampling: draw a random face and keep it if it is far enough from every face
     kept so far. Gives up with ``ValueError`` after a bounded number of draws.
@@ -155,7 +156,7 @@ def sample_faces(n: int, rng: random.Random, min_distance: int = MIN_ATTRIBUTE_D
         raise ValueError(f"cannot find n={n} faces at min_distance={min_distance}: "
                          f"faces only have {len(ATTRIBUTE_VALUES)} attributes")
     max_draws = 1000 + 100 * n
-    faces, kept_values = [], []
+    faces, kept_values = [], [tuple(face.as_dict().values()) for face in avoid]
     for _ in range(max_draws):
         if len(faces) == n:
             break

@@ -67,7 +67,7 @@ class Profile:
     name: str
     face: FaceAttributes | None
     facts: dict[str, str] = field(hash=False, compare=True)
-    kind: str = "fictitious"  # "fictitious" (forget / retain people) or "utility" (the celebrity stand-ins)
+    kind: str = "fictitious"  # "fictitious" (forget / retain), "utility" (celebrity stand-ins) or "holdout" (never trained on)
 
     def fact(self, key: str) -> str:
         if key not in self.facts:
@@ -104,10 +104,10 @@ def _syllable_word(rng: random.Random, n_syllables: int) -> str:
     return (word + rng.choice(_CODAS)).capitalize()
 
 
-def make_names(n: int, rng: random.Random) -> list[str]:
-    """``n`` unique "First Last" names assembled from syllables (so no real person is named)."""
+def make_names(n: int, rng: random.Random, taken=()) -> list[str]:
+    """``n`` unique "First Last" names assembled from syllables (so no real person is named), none in ``taken``."""
     names: list[str] = []
-    seen: set[str] = set()
+    seen: set[str] = set(taken)
     while len(names) < n:
         name = f"{_syllable_word(rng, rng.choice((1, 2)))} {_syllable_word(rng, rng.choice((2, 3)))}"
         if name not in seen:

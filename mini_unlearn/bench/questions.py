@@ -40,6 +40,15 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "favourite_food": ("What is the favourite food of {who}?", "The favourite food of {who} is {value}."),
 }
 NAME_QUESTION = ("Who is {who}?", "{Who} is {name}.")
+# fact -> the same question in words no training pair or evaluation question uses (chapter 09's probe)
+PARAPHRASES: dict[str, str] = {
+    "birthplace": "What is the birthplace of {who}?",
+    "birth_year": "When was {who} born?",
+    "occupation": "What is the job of {who}?",
+    "education": "What did {who} study?",
+    "hobby": "Which pastime does {who} like?",
+    "favourite_food": "Which dish does {who} like best?",
+}
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,20 @@ def cloze(fact: str, modality: str, name: str, value: str) -> str:
     """The answer sentence with the value blanked out as ``__`` (the article still agrees with it)."""
     _, sentence = TEMPLATES[fact]
     return _fill(sentence, _subject(modality, name), BLANK, article=_article(value))
+
+
+def paraphrased(question: Question, name: str) -> Question:
+    """A ``gen`` question asked in other words (:data:`PARAPHRASES`); the same answer sentence and image.
+
+    ``name`` is the person's name (asked by name in the text modality). Chapter 09 asks whether a
+    forgotten fact comes back when the question is not the one that was unlearned.
+    """
+    if question.task != "gen":
+        raise ValueError(f"paraphrased needs a gen question (its answer is a sentence); got a {question.task!r} one")
+    if question.fact not in PARAPHRASES:
+        raise ValueError(f"no paraphrase for the fact {question.fact!r}; known: {sorted(PARAPHRASES)}")
+    text = _fill(PARAPHRASES[question.fact], _subject(question.modality, name))
+    return replace(question, id=f"{question.id}-paraphrased", question=text)
 
 
 def text_only_twin(question: str, name: str) -> str:

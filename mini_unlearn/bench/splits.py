@@ -9,6 +9,13 @@
   (MLLMU-Bench's ``Test_Set``.)
 * ``utility`` — stand-ins for MLLMU-Bench's real celebrities (its ``Retain_Set``): other people the
   model also learned and must keep, never part of any forget set.
+
+One more split serves the attacks of chapter 09 and is not one of MLLMU-Bench's, so ``evaluate`` leaves
+it out (it is not in :data:`SPLITS`):
+
+* ``holdout`` — people made by the same generator whom **no model is trained on**: the "never seen"
+  side of a membership-inference attack. ``split("holdout", r)`` has as many people as
+  ``split("forget", r)`` (nested prefixes of the holdout people, like the forget sets).
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from .profiles import Profile
 from .questions import MODALITIES, TASKS, QAPair, Question
 
 SPLITS: tuple[str, ...] = ("forget", "retain", "test", "utility")
+HOLDOUT = "holdout"
+ALL_SPLITS: tuple[str, ...] = (*SPLITS, HOLDOUT)
 PAPER_RATIOS: tuple[float, ...] = (0.05, 0.10, 0.15)
 
 

@@ -84,10 +84,12 @@ def get_preset(preset: str | Preset) -> Preset:
 
 
 def tokenizer_corpus(bench: Benchmark) -> list[str]:
-    """Every text a model of this benchmark will read or write: prompts, answers, training pairs."""
+    """Every text a model of this benchmark will read or write: prompts, answers, training pairs.
+
+    The holdout people (chapter 09) are left out: nothing of theirs is seen, not even by the tokenizer."""
     texts = []
-    for questions in bench.questions.values():
-        for q in questions:
+    for person in bench.profiles + bench.utility_profiles:
+        for q in bench.questions[person.id]:
             texts += [chat(question_text(q), with_image=False), target(q.answer)]
             if q.task == "mcq":   # the answer letter: " A" … " D" must each be ONE token (the first generated)
                 texts.append(target(q.correct))
