@@ -8,7 +8,6 @@ import mini_unlearn as mu
 from mini_unlearn.attacks import forget_quality, membership
 from mini_unlearn.attacks.membership import TokenStats
 from mini_unlearn.models.families import FAMILIES
-from mini_unlearn.models.train_data import training_examples
 
 
 def stats(log_probs, mu_=None, sigma=None, text="Dunmere."):
@@ -40,24 +39,58 @@ def test_min_k_keeps_at_least_one_token_and_refuses_a_bad_k():
 @pytest.fixture(scope="module")
 def course():
     bench = mu.bench.make_benchmark(n_profiles=40, seed=0)
-    strangers = mu.bench.make_benchmark(n_profiles=4, seed=7)          # same generator, people nobody trained on
-    forget = training_examples(bench, bench.forget_ids(0.05), practice=False)
-    unseen = training_examples(strangers, [p.id for p in strangers.profiles[:2]], practice=False)
+    forget, unseen = mu.attacks.forget_vs_holdout(bench, 0.05)       # holdout people: nobody trained on them
     return bench, forget, unseen
+
+
+def test_the_two_sides_are_the_forget_and_the_holdout_people(course):
+    bench, forget, unseen = course
+    assert {e.profile_id for e in forget} == set(bench.forget_ids(0.05))
+    assert {e.profile_id for e in unseen} == set(bench.split("holdout", 0.05).ids)
+    assert len(forget) == len(unseen) and {e.task for e in forget + unseen} == {"pair"}
+    with pytest.raises(ValueError, match="only 6 holdout people"):
+        mu.attacks.forget_vs_holdout(bench, 0.2)
 
 
 def test_mia_auc_is_near_one_on_a_model_that_memorised_them_and_near_half_on_one_that_never_saw_them(course):
     bench, forget, unseen = course
+    names = membership.people_names(bench)
     vanilla = mu.models.vanilla(bench, preset="tiny", seed=0, progress=False)
     retain_only = mu.models.retain_only(bench, 0.05, preset="tiny", seed=0, progress=False)
-    seen = mu.attacks.mia_auc(vanilla, forget, unseen).set_index(["attack", "modality"])["auc"]
-    never = mu.attacks.mia_auc(retain_only, forget, unseen).set_index(["attack", "modality"])["auc"]
-    for attack in ("loss", "min_k", "min_k++"):
+    seen = mu.attacks.mia_auc(vanilla, forget, unseen, names=names).set_index(["attack", "modality"])["auc"]
+    never = mu.attacks.mia_auc(retain_only, forget, unseen, names=names).set_index(["attack", "modality"])["auc"]
+    for attack in ("loss", "zlib", "min_k", "min_k++"):
         assert seen[(attack, "all")] > 0.9, attack
-        assert abs(never[(attack, "all")] - 0.5) < 0.25, attack
-    with_ref = mu.attacks.mia_auc(vanilla, forget, unseen, reference=retain_only).set_index(["attack", "modality"])
-    assert with_ref.loc[("reference", "all"), "auc"] > 0.9
+    for attack in ("loss", "zlib", "min_k"):                  # measured: 0.53, 0.53, 0.58 (min_k++ 0.66)
+        assert abs(never[(attack, "all")] - 0.5) < 0.15, attack
+    # scored with the names, the holdout strangers' rarer name tokens give them away even to retain-only
+    confounded = mu.attacks.mia_auc(retain_only, forget, unseen).set_index(["attack", "modality"])["auc"]
+    assert confounded[("loss", "text")] > 0.9 > never[("loss", "text")]
+    with_ref = mu.attacks.mia_auc(vanilla, forget, unseen, reference=retain_only, names=names)
+    with_ref = with_ref.set_index(["attack", "modality"])
+    assert with_ref.loc[("reference", "all"), "auc"] > 0.8                 # measured 0.86
     assert set(with_ref.index.get_level_values("modality")) == {"image+text", "text", "all"}
+
+
+def test_name_mask_leaves_out_exactly_the_name_tokens(course, make_vlm):
+    bench, _, _ = course
+    tokenizer = make_vlm(bench).tokenizer
+    name = bench.profiles[0].name
+    text = f"{name} was born in Dunmere. I met {name} there."
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    keep = membership.name_mask(tokenizer, ids, name)
+    kept = tokenizer.decode([i for i, k in zip(ids, keep) if k])
+    dropped = tokenizer.decode([i for i, k in zip(ids, keep) if not k])
+    assert kept.replace(" ", "") == " was born in Dunmere. I met  there.".replace(" ", "")
+    assert dropped.replace(" ", "") == (name + name).replace(" ", "")
+    assert membership.name_mask(tokenizer, ids, "Nobody Here").all()
+
+
+def test_privleak_is_the_auc_gap_relative_to_the_reference():
+    assert membership.privleak(0.9, 0.6) == pytest.approx(0.5)
+    assert membership.privleak(0.3, 0.6) == pytest.approx(-0.5)
+    with pytest.raises(ValueError, match="reference_auc"):
+        membership.privleak(0.9, 0.0)
 
 
 def test_bad_input_to_the_attacks_is_refused(course, make_vlm):
@@ -93,3 +126,23 @@ def test_the_truth_ratio_is_small_where_the_model_knows_and_the_ks_test_reads_di
         forget_quality.truth_ratios(vanilla, bench, [q for q in questions if q.task == "gen"])
     with pytest.raises(ValueError, match="two non-empty samples"):
         forget_quality.ks_test([], sample)
+
+
+def test_option_scores_agree_with_mcq_by_likelihood(course):
+    bench, _, _ = course
+    vanilla = mu.models.vanilla(bench, preset="tiny", seed=0, progress=False)
+    retain_only = mu.models.retain_only(bench, 0.05, preset="tiny", seed=0, progress=False)
+    mcqs = [q for q in bench.split("forget", 0.05).questions if q.task == "mcq"]
+    known = forget_quality.option_scores(vanilla, bench, mcqs)
+    assert known["correct_wins"].all() and (known["correct"] > known["wrong_mean"]).all()
+    unknown = forget_quality.option_scores(retain_only, bench, mcqs)
+    report = mu.evaluate(retain_only, bench, 0.05, splits=("forget",), tasks=("mcq_likelihood",), progress=False)
+    for modality, group in unknown.groupby("modality"):
+        assert group["correct_wins"].mean() == pytest.approx(report.score("forget", modality, "mcq_likelihood"))
+    assert list(unknown["question_id"]) == [q.id for q in mcqs]
+    assert (unknown["best_wrong"] >= unknown["wrong_mean"]).all()
+    text = [q for q in mcqs if q.modality == "text"][:4]
+    everything = mu.evaluation.option_log_likelihoods(retain_only, text, "sum", [bench.option_sentences(q) for q in text])
+    rows = unknown.set_index("question_id").loc[[q.id for q in text]]
+    np.testing.assert_allclose(rows["correct"] + 3 * rows["wrong_mean"], everything.double().sum(dim=1).numpy(),
+                               rtol=1e-5)

@@ -14,7 +14,7 @@ ALLOWED = {
     "neurons": {"bench", "models"},
     "methods": {"bench", "models", "neurons"},
     "evaluation": {"bench", "models"},
-    "attacks": {"bench", "models", "evaluation"},
+    "attacks": {"bench", "models", "neurons", "methods", "evaluation"},   # the last stage: relearning reuses the loop
 }
 SHARED_UTILITIES = {"seeding"}   # stage-free helpers any stage may use
 

@@ -34,6 +34,14 @@ def check_mcqs(bench, questions) -> list:
     return questions
 
 
+def truth_ratio(log_likelihoods: torch.Tensor, correct: int) -> float:
+    """``R_truth`` of one question from its options' length-normalised log-likelihoods (``correct``: the index of
+    the right one): the mean over the wrong options of ``p̄(a') / p̄(a) = exp(log p̄(a') − log p̄(a))``."""
+    log_likelihoods = torch.as_tensor(log_likelihoods, dtype=torch.float64)
+    wrong = torch.cat([log_likelihoods[:correct], log_likelihoods[correct + 1:]])
+    return float(torch.exp(wrong - log_likelihoods[correct]).mean())
+
+
 def truth_ratios(vlm, bench, questions, batch_size: int = 8) -> np.ndarray:
     """``R_truth`` of each MCQ among ``questions`` (the others are skipped), in order."""
     questions = check_mcqs(bench, questions)
@@ -42,10 +50,26 @@ def truth_ratios(vlm, bench, questions, batch_size: int = 8) -> np.ndarray:
         for positions, chunk in batches(questions, batch_size):      # one modality per batch
             scores = option_log_likelihoods(vlm, chunk, "mean", [bench.option_sentences(q) for q in chunk])
             for i, q, row in zip(positions, chunk, scores.double()):
+                ratios[i] = truth_ratio(row, LETTERS.index(q.correct))
+    return ratios
+
+
+def option_scores(vlm, bench, questions, normalize: str = "sum", batch_size: int = 8) -> pd.DataFrame:
+    """Per MCQ: the log-likelihood of the correct option's sentence, the mean and the best of the wrong ones,
+    and whether the correct one wins (chapter 03's MCQ-by-likelihood). Chapter 09 reads from it whether an
+    edit *erased* the right answer or only made every option unlikely."""
+    questions = check_mcqs(bench, questions)
+    rows = [None] * len(questions)
+    with evaluating(vlm.model):
+        for positions, chunk in batches(questions, batch_size):
+            scores = option_log_likelihoods(vlm, chunk, normalize, [bench.option_sentences(q) for q in chunk])
+            for i, q, row in zip(positions, chunk, scores.double()):
                 correct = LETTERS.index(q.correct)
                 wrong = torch.cat([row[:correct], row[correct + 1:]])
-                ratios[i] = float(torch.exp(wrong - row[correct]).mean())
-    return ratios
+                rows[i] = {"question_id": q.id, "modality": q.modality, "correct": float(row[correct]),
+                           "wrong_mean": float(wrong.mean()), "best_wrong": float(wrong.max()),
+                           "correct_wins": bool(row[correct] > wrong.max())}
+    return pd.DataFrame(rows)
 
 
 def ks_test(sample, other) -> tuple[float, float]:
@@ -71,4 +95,4 @@ def forget_quality(vlm, reference, bench, ratio: float = 0.05, split: str = "for
     return pd.DataFrame(rows)
 
 
-__all__ = ["check_mcqs", "forget_quality", "ks_test", "truth_ratios"]
+__all__ = ["check_mcqs", "forget_quality", "ks_test", "option_scores", "truth_ratio", "truth_ratios"]

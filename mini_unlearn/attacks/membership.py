@@ -30,7 +30,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ..models.train import answer_logits
-from ..models.train_data import canonical_batch
+from ..models.train_data import canonical_batch, training_examples
 
 MIA_ATTACKS: tuple[str, ...] = ("loss", "zlib", "min_k", "min_k++", "reference")
 K = 0.2          # Min-K%: the lowest 20 % of the tokens (the Min-K% paper's default)
@@ -76,9 +76,27 @@ def membership_scores(stats: TokenStats, k: float = K, reference: TokenStats | N
     return scores
 
 
+def name_mask(tokenizer, token_ids: list[int], name: str) -> np.ndarray:
+    """True for each token that does **not** overlap ``name`` in the text the tokens decode to."""
+    pieces = [tokenizer.decode([i]) for i in token_ids]
+    text = "".join(pieces)
+    keep = np.ones(len(pieces), dtype=bool)
+    start = text.find(name)
+    while start != -1 and name:
+        end, position = start + len(name), 0
+        for t, piece in enumerate(pieces):
+            if position < end and position + len(piece) > start:
+                keep[t] = False
+            position += len(piece)
+        start = text.find(name, end)
+    return keep
+
+
 @torch.no_grad()
-def token_stats(vlm, examples, batch_size: int = 16) -> list[TokenStats]:
-    """The answer tokens' statistics of each example (canonical portraits, teacher-forced)."""
+def token_stats(vlm, examples, batch_size: int = 16, names: dict[str, str] | None = None) -> list[TokenStats]:
+    """The answer tokens' statistics of each example (canonical portraits, teacher-forced).
+
+    ``names`` (profile id → name): leave out the tokens of the person's name (see :func:`mia_scores`)."""
     model = vlm.model
     was_training = model.training
     model.eval()
@@ -95,9 +113,15 @@ def token_stats(vlm, examples, batch_size: int = 16) -> list[TokenStats]:
             mu = (p * log_p).sum(-1)
             sigma = ((p * log_p ** 2).sum(-1) - mu ** 2).clamp(min=0).sqrt()
             for row, example in enumerate(chunk):
-                scored = labels[row] != -100
-                out.append(TokenStats(picked[row][scored].cpu().numpy(), mu[row][scored].cpu().numpy(),
-                                      sigma[row][scored].cpu().numpy(), example.draw(random.Random(0))[1].text))
+                scored = (labels[row] != -100).cpu()
+                text = example.draw(random.Random(0))[1].text
+                name = (names or {}).get(example.profile_id)
+                if name:
+                    ids = labels[row][scored].tolist()
+                    scored[scored.clone()] = torch.from_numpy(name_mask(vlm.tokenizer, ids, name))
+                    text = text.replace(name, "")
+                out.append(TokenStats(picked[row].cpu()[scored].numpy(), mu[row].cpu()[scored].numpy(),
+                                      sigma[row].cpu()[scored].numpy(), text))
     finally:
         model.train(was_training)
     return out
@@ -113,29 +137,28 @@ def check_reference(vlm, reference) -> None:
                          "same tokens; use a reference trained with the same tokenizer (e.g. the retain-only model)")
 
 
-def mia_scores(vlm, examples, *, k: float = K, reference=None, batch_size: int = 16) -> pd.DataFrame:
-    """One row per example (``profile_id``, ``modality``) with every attack's membership score."""
+def mia_scores(vlm, examples, *, k: float = K, reference=None, batch_size: int = 16,
+               names: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per example (``profile_id``, ``modality``) with every attack's membership score.
+
+    ``names`` (profile id → name) leaves each person's name out of the scored tokens and of the zlib text.
+    Why: the course tokenizer was trained on the training people's text, so their names are a few merged
+    tokens while a holdout stranger's name splits into many rare pieces; scored, the name alone would tell
+    the two groups apart in any model, even one that never saw either (chapter 09 measures it)."""
     examples = list(examples)
     if not examples:
         raise ValueError("examples is empty: nothing to score")
     check_k(k)
     if reference is not None:
         check_reference(vlm, reference)
-    stats = token_stats(vlm, examples, batch_size)
-    ref_stats = token_stats(reference, examples, batch_size) if reference is not None else [None] * len(stats)
+    stats = token_stats(vlm, examples, batch_size, names)
+    ref_stats = token_stats(reference, examples, batch_size, names) if reference is not None else [None] * len(stats)
     return pd.DataFrame([{"profile_id": e.profile_id, "modality": e.modality, **membership_scores(s, k, r)}
                          for e, s, r in zip(examples, stats, ref_stats)])
 
 
-def mia_auc(vlm, members, nonmembers, *, k: float = K, reference=None, batch_size: int = 16) -> pd.DataFrame:
-    """ROC AUC of each attack, members (label 1) against non-members (0), per modality and overall."""
-    members, nonmembers = list(members), list(nonmembers)
-    for name, given in (("members", members), ("nonmembers", nonmembers)):
-        if not given:
-            raise ValueError(f"{name} is empty: an AUC needs examples on both sides")
-    scores = pd.concat([mia_scores(vlm, members, k=k, reference=reference, batch_size=batch_size).assign(member=1),
-                        mia_scores(vlm, nonmembers, k=k, reference=reference, batch_size=batch_size).assign(member=0)],
-                       ignore_index=True)
+def auc_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """ROC AUC of every attack in ``scores`` (a ``member`` column: 1 or 0), per modality and overall."""
     attacks = [a for a in MIA_ATTACKS if a in scores]
     rows = []
     for modality, group in [*scores.groupby("modality"), ("all", scores)]:
@@ -146,5 +169,45 @@ def mia_auc(vlm, members, nonmembers, *, k: float = K, reference=None, batch_siz
     return pd.DataFrame(rows)
 
 
-__all__ = ["K", "MIA_ATTACKS", "TokenStats", "check_k", "lowest_mean", "membership_scores", "mia_auc", "mia_scores",
-           "token_stats", "zlib_bytes"]
+def labelled_scores(vlm, members, nonmembers, *, k: float = K, reference=None, batch_size: int = 16,
+                    names: dict[str, str] | None = None) -> pd.DataFrame:
+    """:func:`mia_scores` of ``members`` (``member`` = 1) and ``nonmembers`` (0) in one frame."""
+    members, nonmembers = list(members), list(nonmembers)
+    for name, given in (("members", members), ("nonmembers", nonmembers)):
+        if not given:
+            raise ValueError(f"{name} is empty: an AUC needs examples on both sides")
+    options = dict(k=k, reference=reference, batch_size=batch_size, names=names)
+    return pd.concat([mia_scores(vlm, members, **options).assign(member=1),
+                      mia_scores(vlm, nonmembers, **options).assign(member=0)], ignore_index=True)
+
+
+def mia_auc(vlm, members, nonmembers, *, k: float = K, reference=None, batch_size: int = 16,
+            names: dict[str, str] | None = None) -> pd.DataFrame:
+    """ROC AUC of each attack, members (label 1) against non-members (0), per modality and overall."""
+    return auc_table(labelled_scores(vlm, members, nonmembers, k=k, reference=reference, batch_size=batch_size,
+                                     names=names))
+
+
+def people_names(bench) -> dict[str, str]:
+    """Profile id → name for everyone in ``bench`` (the ``names`` that the attacks leave unscored)."""
+    return {p.id: p.name for p in bench.profiles + bench.utility_profiles + bench.holdout_profiles}
+
+
+def forget_vs_holdout(bench, ratio: float = 0.05) -> tuple[list, list]:
+    """The membership attack's two sides: the forget people's training pairs (members of the vanilla model's
+    training set) and as many holdout people's pairs (people no model was trained on)."""
+    forget = training_examples(bench, bench.split("forget", ratio).ids, practice=False)
+    holdout = training_examples(bench, bench.split("holdout", ratio).ids, practice=False)
+    return forget, holdout
+
+
+def privleak(auc: float, reference_auc: float) -> float:
+    """MUSE's PrivLeak: ``(AUC − AUC_retain-only) / AUC_retain-only``; 0 means no more leak than a model that
+    never saw the forget set, positive values a leak (the vanilla model: large), negative over-unlearning."""
+    if not 0 < reference_auc <= 1:
+        raise ValueError(f"reference_auc must be an AUC in (0, 1]; got {reference_auc!r}")
+    return (auc - reference_auc) / reference_auc
+
+
+__all__ = ["K", "MIA_ATTACKS", "TokenStats", "auc_table", "check_k", "forget_vs_holdout", "labelled_scores",
+           "lowest_mean", "membership_scores", "mia_auc", "mia_scores", "name_mask", "people_names", "privleak", "token_stats", "zlib_bytes"]

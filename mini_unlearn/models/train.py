@@ -86,33 +86,38 @@ class Monitor:
     ``"test"`` the test split's transformed view (people without one keep only their text
     questions). MCQs keep the evaluation's own option order. The batches are encoded once, so a
     check costs one forward pass per batch.
+
+    ``facts`` keeps only the questions about those facts; ``questions`` replaces the people's own
+    questions with any list (e.g. chapter 09's paraphrased ones).
     """
 
     def __init__(self, vlm: VLM, bench, people: list[str] | None = None, *, images: str = "held-out",
                  seed: int = 10_000, batch_size: int = 64, tasks: tuple[str, ...] | None = None,
-                 score: str = "exact_match"):
+                 score: str = "exact_match", facts: tuple[str, ...] | None = None, questions=None):
         if score not in MONITOR_SCORES:
             raise ValueError(f"score must be one of {MONITOR_SCORES}; got {score!r}")
         self.score = score
         if images not in ("held-out", "canonical", "test"):
             raise ValueError(f"images must be 'held-out', 'canonical' or 'test'; got {images!r}")
-        if people is None:
-            people = [p.id for p in bench.profiles + bench.utility_profiles]
+        if questions is None:
+            people = [p.id for p in bench.profiles + bench.utility_profiles] if people is None else people
+            questions = [q for pid in people for q in bench.questions[pid]]
         rng = random.Random(f"mini_unlearn/monitor/{seed}")
         items = []
-        for pid in people:
-            for q in bench.questions[pid]:
-                if tasks is not None and q.task not in tasks:
+        for q in questions:
+            if (tasks is not None and q.task not in tasks) or (facts is not None and q.fact not in facts):
+                continue
+            image = None if q.image is None else q.image.load()
+            if image is not None and images == "held-out":
+                image = augment(image, rng)
+            elif image is not None and images == "test":
+                if q.profile_id not in bench.test_images:
                     continue
-                image = None if q.image is None else q.image.load()
-                if image is not None and images == "held-out":
-                    image = augment(image, rng)
-                elif image is not None and images == "test":
-                    if pid not in bench.test_images:
-                        continue
-                    image = bench.test_images[pid].load()
-                answer = q.correct if q.task == "mcq" else q.answer
-                items.append((monitor_key(q.task, q.modality), (question_prompt(q), target(answer), image)))
+                image = bench.test_images[q.profile_id].load()
+            answer = q.correct if q.task == "mcq" else q.answer
+            items.append((monitor_key(q.task, q.modality), (question_prompt(q), target(answer), image)))
+        if not items:
+            raise ValueError("Monitor: no question to check (the people, tasks, facts and images chosen leave none)")
         items.sort(key=lambda item: item[0])        # one task and modality per batch: similar lengths
         self.keys = sorted({key for key, _ in items})
         self.batches = []

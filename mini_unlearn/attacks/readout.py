@@ -1,0 +1,76 @@
+"""Reading the language model's hidden states where it is about to answer (chapter 09).
+
+The linear probe and the logit lens look at the same place: the residual stream of every layer at the
+position that predicts the answer's **first token** — for an MCQ the letter, for a cloze question the
+first piece of the blanked value. :func:`answer_states` runs each question once, teacher-forced as in
+training (canonical portraits), with ``output_hidden_states=True``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models import question_prompt, target
+from ..models.train_data import IGNORE_INDEX, make_batch
+
+
+@dataclass(frozen=True)
+class AnswerStates:
+    """``states[layer, i]``: question i's hidden state after ``layer`` blocks (0 = the embeddings), at
+    the position that predicts its answer's first token ``first_token[i]``; ``output_rank[i]``: that
+    token's rank (0 = top) in the model's real output there.
+
+    Like transformers, the last entry is the state the head reads: after the final norm."""
+
+    states: torch.Tensor          # [layers + 1, questions, width], fp32, on the CPU
+    first_token: torch.Tensor     # [questions]
+    output_rank: torch.Tensor     # [questions]
+
+    @property
+    def n_layers(self) -> int:
+        return self.states.shape[0] - 1
+
+
+def answer_text(question) -> str:
+    """What the model should answer: the correct letter for an MCQ, the answer otherwise."""
+    return question.correct if question.task == "mcq" else question.answer
+
+
+@torch.no_grad()
+def answer_states(vlm, questions, batch_size: int = 32) -> AnswerStates:
+    """Every layer's hidden state at the position before each question's answer (see the module doc)."""
+    questions = list(questions)
+    if not questions:
+        raise ValueError("questions is empty: no hidden state to read")
+    model = vlm.model
+    was_training = model.training
+    model.eval()
+    states, firsts, ranks = [], [], []
+    try:
+        # one modality per batch: a batch carries one image per row or none
+        order = sorted(range(len(questions)), key=lambda i: questions[i].image is None)
+        for start in range(0, len(order), batch_size):
+            chunk = [questions[i] for i in order[start:start + batch_size]]
+            samples = [(question_prompt(q), target(answer_text(q)), None if q.image is None else q.image.load())
+                       for q in chunk]
+            batch = {k: v.to(vlm.device) for k, v in make_batch(vlm.processor, samples).items()}
+            labels = batch.pop("labels")
+            output = model(**batch, output_hidden_states=True)
+            scored = labels != IGNORE_INDEX
+            first = scored.int().argmax(dim=1)                     # the first answer token's column
+            rows = torch.arange(len(chunk), device=labels.device)
+            states.append(torch.stack([h[rows, first - 1].float().cpu() for h in output.hidden_states]))
+            wanted = labels[rows, first]
+            logits = output.logits[rows, first - 1].float()
+            firsts.append(wanted.cpu())
+            ranks.append((logits > logits.gather(1, wanted.unsqueeze(1))).sum(dim=1).cpu())
+    finally:
+        model.train(was_training)
+    stacked, first_token, output_rank = torch.cat(states, dim=1), torch.cat(firsts), torch.cat(ranks)
+    back = torch.empty(len(order), dtype=torch.long)
+    back[torch.tensor(order)] = torch.arange(len(order))     # undo the modality sort: the caller's order
+    return AnswerStates(stacked[:, back], first_token[back], output_rank[back])
+
+
+__all__ = ["AnswerStates", "answer_states", "answer_text"]
