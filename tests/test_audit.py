@@ -211,3 +211,36 @@ def test_the_verdict_reads_the_gap_closed_on_the_surface_and_by_the_strongest_at
     assert auditing.gap_closed(0.5, 1.0, 0.0) == 0.5 and np.isnan(auditing.gap_closed(0.5, 1.0, 0.98))
     with pytest.raises(ValueError, match="vanilla"):
         mu.attacks.verdict({"removed": removed})
+
+
+# ---- every family ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_the_audit_runs_on_every_family(name):
+    """A tiny random model of each family: the hidden-state readout, the lens and the whole audit run, and the
+    lens's last row is the model's own output (the families differ in where the image and the answer sit)."""
+    small = mu.bench.make_benchmark(n_profiles=8, seed=0, n_utility=1, n_holdout=2)   # 2 to forget at 0.25
+    vlm = FAMILIES[name].tiny(small)
+    questions = [q for q in small.split("forget", 0.25).questions if q.task == "cloze"][:4]
+    read = readout.answer_states(vlm, questions)
+    assert read.states.shape[:2] == (vlm.model.config.text_config.num_hidden_layers + 1, len(questions))
+    ranks = logit_lens.answer_ranks(vlm, questions)
+    first = questions[0]                                   # the image question: its answer after the image tokens
+    batch = mu.models.train_data.make_batch(vlm.processor, [(mu.models.question_prompt(first),
+                                                             mu.models.target(first.answer), first.image.load())])
+    labels = batch.pop("labels")
+    column = int((labels[0] != -100).int().argmax())
+    with torch.no_grad():
+        logits = vlm.model(**batch).logits[0, column - 1]
+    assert int(ranks[-1, 0]) == int((logits > logits[labels[0, column]]).sum())
+    found = mu.attacks.findings(vlm, small, 0.25, relearning=relearning.RelearnConfig(steps=1, probe_every=1),
+                                progress=False)
+    frame = mu.attacks.summarise(found, found)
+    assert set(frame["attack"]) >= {"membership", "forget quality", "logit lens", "linear probe", "relearning"}
+    assert frame["value"].notna().any() and (frame.query("metric == 'KS p-value'")["value"] == 1.0).all()
+
+
+def test_the_who_probe_needs_two_forget_people_to_hold_one_out():
+    small = mu.bench.make_benchmark(n_profiles=4, seed=0, n_utility=1)          # ratio 0.25: one person
+    vlm = FAMILIES["llava"].tiny(small)
+    assert linear_probe.who_probe(vlm, small, 0.25)["accuracy"].isna().all()
+    assert linear_probe.who_probe(vlm, small, 0.5)["accuracy"].notna().all()

@@ -61,7 +61,8 @@ def who_probe(vlm, bench, ratio: float = 0.05, *, tasks=("gen",), retain_people:
     """Per layer and modality: can a probe tell forget people's questions from retain people's?
 
     ``retain_people``: the first ones of the retain split. Folds split people, not questions; the
-    score is balanced accuracy (chance 0.5)."""
+    score is balanced accuracy (chance 0.5). With a single forget person there is nobody to hold out:
+    the accuracy is NaN."""
     forget = bench.split("forget", ratio)
     retain_ids = bench.split("retain", ratio).ids[:retain_people]
     asked = [q for q in forget.questions if q.task in tasks]
@@ -74,9 +75,9 @@ def who_probe(vlm, bench, ratio: float = 0.05, *, tasks=("gen",), retain_people:
     for layer in range(states.shape[0]):
         for name in sorted(set(modality)):
             keep = modality == name
-            rows.append({"layer": layer, "modality": name,
-                         "accuracy": cv_accuracy(states[layer][keep], labels[keep], people[keep], folds=folds,
-                                                 seed=seed)})
+            accuracy = (float("nan") if len(forget) < 2 or len(retain_ids) < 2 else
+                        cv_accuracy(states[layer][keep], labels[keep], people[keep], folds=folds, seed=seed))
+            rows.append({"layer": layer, "modality": name, "accuracy": accuracy})
     return pd.DataFrame(rows)
 
 
