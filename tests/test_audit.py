@@ -107,22 +107,33 @@ def test_answer_states_keep_the_callers_order_across_modalities(course):
         readout.answer_states(vanilla, [])
 
 
+def _answer_position(vlm, question):
+    """One question's batch (labels removed), the column of its first answer token, and that token."""
+    batch = mu.models.train_data.make_batch(vlm.processor, [(mu.models.question_prompt(question),
+                                                             mu.models.target(question.answer), question.image.load())])
+    labels = batch.pop("labels")
+    first = int((labels[0] != -100).int().argmax())
+    return batch, first, int(labels[0, first])
+
+
+def _own_rank(vlm, question) -> int:
+    """The rank of the question's first answer token in the model's own output, computed directly."""
+    batch, first, wanted = _answer_position(vlm, question)
+    with torch.no_grad():
+        logits = vlm.model(**batch).logits[0, first - 1]
+    return int((logits > logits[wanted]).sum())
+
+
 def test_the_logit_lens_at_the_last_layer_is_the_models_own_output(course):
     bench, vanilla, _ = course
     questions = [q for q in bench.split("forget", RATIO).questions if q.task == "cloze"]
     ranks = logit_lens.answer_ranks(vanilla, questions)
-    known = questions[0]
-    batch = mu.models.train_data.make_batch(vanilla.processor, [(mu.models.question_prompt(known),
-                                                                 mu.models.target(known.answer), known.image.load())])
-    labels = batch.pop("labels")
-    first = int((labels[0] != -100).int().argmax())
-    with torch.no_grad():
-        logits = vanilla.model(**batch).logits[0, first - 1]
-    assert int(ranks[-1, 0]) == int((logits > logits[labels[0, first]]).sum())
+    batch, first, wanted = _answer_position(vanilla, questions[0])
+    assert int(ranks[-1, 0]) == _own_rank(vanilla, questions[0])
     with torch.no_grad():                                  # a hidden layer: the final norm, then the head
         state = vanilla.model(**batch, output_hidden_states=True).hidden_states[1][0, first - 1]
         lens = vanilla.model.get_output_embeddings()(vanilla.model.get_decoder().norm(state))
-    assert int(ranks[1, 0]) == int((lens > lens[labels[0, first]]).sum())
+    assert int(ranks[1, 0]) == int((lens > lens[wanted]).sum())
     lens = logit_lens.logit_lens(vanilla, questions)
     assert (lens[lens["layer"] == ranks.shape[0] - 1]["top_k"] == 1.0).all()      # vanilla answers all of them
     assert (lens[lens["layer"] == 0]["top_k"] < 0.5).all()                         # the embeddings do not
@@ -224,14 +235,7 @@ def test_the_audit_runs_on_every_family(name):
     read = readout.answer_states(vlm, questions)
     assert read.states.shape[:2] == (vlm.model.config.text_config.num_hidden_layers + 1, len(questions))
     ranks = logit_lens.answer_ranks(vlm, questions)
-    first = questions[0]                                   # the image question: its answer after the image tokens
-    batch = mu.models.train_data.make_batch(vlm.processor, [(mu.models.question_prompt(first),
-                                                             mu.models.target(first.answer), first.image.load())])
-    labels = batch.pop("labels")
-    column = int((labels[0] != -100).int().argmax())
-    with torch.no_grad():
-        logits = vlm.model(**batch).logits[0, column - 1]
-    assert int(ranks[-1, 0]) == int((logits > logits[labels[0, column]]).sum())
+    assert int(ranks[-1, 0]) == _own_rank(vlm, questions[0])     # an image question: the answer after the image
     found = mu.attacks.findings(vlm, small, 0.25, relearning=relearning.RelearnConfig(steps=1, probe_every=1),
                                 progress=False)
     frame = mu.attacks.summarise(found, found)

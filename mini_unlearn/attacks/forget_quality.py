@@ -42,15 +42,22 @@ def truth_ratio(log_likelihoods: torch.Tensor, correct: int) -> float:
     return float(torch.exp(wrong - log_likelihoods[correct]).mean())
 
 
+def option_rows(vlm, bench, questions, normalize: str, batch_size: int = 8):
+    """``(position, question, its four options' log-likelihoods, the correct option's index)`` for each MCQ,
+    scored as answer sentences (one modality per batch); the order is the batches', positions say where."""
+    with evaluating(vlm.model):
+        for positions, chunk in batches(questions, batch_size):
+            scores = option_log_likelihoods(vlm, chunk, normalize, [bench.option_sentences(q) for q in chunk])
+            for i, q, row in zip(positions, chunk, scores.double()):
+                yield i, q, row, LETTERS.index(q.correct)
+
+
 def truth_ratios(vlm, bench, questions, batch_size: int = 8) -> np.ndarray:
     """``R_truth`` of each MCQ among ``questions`` (the others are skipped), in order."""
     questions = check_mcqs(bench, questions)
     ratios = np.zeros(len(questions))
-    with evaluating(vlm.model):
-        for positions, chunk in batches(questions, batch_size):      # one modality per batch
-            scores = option_log_likelihoods(vlm, chunk, "mean", [bench.option_sentences(q) for q in chunk])
-            for i, q, row in zip(positions, chunk, scores.double()):
-                ratios[i] = truth_ratio(row, LETTERS.index(q.correct))
+    for i, _, row, correct in option_rows(vlm, bench, questions, "mean", batch_size):
+        ratios[i] = truth_ratio(row, correct)
     return ratios
 
 
@@ -60,15 +67,11 @@ def option_scores(vlm, bench, questions, normalize: str = "sum", batch_size: int
     edit *erased* the right answer or only made every option unlikely."""
     questions = check_mcqs(bench, questions)
     rows = [None] * len(questions)
-    with evaluating(vlm.model):
-        for positions, chunk in batches(questions, batch_size):
-            scores = option_log_likelihoods(vlm, chunk, normalize, [bench.option_sentences(q) for q in chunk])
-            for i, q, row in zip(positions, chunk, scores.double()):
-                correct = LETTERS.index(q.correct)
-                wrong = torch.cat([row[:correct], row[correct + 1:]])
-                rows[i] = {"question_id": q.id, "modality": q.modality, "correct": float(row[correct]),
-                           "wrong_mean": float(wrong.mean()), "best_wrong": float(wrong.max()),
-                           "correct_wins": bool(row[correct] > wrong.max())}
+    for i, q, row, correct in option_rows(vlm, bench, questions, normalize, batch_size):
+        wrong = torch.cat([row[:correct], row[correct + 1:]])
+        rows[i] = {"question_id": q.id, "modality": q.modality, "correct": float(row[correct]),
+                   "wrong_mean": float(wrong.mean()), "best_wrong": float(wrong.max()),
+                   "correct_wins": bool(row[correct] > wrong.max())}
     return pd.DataFrame(rows)
 
 
@@ -95,4 +98,4 @@ def forget_quality(vlm, reference, bench, ratio: float = 0.05, split: str = "for
     return pd.DataFrame(rows)
 
 
-__all__ = ["check_mcqs", "forget_quality", "ks_test", "option_scores", "truth_ratio", "truth_ratios"]
+__all__ = ["check_mcqs", "forget_quality", "ks_test", "option_rows", "option_scores", "truth_ratio", "truth_ratios"]

@@ -14,7 +14,7 @@ facts all along.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -63,7 +63,7 @@ def relearn(vlm, bench, ratio: float = 0.05, config: RelearnConfig | None = None
     facts that were *not* taught). ``vlm`` itself is never modified. ``overrides`` set
     :class:`RelearnConfig` fields (``relearn(vlm, bench, steps=50)``).
     """
-    config = RelearnConfig(**{**(config.__dict__ if config else {}), **overrides})
+    config = replace(config or RelearnConfig(), **overrides)
     people = bench.split(split, ratio).ids
     taught = [e for e in training_examples(bench, people, practice=False)
               if e.source.fact in config.facts and e.modality in config.modalities]
