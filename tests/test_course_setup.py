@@ -45,3 +45,11 @@ def test_course_py_needs_only_the_standard_library():
     top_level |= {node.module.split(".")[0] for node in tree.body
                   if isinstance(node, ast.ImportFrom) and node.module}
     assert top_level <= set(sys.stdlib_module_names), top_level - set(sys.stdlib_module_names)
+
+
+def test_the_intro_links_every_chapter_of_the_toc_and_nothing_missing():
+    toc = re.findall(r"file: (notebooks/\S+)", (ROOT / "_toc.yml").read_text())
+    intro = (ROOT / "book" / "intro.md").read_text()
+    linked = re.findall(r"\]\(\.\./(notebooks/[^)]+)\.ipynb\)", intro)
+    assert toc and sorted(set(linked)) == sorted(toc)
+    assert all((ROOT / f"{target}.ipynb").exists() for target in linked)
