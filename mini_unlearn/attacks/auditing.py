@@ -43,8 +43,8 @@ def findings(vlm, bench, ratio: float = 0.05, *, relearning: RelearnConfig | Non
              progress: bool = True) -> Findings:
     """Run every attack on ``vlm`` against the ``forget`` people at ``ratio`` (and the holdout people)."""
     members, nonmembers = forget_vs_holdout(bench, ratio)      # checks the split and the holdout people first
-    mcqs = [q for q in bench.split("forget", ratio).questions if q.task == "mcq"]
-    cloze = [q for q in bench.split("forget", ratio).questions if q.task == "cloze"]
+    forget = bench.split("forget", ratio).questions
+    mcqs, cloze = [q for q in forget if q.task == "mcq"], [q for q in forget if q.task == "cloze"]
     bar = tqdm(total=len(STEPS), desc="audit", disable=not progress)
 
     def step(name, run):

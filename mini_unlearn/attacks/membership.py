@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ..evaluation.tasks import evaluating
 from ..models.train import answer_logits
 from ..models.train_data import canonical_batch, training_examples
 
@@ -92,16 +93,12 @@ def name_mask(tokenizer, token_ids: list[int], name: str) -> np.ndarray:
     return keep
 
 
-@torch.no_grad()
 def token_stats(vlm, examples, batch_size: int = 16, names: dict[str, str] | None = None) -> list[TokenStats]:
     """The answer tokens' statistics of each example (canonical portraits, teacher-forced).
 
     ``names`` (profile id → name): leave out the tokens of the person's name (see :func:`mia_scores`)."""
-    model = vlm.model
-    was_training = model.training
-    model.eval()
     out = []
-    try:
+    with evaluating(vlm.model) as model:
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
             batch = canonical_batch(vlm.processor, chunk, random.Random(0))
@@ -122,8 +119,6 @@ def token_stats(vlm, examples, batch_size: int = 16, names: dict[str, str] | Non
                     text = text.replace(name, "")
                 out.append(TokenStats(picked[row].cpu()[scored].numpy(), mu[row].cpu()[scored].numpy(),
                                       sigma[row].cpu()[scored].numpy(), text))
-    finally:
-        model.train(was_training)
     return out
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..evaluation.tasks import evaluating
 from ..models import question_prompt, target
+from ..models.prompts import expected_answer
 from ..models.train_data import IGNORE_INDEX, make_batch
 
 
@@ -27,32 +29,19 @@ class AnswerStates:
     first_token: torch.Tensor     # [questions]
     output_rank: torch.Tensor     # [questions]
 
-    @property
-    def n_layers(self) -> int:
-        return self.states.shape[0] - 1
 
-
-def answer_text(question) -> str:
-    """What the model should answer: the correct letter for an MCQ, the answer otherwise."""
-    return question.correct if question.task == "mcq" else question.answer
-
-
-@torch.no_grad()
 def answer_states(vlm, questions, batch_size: int = 32) -> AnswerStates:
     """Every layer's hidden state at the position before each question's answer (see the module doc)."""
     questions = list(questions)
     if not questions:
         raise ValueError("questions is empty: no hidden state to read")
-    model = vlm.model
-    was_training = model.training
-    model.eval()
     states, firsts, ranks = [], [], []
-    try:
+    with evaluating(vlm.model) as model:
         # one modality per batch: a batch carries one image per row or none
         order = sorted(range(len(questions)), key=lambda i: questions[i].image is None)
         for start in range(0, len(order), batch_size):
             chunk = [questions[i] for i in order[start:start + batch_size]]
-            samples = [(question_prompt(q), target(answer_text(q)), None if q.image is None else q.image.load())
+            samples = [(question_prompt(q), target(expected_answer(q)), None if q.image is None else q.image.load())
                        for q in chunk]
             batch = {k: v.to(vlm.device) for k, v in make_batch(vlm.processor, samples).items()}
             labels = batch.pop("labels")
@@ -65,12 +54,10 @@ def answer_states(vlm, questions, batch_size: int = 32) -> AnswerStates:
             logits = output.logits[rows, first - 1].float()
             firsts.append(wanted.cpu())
             ranks.append((logits > logits.gather(1, wanted.unsqueeze(1))).sum(dim=1).cpu())
-    finally:
-        model.train(was_training)
     stacked, first_token, output_rank = torch.cat(states, dim=1), torch.cat(firsts), torch.cat(ranks)
     back = torch.empty(len(order), dtype=torch.long)
     back[torch.tensor(order)] = torch.arange(len(order))     # undo the modality sort: the caller's order
     return AnswerStates(stacked[:, back], first_token[back], output_rank[back])
 
 
-__all__ = ["AnswerStates", "answer_states", "answer_text"]
+__all__ = ["AnswerStates", "answer_states"]

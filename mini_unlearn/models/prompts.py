@@ -79,6 +79,11 @@ def target(answer: str) -> Answer:
     return Answer(answer)
 
 
+def expected_answer(question: Question) -> str:
+    """What a model should answer: an MCQ's correct letter, any other question's answer."""
+    return question.correct if question.task == "mcq" else question.answer
+
+
 def render_turns(processor, text: str, with_image: bool, answer: str | None = None) -> tuple[str, str | None]:
     """One question in the processor's own chat template (any family, :mod:`.families`).
 

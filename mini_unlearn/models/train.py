@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..bench import augment
 from ..seeding import seed_everything
 from .precision import MasterAdamW
-from .prompts import question_prompt, target
+from .prompts import expected_answer, question_prompt, target
 from .train_data import IGNORE_INDEX, Example, ReadingCurriculum, make_batch, training_batches, training_examples
 from .vlm import VLM
 
@@ -114,8 +114,7 @@ class Monitor:
                 if q.profile_id not in bench.test_images:
                     continue
                 image = bench.test_images[q.profile_id].load()
-            answer = q.correct if q.task == "mcq" else q.answer
-            items.append((monitor_key(q.task, q.modality), (question_prompt(q), target(answer), image)))
+            items.append((monitor_key(q.task, q.modality), (question_prompt(q), target(expected_answer(q)), image)))
         if not items:
             raise ValueError("Monitor: no question to check (the people, tasks, facts and images chosen leave none)")
         items.sort(key=lambda item: item[0])        # one task and modality per batch: similar lengths
