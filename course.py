@@ -6,7 +6,7 @@
     python3 course.py book --no-execute    # only render the book
     python3 course.py exercises   # regenerate notebooks/exercises/ from the solution editions
     python3 course.py execute [NOTEBOOK ...]   # execute chapter notebooks in place
-    python3 course.py retrain     # rebuild the shipped course models in data/models (~20 min on 2 cores)
+    python3 course.py retrain     # rebuild the shipped course models in data/models (~1 h on 2 cores)
     python3 course.py kernels [SETTING ...]    # the nbval suite with the CPU kernels forced to other
                                                # instruction sets (default: avx2 and default)
 
@@ -259,7 +259,7 @@ def main():
     p.add_argument("--check", action="store_true", help="only list stale exercise editions")
     p.set_defaults(func=cmd_exercises)
     p = sub.add_parser("retrain", help="rebuild the shipped course models in data/models from scratch "
-                                       "(about 20 minutes on 2 cores)")
+                                       "(about an hour on 2 cores)")
     p.set_defaults(func=cmd_retrain)
     p = sub.add_parser("kernels", help="run the nbval suite with the CPU kernels forced to other instruction "
                                        "sets (extra arguments go to pytest)")

@@ -1,13 +1,16 @@
 """Rebuilding the course's shipped models: train from scratch, check the bars, write ``data/models/``.
 
-The course ships two trained models (:mod:`mini_unlearn.models.shipped`), both on the course
+The course ships four trained models (:mod:`mini_unlearn.models.shipped`), all on the course
 benchmark (40 people + 10 utility people, seed 0), preset ``tiny``, seed 0:
 
 * ``vanilla``: the model that memorised everyone (chapters 02–08 start from it);
-* ``retain_only``: the same recipe on everyone but the 5% forget set (NPO's reference, chapter 04).
+* ``retain_only``: the same recipe on everyone but the 5% forget set (NPO's reference, chapter 04;
+  the "never saw them" anchor of chapter 09);
+* ``retain_only@0.1`` and ``retain_only@0.15``: the same at the 10% and 15% forget sets (the
+  leaderboard's anchors at those ratios, chapter 10, and NPO's reference there).
 
 ``python3 course.py retrain`` (or ``mini-unlearn retrain``) calls :func:`rebuild_course_models`: it
-trains both from scratch in a temporary cache (about ten minutes each on two CPU cores), evaluates
+trains them from scratch in a temporary cache (about ten minutes each on two CPU cores), evaluates
 them with :func:`mini_unlearn.evaluate`, refuses to ship a model below the bars chapter 03 asserts
 (≥95% on every task in both modalities: forget and retain people for ``vanilla``, retain people for
 ``retain_only``), and only then replaces the shipped folders. Run it after any change to the recipe,
@@ -26,6 +29,7 @@ from .models.shipped import default_shipped_dir, write_shipped
 
 COURSE_BENCHMARK = {"n_profiles": 40, "seed": 0}
 COURSE_RATIO = 0.05
+COURSE_RATIOS = (0.05, 0.10, 0.15)     # the leaderboard's forget ratios (chapter 10): a retain-only model each
 BAR = 0.95
 BAR_TASKS = ("mcq_letter", "mcq_likelihood", "gen", "cloze")
 # which people each course model must know (retain_only never met the forget people)
@@ -37,27 +41,35 @@ def course_benchmark():
     return make_benchmark(**COURSE_BENCHMARK)
 
 
+def retain_only_name(ratio: float) -> str:
+    """``"retain_only"`` at the course ratio, ``"retain_only@0.1"`` at another."""
+    return "retain_only" if ratio == COURSE_RATIO else f"retain_only@{ratio:g}"
+
+
 def course_model_keys(bench=None) -> dict[str, dict]:
-    """The cache keys the current code computes for the two course models."""
+    """The cache keys the current code computes for the course models."""
     bench = bench if bench is not None else course_benchmark()
-    return {"vanilla": vanilla_key(bench), "retain_only": retain_only_key(bench, COURSE_RATIO)}
+    return {"vanilla": vanilla_key(bench),
+            **{retain_only_name(ratio): retain_only_key(bench, ratio) for ratio in COURSE_RATIOS}}
 
 
-def below_the_bar(vlm, bench, splits: tuple[str, ...], *, bar: float = BAR, progress: bool = False) -> list[str]:
-    """Every ``split / modality / task`` score of ``vlm`` under ``bar`` (empty: the model passes)."""
-    report = evaluate(vlm, bench, ratio=COURSE_RATIO, splits=splits, tasks=BAR_TASKS, progress=progress)
+def below_the_bar(vlm, bench, splits: tuple[str, ...], *, bar: float = BAR, ratio: float = COURSE_RATIO,
+                  progress: bool = False) -> list[str]:
+    """Every ``split / modality / task`` score of ``vlm`` under ``bar`` at forget ``ratio`` (empty: it passes)."""
+    report = evaluate(vlm, bench, ratio=ratio, splits=splits, tasks=BAR_TASKS, progress=progress)
     return [f"{split} / {modality} / {task}: {report.score(split, modality, task):.3f}"
             for split in splits for modality in ("image+text", "text") for task in BAR_TASKS
             if report.score(split, modality, task) < bar]
 
 
 def rebuild_course_models(directory: str | Path | None = None, *, bench=None, recipe: TrainConfig | None = None,
-                          bar: float = BAR, progress: bool = True) -> list[Path]:
-    """Train both course models from scratch, check them against ``bar``, then write them to ``directory``.
+                          bar: float = BAR, ratios: tuple[float, ...] = COURSE_RATIOS,
+                          progress: bool = True) -> list[Path]:
+    """Train the course models from scratch, check them against ``bar``, then write them to ``directory``.
 
     ``directory`` defaults to the checkout's ``data/models``; ``bench`` and ``recipe`` default to the
-    course's (the tests pass a small benchmark and a few-step recipe). Nothing is written unless both
-    models pass.
+    course's (the tests pass a small benchmark and a few-step recipe); ``ratios`` are the forget ratios
+    that get a retain-only model. Nothing is written unless every model passes.
     """
     directory = Path(directory) if directory is not None else default_shipped_dir()
     if directory is None:
@@ -65,13 +77,15 @@ def rebuild_course_models(directory: str | Path | None = None, *, bench=None, re
     bench = bench if bench is not None else course_benchmark()
     with tempfile.TemporaryDirectory(prefix="mini_unlearn-retrain-") as cache:
         options = {"recipe": recipe, "cache_dir": cache, "retrain": True, "progress": progress}
-        models = {"vanilla": vanilla(bench, **options), "retain_only": retain_only(bench, COURSE_RATIO, **options)}
-        failures = [f"{kind}: {line}" for kind, vlm in models.items()
-                    for line in below_the_bar(vlm, bench, KNOWS[kind], bar=bar, progress=progress)]
+        models = {"vanilla": vanilla(bench, **options),
+                  **{retain_only_name(ratio): retain_only(bench, ratio, **options) for ratio in ratios}}
+        failures = [f"{name}: {line}" for name, vlm in models.items()
+                    for line in below_the_bar(vlm, bench, KNOWS[vlm.card["kind"]], bar=bar,
+                                              ratio=vlm.card.get("ratio", COURSE_RATIO), progress=progress)]
         if failures:
             raise RuntimeError(f"not shipping: below the {bar:.0%} bar\n  " + "\n  ".join(failures))
         return [write_shipped(vlm, directory) for vlm in models.values()]
 
 
-__all__ = ["BAR", "COURSE_BENCHMARK", "COURSE_RATIO", "KNOWS", "below_the_bar", "course_benchmark",
-           "course_model_keys", "rebuild_course_models"]
+__all__ = ["BAR", "COURSE_BENCHMARK", "COURSE_RATIO", "COURSE_RATIOS", "KNOWS", "below_the_bar", "course_benchmark",
+           "course_model_keys", "rebuild_course_models", "retain_only_name"]

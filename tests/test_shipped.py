@@ -138,8 +138,10 @@ def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path, no_probes):
     with pytest.raises(RuntimeError, match="not shipping"):
         release.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=1.01, progress=False)
     assert list(tmp_path.iterdir()) == []
-    written = release.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=0.0, progress=False)
-    assert [p.name for p in written] == ["vanilla-tiny-seed0", "retain_only-tiny-seed0-ratio0.05"]
+    written = release.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=0.0, ratios=(0.05, 0.15),
+                                            progress=False)      # the course ships 0.05, 0.10, 0.15: two suffice here
+    assert [p.name for p in written] == ["vanilla-tiny-seed0", "retain_only-tiny-seed0-ratio0.05",
+                                         "retain_only-tiny-seed0-ratio0.15"]
     for folder in written:
         card = shipped.verify(folder)
         assert shipped.find_shipped(card["cache_key"], tmp_path) == folder
