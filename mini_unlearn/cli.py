@@ -1,77 +1,337 @@
-"""The `mini-unlearn` command.
+"""The `mini-unlearn` command (built on click; ``mini-unlearn --help`` and ``mini-unlearn COMMAND --help``).
+
+    mini-unlearn run --method mip_editor --ratio 0.05 --seed 0 [--set lr=1e-4 ...] --out results/
+    mini-unlearn tune --methods all --out results/tuning
+    mini-unlearn compare --methods all --ratios 0.05 0.10 0.15 --seeds 0 1 2 [--tuned results/tuning] --out results/
+    mini-unlearn report results/ [--out results/report]
 
     mini-unlearn exercises [--check] [--notebooks DIR]
     mini-unlearn sample DIR [--n-profiles N] [--seed S]     # the committed data/ sample
     mini-unlearn export-mllmu DIR [--n-profiles N] [--seed S] [--format parquet|jsonl]
     mini-unlearn retrain [--directory DIR]                  # rebuild the shipped course models
 """
+from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+import click
+
+EPILOG = "The course, chapter 10, shows what these commands produce: https://github.com/mini-unlearn/mini_unlearn"
 
 
-def cmd_exercises(args):
+class Several(click.Option):
+    """An option that takes every value up to the next option: ``--ratios 0.05 0.10 0.15``.
+
+    click reads one value per option; this one also takes the values that follow it (``--ratios 0.05
+    --ratios 0.10`` and ``--ratios 0.05,0.10`` work too). The values arrive as a list of strings."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("multiple", True)
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser, ctx) -> None:
+        super().add_to_parser(parser, ctx)
+        options = {**getattr(parser, "_long_opt", {}), **getattr(parser, "_short_opt", {})}
+        for name in self.opts:
+            option = options.get(name)
+            if option is None:                  # another click parser: one value per option, still correct
+                continue
+            original = option.process
+
+            def process(value, state, original=original):
+                original(value, state)
+                while state.rargs and not is_option(state.rargs[0]):
+                    original(state.rargs.pop(0), state)
+            option.process = process
+
+
+def is_option(text: str) -> bool:
+    if not text.startswith("-") or text == "-":
+        return False
+    try:
+        float(text)
+        return False                            # a negative number is a value
+    except ValueError:
+        return True
+
+
+def split_values(values, kind, option: str) -> list:
+    out = []
+    for value in values:
+        for part in str(value).replace(",", " ").split():
+            try:
+                out.append(kind(part))
+            except ValueError:
+                raise click.BadParameter(f"{part!r} is not a valid {kind.__name__}", param_hint=option) from None
+    if not out:
+        raise click.BadParameter("give at least one value", param_hint=option)
+    return out
+
+
+def resolve_methods(values, option: str = "--methods") -> list[str]:
+    from mini_unlearn.methods import available
+
+    names = split_values(values, str, option)
+    if names == ["all"]:
+        return available()
+    unknown = [name for name in names if name not in available()]
+    if unknown:
+        raise click.BadParameter(f"unknown method {unknown[0]!r}; available: {', '.join(available())} (or 'all')",
+                                 param_hint=option)
+    return names
+
+
+def check_ratio_option(ratio: float, option: str = "--ratio") -> float:
+    from mini_unlearn.bench.splits import check_ratio
+
+    try:
+        return check_ratio(ratio)
+    except (TypeError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+
+
+def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | None):
+    """The model and the benchmark: the course's (``--preset``) or a folder (``--model``), and the course
+    benchmark or MLLMU-Bench files (``--bench mllmu:PATH``)."""
+    import mini_unlearn as mu
+
+    if bench_spec == "course":
+        from mini_unlearn.release import course_benchmark
+
+        bench = course_benchmark()
+    elif bench_spec.startswith("mllmu:"):
+        try:
+            bench = mu.bench.load_mllmu(bench_spec.split(":", 1)[1])
+        except (OSError, ValueError) as error:
+            raise click.BadParameter(f"cannot read MLLMU-Bench files: {error}", param_hint="--bench") from None
+    else:
+        raise click.BadParameter(f"expected 'course' or 'mllmu:PATH'; got {bench_spec!r}", param_hint="--bench")
+    if model is not None:
+        try:
+            vlm = mu.models.load_vlm(model, device=device)
+        except (OSError, ValueError, TypeError) as error:
+            raise click.BadParameter(f"cannot load a model from {model!r}: {error}", param_hint="--model") from None
+    else:
+        vlm = mu.models.vanilla(bench, preset=preset, device=device)
+    return vlm, bench
+
+
+def retain_only_for(vlm, bench, reference: str | None, device: str | None):
+    """A callable ratio → the model that never saw the forget people: the course's (for a course model)
+    or the folder given by ``--reference``; None when there is neither."""
+    import mini_unlearn as mu
+
+    if reference is not None:
+        try:
+            fixed = mu.models.load_vlm(reference, device=device)
+        except (OSError, ValueError, TypeError) as error:
+            raise click.BadParameter(f"cannot load a model from {reference!r}: {error}",
+                                     param_hint="--reference") from None
+        return lambda ratio: fixed
+    card = getattr(vlm, "card", {}) or {}
+    if card.get("cache_key", {}).get("kind") == "vanilla":
+        return lambda ratio: mu.models.retain_only(bench, ratio, preset=card["preset"], seed=card["seed"], device=device)
+    return None
+
+
+def fail_clearly(run):
+    """Run ``run()``; a ValueError / TypeError / FileNotFoundError becomes a one-line click error."""
+    try:
+        return run()
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, KeyError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+model_options = [
+    click.option("--model", type=click.Path(), default=None, help="a local checkpoint folder (default: the course model)"),
+    click.option("--preset", default="tiny", show_default=True, help="the course model's preset, without --model"),
+    click.option("--bench", "bench_spec", default="course", show_default=True,
+                 help="'course' (the generated benchmark) or 'mllmu:PATH' (MLLMU-Bench files)"),
+    click.option("--reference", type=click.Path(), default=None,
+                 help="the retain-only model's folder (default: the course's, for the course model)"),
+    click.option("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
+]
+
+
+def with_model_options(function):
+    for option in reversed(model_options):
+        function = option(function)
+    return function
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+def main_group():
+    """mini_unlearn: machine unlearning in vision-language models — run, compare and report methods."""
+
+
+@main_group.command(epilog=EPILOG)
+@click.option("--method", required=True, help="a registered method (mini_unlearn.methods.available())")
+@click.option("--ratio", type=float, default=0.05, show_default=True, help="the forget ratio, in (0, 1)")
+@click.option("--seed", type=int, default=0, show_default=True, help="the unlearning seed")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE", help="a hyperparameter; repeat the option")
+@click.option("--setting", default=None, help="the setting's name in the results (default: 'default', or 'custom' with --set)")
+@with_model_options
+@click.option("--audit/--no-audit", default=False, show_default=True, help="also run every attack of chapter 09")
+@click.option("--save", type=click.Path(), default=None, help="also save the unlearned model here (a new folder)")
+@click.option("--out", required=True, type=click.Path(), help="the results folder")
+def run(method, ratio, seed, assignments, setting, model, preset, bench_spec, reference, device, audit, save, out):
+    """Unlearn one method at one ratio and seed, evaluate it, and record the result in OUT."""
+    import mini_unlearn as mu
+    from mini_unlearn.results import Cell
+
+    methods = resolve_methods([method], "--method")
+    ratio = check_ratio_option(ratio)
+    overrides = fail_clearly(lambda: mu.results.parse_overrides(methods[0], assignments))
+    if save is not None and Path(save).exists():
+        raise click.BadParameter(f"{save!r} exists; the unlearned model is only written to a new folder",
+                                 param_hint="--save")
+    vlm, bench = load_inputs(model, preset, bench_spec, device)
+    cell = Cell(methods[0], setting or ("custom" if overrides else "default"), ratio, seed)
+    folder = fail_clearly(lambda: mu.results.ResultsFolder(out, mu.results.identity(vlm, bench)))
+    never = retain_only_for(vlm, bench, reference, device)
+    for anchor, model_of in (("vanilla", lambda r: vlm), ("retain_only", never)):
+        if model_of is not None and not folder.done(Cell(anchor, mu.results.REFERENCE, ratio)):
+            folder.write(mu.results.anchor_cell(anchor, model_of(ratio), vlm, bench, ratio, audit=audit))
+    if folder.done(cell) and save is None:
+        click.echo(f"{cell.name}: already in {out} (delete its record to run it again)")
+        return
+    record, result = fail_clearly(lambda: mu.results.run_cell(vlm, bench, cell, overrides, audit=audit,
+                                                              device=device, progress=True))
+    path = folder.write(record)
+    click.echo(f"wrote {path} ({record.seconds['total']:.1f} s)")
+    if save is not None:
+        click.echo(f"saved the unlearned model to {result.vlm.save_pretrained(save)}")
+
+
+@main_group.command(epilog=EPILOG)
+@click.option("--methods", cls=Several, default=["all"], show_default=True, help="method names, or 'all'")
+@click.option("--seed", type=int, default=0, show_default=True)
+@with_model_options
+@click.option("--out", required=True, type=click.Path(), help="the tuning folder (its tuned.json feeds --tuned)")
+def tune(methods, seed, model, preset, bench_spec, reference, device, out):
+    """Tune every method with the same budget on the validation people (never a reported forget set)."""
+    import mini_unlearn as mu
+
+    names = resolve_methods(methods)
+    vlm, bench = load_inputs(model, preset, bench_spec, device)
+    chosen = fail_clearly(lambda: mu.results.tune(vlm, bench, names, out, seed=seed))
+    for method, overrides in chosen.items():
+        click.echo(f"{method}: {overrides}")
+    click.echo(f"wrote {Path(out) / 'tuned.json'}")
+
+
+@main_group.command(epilog=EPILOG)
+@click.option("--methods", cls=Several, default=["all"], show_default=True, help="method names, or 'all'")
+@click.option("--ratios", cls=Several, default=["0.05"], show_default=True, help="forget ratios, e.g. 0.05 0.10")
+@click.option("--seeds", cls=Several, default=["0"], show_default=True, help="unlearning seeds, e.g. 0 1 2")
+@click.option("--tuned", type=click.Path(), default=None, help="a tuning folder or tuned.json: adds the 'tuned' setting")
+@click.option("--no-default", is_flag=True, help="skip the methods' default setting (with --tuned)")
+@with_model_options
+@click.option("--audit/--no-audit", default=False, show_default=True, help="also run every attack of chapter 09")
+@click.option("--out", required=True, type=click.Path(), help="the results folder (a finished cell is not recomputed)")
+def compare(methods, ratios, seeds, tuned, no_default, model, preset, bench_spec, reference, device, audit, out):
+    """Every method × setting × ratio × seed into one results folder, resumable."""
+    import mini_unlearn as mu
+
+    names = resolve_methods(methods)
+    ratios = [check_ratio_option(r, "--ratios") for r in split_values(ratios, float, "--ratios")]
+    seeds = split_values(seeds, int, "--seeds")
+    settings = {} if no_default else {"default": None}
+    if tuned is not None:
+        settings["tuned"] = fail_clearly(lambda: mu.results.read_tuned(tuned))
+    if not settings:
+        raise click.BadParameter("--no-default needs --tuned: there is no setting left to run", param_hint="--no-default")
+    fail_clearly(lambda: mu.results.plan(names, ratios, seeds, settings))        # every error before any loading
+    vlm, bench = load_inputs(model, preset, bench_spec, device)
+    never = retain_only_for(vlm, bench, reference, device)
+    records = fail_clearly(lambda: mu.results.compare(vlm, bench, out, names, ratios, seeds, settings,
+                                                      reference=never, audit=audit, device=device))
+    click.echo(f"{len(records)} cells in {out}")
+
+
+@main_group.command(epilog=EPILOG)
+@click.argument("results", type=click.Path())
+@click.option("--out", type=click.Path(), default=None, help="where to write it (default: RESULTS/report)")
+def report(results, out):
+    """Write the leaderboard of a results folder as Markdown, HTML and PNG plots."""
+    import mini_unlearn as mu
+
+    loaded = fail_clearly(lambda: mu.results.load(results))
+    written = fail_clearly(lambda: mu.results.write_report(loaded, out or Path(results) / "report"))
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@main_group.command(epilog=EPILOG)
+@click.option("--check", is_flag=True, help="only list stale editions; exit 1 if any")
+@click.option("--notebooks", default="notebooks", show_default=True, help="folder of the chapter notebooks")
+def exercises(check, notebooks):
+    """Generate the exercise editions of the chapter notebooks."""
     from mini_unlearn.exercises import generate_all
 
-    changed = generate_all(args.notebooks, check=args.check)
+    changed = generate_all(notebooks, check=check)
     for path in changed:
-        print(("stale: " if args.check else "wrote: ") + str(path))
-    if args.check:
-        print(f"{len(changed)} stale exercise edition(s)" if changed else "exercise editions are up to date")
-        return 1 if changed else 0
-    return 0
+        click.echo(("stale: " if check else "wrote: ") + str(path))
+    if check:
+        click.echo(f"{len(changed)} stale exercise edition(s)" if changed else "exercise editions are up to date")
+        if changed:
+            sys.exit(1)
 
 
-def cmd_sample(args):
+def benchmark_options(function):
+    function = click.option("--seed", type=int, default=0, show_default=True)(function)
+    function = click.option("--n-profiles", type=int, default=40, show_default=True)(function)
+    return click.argument("directory", type=click.Path())(function)
+
+
+@main_group.command(epilog=EPILOG)
+@benchmark_options
+def sample(directory, n_profiles, seed):
+    """Write the small data/ sample of the course benchmark."""
     from mini_unlearn.bench import make_benchmark
     from mini_unlearn.bench.sample import write_sample
 
-    written = write_sample(make_benchmark(args.n_profiles, seed=args.seed), args.directory)
-    print(f"wrote {len(written)} files under {args.directory}")
-    return 0
+    written = write_sample(make_benchmark(n_profiles, seed=seed), directory)
+    click.echo(f"wrote {len(written)} files under {directory}")
 
 
-def cmd_export_mllmu(args):
+@main_group.command("export-mllmu", epilog=EPILOG)
+@benchmark_options
+@click.option("--format", "file_format", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True)
+def export_mllmu(directory, n_profiles, seed, file_format):
+    """Write a generated benchmark in MLLMU-Bench's file schema."""
     from mini_unlearn.bench import make_benchmark, write_mllmu
 
-    write_mllmu(make_benchmark(args.n_profiles, seed=args.seed), args.directory, format=args.format)
-    print(f"wrote the benchmark in MLLMU-Bench's schema under {args.directory}")
-    return 0
+    write_mllmu(make_benchmark(n_profiles, seed=seed), directory, format=file_format)
+    click.echo(f"wrote the benchmark in MLLMU-Bench's schema under {directory}")
 
 
-def cmd_retrain(args):
+@main_group.command(epilog=EPILOG)
+@click.option("--directory", default=None, help="where to write them (default: the checkout's data/models)")
+def retrain(directory):
+    """Train the course's shipped models from scratch, check them, write data/models."""
     from mini_unlearn.release import rebuild_course_models
 
-    for folder in rebuild_course_models(args.directory):
-        print(f"wrote {folder}")
+    for folder in rebuild_course_models(directory):
+        click.echo(f"wrote {folder}")
+
+
+def main(argv=None) -> int:
+    """The console script: returns the exit status (0 on success) instead of exiting, for tests."""
+    try:
+        main_group.main(args=argv, prog_name="mini-unlearn", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 1
     return 0
-
-
-def _benchmark_arguments(p):
-    p.add_argument("directory")
-    p.add_argument("--n-profiles", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="mini-unlearn", description="machine unlearning in VLMs")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("exercises", help="generate the exercise editions of the chapter notebooks")
-    p.add_argument("--check", action="store_true", help="only list stale editions; exit 1 if any")
-    p.add_argument("--notebooks", default="notebooks", help="folder of the chapter notebooks")
-    p.set_defaults(func=cmd_exercises)
-    p = sub.add_parser("sample", help="write the small data/ sample of the course benchmark")
-    _benchmark_arguments(p)
-    p.set_defaults(func=cmd_sample)
-    p = sub.add_parser("export-mllmu", help="write a generated benchmark in MLLMU-Bench's file schema")
-    _benchmark_arguments(p)
-    p.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
-    p.set_defaults(func=cmd_export_mllmu)
-    p = sub.add_parser("retrain", help="train the course's shipped models from scratch, check them, write data/models")
-    p.add_argument("--directory", default=None, help="where to write them (default: the checkout's data/models)")
-    p.set_defaults(func=cmd_retrain)
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 if __name__ == "__main__":

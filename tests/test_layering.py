@@ -1,4 +1,4 @@
-"""The package's data flows one way: bench → models → methods → evaluation → attacks.
+"""The package's data flows one way: bench → models → methods → evaluation → attacks → results.
 
 Each stage may import only the stages listed for it (design.md). A stage that does not exist yet
 is simply not checked; a new stage must be added here.
@@ -14,7 +14,8 @@ ALLOWED = {
     "neurons": {"bench", "models"},
     "methods": {"bench", "models", "neurons"},
     "evaluation": {"bench", "models"},
-    "attacks": {"bench", "models", "neurons", "methods", "evaluation"},   # the last stage: relearning reuses the loop
+    "attacks": {"bench", "models", "neurons", "methods", "evaluation"},   # relearning reuses the loop
+    "results": {"bench", "models", "neurons", "methods", "evaluation", "attacks"},   # the last stage: the leaderboard
 }
 SHARED_UTILITIES = {"seeding"}   # stage-free helpers any stage may use
 

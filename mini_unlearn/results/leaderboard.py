@@ -1,0 +1,169 @@
+"""The leaderboard: every cell read against its ratio's anchors, then mean ± spread over the seeds.
+
+    results = mu.results.load("data/results/leaderboard")
+    cells = mu.results.cell_table(results)        # one row per method × setting × ratio × seed
+    board = mu.results.leaderboard(results)       # one row per method × setting × ratio: mean ± std
+    mu.results.pareto_plot(results, ratio=0.05)   # forget vs kept, one panel per modality
+
+The numbers are :func:`~.scoring.progress`'s: the share of the vanilla → retain-only gap closed on
+the forget people's weakest task (per modality, and over both), and the points lost on the retain
+and utility people. ``verdict_table`` puts chapter 09's audit beside them for the audited cells.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..attacks.auditing import verdict
+from ..bench.questions import MODALITIES
+from ..methods import get
+from .records import REFERENCE, Results
+from .scoring import main_scores, progress, worst_drop
+
+SHOWN = ("closure", "closure_mean", "closure image+text", "closure text", "retain_drop", "utility_drop",
+         "own_goal_closure")
+
+
+def _anchors(results: Results, ratio: float) -> tuple[pd.Series, pd.Series]:
+    try:
+        vanilla = results.record("vanilla", REFERENCE, ratio)
+        never = results.record("retain_only", REFERENCE, ratio)
+    except KeyError as error:
+        raise ValueError(f"the results at ratio {ratio} lack an anchor (run `mini-unlearn compare` with the "
+                         f"retain-only reference): {error}") from error
+    return main_scores(vanilla.scores), main_scores(never.scores)
+
+
+def cell_table(results: Results, goal: str = "forget_both") -> pd.DataFrame:
+    """One row per unlearned cell: its closures (overall, per modality, per task), the points lost,
+    and whether it meets the course's target — for ``goal`` (the leaderboard's: both modalities)."""
+    rows = []
+    for record in results.records:
+        if record.setting == REFERENCE:
+            continue
+        vanilla, never = _anchors(results, record.ratio)
+        scores = main_scores(record.scores)
+        got = progress(scores, vanilla, never, goal=goal)
+        own = progress(scores, vanilla, never, goal=get(record.method).goal)
+        row = {"method": record.method, "setting": record.setting, "ratio": record.ratio, "seed": record.seed,
+               "closure": got["closure"], "closure_mean": got["closure_mean"]}
+        for modality in MODALITIES:
+            values = [v for k, v in got["closures"].items() if k.startswith(modality + " ") and math.isfinite(v)]
+            row[f"closure {modality}"] = min(values) if values else float("nan")
+        row.update({"retain_drop": got["retain_drop"], "utility_drop": got["utility_drop"],
+                    "worst_drop": worst_drop(got), "meets_target": got["meets_target"],
+                    "own_goal": get(record.method).goal, "own_goal_closure": own["closure"],
+                    "own_goal_meets": own["meets_target"], "seconds": record.seconds.get("total"),
+                    **{f"closed {k}": v for k, v in got["closures"].items()}})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def leaderboard(results: Results, goal: str = "forget_both", columns=SHOWN) -> pd.DataFrame:
+    """Per method × setting × ratio: the mean and the standard deviation over seeds of ``columns``,
+    the number of seeds and how many of them meet the target."""
+    cells = cell_table(results, goal)
+    if cells.empty:
+        raise ValueError(f"{results.path} holds no unlearned cells, only anchors")
+    grouped = cells.groupby(["ratio", "method", "setting"], sort=False)
+    frame = grouped[list(columns)].agg(["mean", "std"])
+    frame[("seeds", "n")] = grouped.size()
+    frame[("meets_target", "seeds")] = grouped["meets_target"].sum()
+    frame[("seconds", "mean")] = grouped["seconds"].mean()
+    return frame.sort_index(level=["ratio"], sort_remaining=False)
+
+
+def mean_spread(board: pd.DataFrame, column: str, digits: int = 2, scale: float = 1.0) -> pd.Series:
+    """``"0.93 ± 0.04"`` per row of :func:`leaderboard` (``± 0`` hidden when there is one seed)."""
+    means, spreads = board[(column, "mean")] * scale, board[(column, "std")].fillna(0) * scale
+    return pd.Series([f"{m:.{digits}f} ± {s:.{digits}f}" if np.isfinite(m) else "-" for m, s in zip(means, spreads)],
+                     index=board.index)
+
+
+def best(results: Results, goal: str = "forget_both") -> pd.DataFrame:
+    """Per ratio: among the method × settings that lose ≤ the target's points on average (else all), the one
+    with the highest closure, then the highest mean closure (both averaged over seeds) — the tuning rule,
+    read on the reported people — and whether it meets the target on every seed."""
+    board = leaderboard(results, goal)
+    from .scoring import TARGET
+
+    rows = []
+    for ratio, part in board.groupby(level="ratio", sort=False):
+        worst = part[[("retain_drop", "mean"), ("utility_drop", "mean")]].max(axis=1)
+        pool = part[worst <= TARGET["drop"]] if (worst <= TARGET["drop"]).any() else part
+        order = pd.DataFrame({"closure": pool[("closure", "mean")].fillna(-np.inf),
+                              "mean": pool[("closure_mean", "mean")].fillna(-np.inf)})
+        top = order.sort_values(["closure", "mean"], ascending=False, kind="stable").index[0]
+        rows.append({"ratio": ratio, "method": top[1], "setting": top[2], "closure": part.loc[top, ("closure", "mean")],
+                     "closure_mean": part.loc[top, ("closure_mean", "mean")],
+                     "retain_drop": part.loc[top, ("retain_drop", "mean")],
+                     "utility_drop": part.loc[top, ("utility_drop", "mean")],
+                     "meets_target": int(part.loc[top, ("meets_target", "seeds")]) == int(part.loc[top, ("seeds", "n")])})
+    return pd.DataFrame(rows)
+
+
+def verdict_table(results: Results) -> pd.DataFrame:
+    """Chapter 09's verdict for every audited cell, against its ratio's anchors (surface, depth, words)."""
+    audits = results.audits
+    if audits.empty:
+        return pd.DataFrame()
+    rows = []
+    for ratio, part in audits.groupby("ratio"):
+        anchors = {name: part[(part["method"] == name) & (part["setting"] == REFERENCE)] for name in ("vanilla", "retain_only")}
+        if any(frame.empty for frame in anchors.values()):
+            continue
+        reference = anchors["retain_only"].set_index(["attack", "metric", "modality"])["value"]
+        frames = {}
+        for (method, setting, seed), cell in part.groupby(["method", "setting", "seed"], sort=False):
+            if method == "retain_only":
+                continue
+            cell = cell.drop(columns=["method", "setting", "ratio", "seed"])
+            key = cell.set_index(["attack", "metric", "modality"]).index
+            frames[f"{method}|{setting}|{seed}"] = cell.assign(reference=reference.reindex(key).to_numpy())
+        frames["vanilla"] = frames.pop(f"vanilla|{REFERENCE}|0")
+        table = verdict(frames)
+        parts = table.pop("method").str.split("|", expand=True)
+        table.insert(0, "seed", parts[2].astype(int))
+        table.insert(0, "setting", parts[1])
+        table.insert(0, "method", parts[0])
+        table.insert(0, "ratio", ratio)
+        rows.append(table)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def pareto_plot(results: Results, ratio: float, goal: str = "forget_both"):
+    """Per modality: the forget people's closure (up = forgotten) against the points lost on the retain
+    and utility people (left = kept), one marker per method × setting with its seed spread."""
+    import matplotlib.pyplot as plt
+
+    cells = cell_table(results, goal)
+    cells = cells[np.isclose(cells["ratio"], ratio)]
+    if cells.empty:
+        raise ValueError(f"no unlearned cells at ratio {ratio} in {results.path}")
+    cells = cells.assign(kept_drop=cells[["retain_drop", "utility_drop"]].max(axis=1))
+    figure, axes = plt.subplots(1, len(MODALITIES), figsize=(6.2 * len(MODALITIES), 4.4), sharey=True,
+                                constrained_layout=True)
+    methods = list(dict.fromkeys(cells["method"]))
+    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
+    markers = {"default": "o", "tuned": "*"}
+    for ax, modality in zip(axes, MODALITIES):
+        column = f"closure {modality}"
+        for (method, setting), group in cells.groupby(["method", "setting"], sort=False):
+            ax.errorbar(group["kept_drop"].mean(), group[column].mean(), xerr=group["kept_drop"].std() if len(group) > 1 else None,
+                        yerr=group[column].std() if len(group) > 1 else None, color=colours[method],
+                        marker=markers.get(setting, "s"), markersize=10 if setting == "tuned" else 7, capsize=3,
+                        linestyle="none", label=f"{method} ({setting})")
+        ax.axhspan(0.9, 1.2, xmin=0, color="tab:green", alpha=0.08)
+        ax.axvline(5, color="grey", ls=":")
+        ax.axhline(0.9, color="grey", ls=":")
+        ax.set(title=f"asked {'with the portrait' if modality == 'image+text' else 'by name'} (ratio {ratio:g})",
+               xlabel="points lost on retain / utility (worse →)", ylim=(-0.6, 1.2))
+    axes[0].set_ylabel("gap to retain-only closed, weakest task (↑ forgotten)")
+    axes[-1].legend(fontsize=7, loc="lower right", ncol=2)
+    plt.close(figure)
+    return figure
+
+
+__all__ = ["SHOWN", "best", "cell_table", "leaderboard", "mean_spread", "pareto_plot", "verdict_table"]

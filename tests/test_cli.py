@@ -1,0 +1,123 @@
+"""The `mini-unlearn` command (chapter 10): run, tune, compare, report — and every bad input refused
+with a one-line error before anything is loaded or written. One test re-runs a committed cell of the
+leaderboard with the command and gets the committed row back."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import mini_unlearn as mu
+from mini_unlearn.cli import main, split_values
+from mini_unlearn.results.records import MARKER
+
+COMMITTED = Path(__file__).resolve().parent.parent / "data" / "results" / "leaderboard"
+CELL = "manu__default__ratio0.05__seed0.json"
+
+
+def fails(capsys, argv, message):
+    assert main(argv) != 0
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "tune", "compare", "report", "exercises", "sample", "export-mllmu",
+                                     "retrain"])
+def test_every_subcommand_has_help(capsys, command):
+    assert main([command, "--help"]) == 0
+    assert "Usage: mini-unlearn " + command in capsys.readouterr().out
+
+
+def test_several_values_follow_one_option():
+    assert split_values(["0.05", "0.10,0.15"], float, "--ratios") == [0.05, 0.10, 0.15]
+    from click.testing import CliRunner
+
+    from mini_unlearn import cli
+    seen = {}
+    cli.main_group.add_command(cli.click.Command("echo-plan", callback=lambda **k: seen.update(k), params=[
+        cli.Several(["--ratios"]), cli.Several(["--seeds"]), cli.click.Option(["--out"])]))
+    try:
+        result = CliRunner().invoke(cli.main_group, ["echo-plan", "--ratios", "0.05", "0.1", "--seeds", "0", "1", "2",
+                                                     "--out", "x"])
+    finally:
+        cli.main_group.commands.pop("echo-plan")
+    assert result.exit_code == 0, result.output
+    assert seen == {"ratios": ("0.05", "0.1"), "seeds": ("0", "1", "2"), "out": "x"}
+
+
+def test_bad_input_is_refused_before_anything_loads(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(mu.models, "vanilla", lambda *a, **k: pytest.fail("loaded a model for a bad command"))
+    out = str(tmp_path / "out")
+    fails(capsys, ["run", "--method", "forgetful", "--out", out], "unknown method 'forgetful'")
+    fails(capsys, ["compare", "--methods", "ga", "forgetful", "--out", out], "unknown method 'forgetful'")
+    fails(capsys, ["run", "--method", "ga", "--set", "alpha=0.1", "--out", out], "has no hyperparameter 'alpha'")
+    fails(capsys, ["run", "--method", "manu", "--set", "alpha=2", "--out", out], "alpha")
+    fails(capsys, ["run", "--method", "ga", "--ratio", "1.5", "--out", out], "ratio must lie strictly between 0 and 1")
+    fails(capsys, ["compare", "--ratios", "0.05", "0", "--out", out], "ratio must lie strictly between 0 and 1")
+    fails(capsys, ["compare", "--seeds", "zero", "--out", out], "'zero' is not a valid int")
+    fails(capsys, ["compare", "--no-default", "--out", out], "--no-default needs --tuned")
+    (tmp_path / "tuned.json").write_text("{}")
+    fails(capsys, ["compare", "--tuned", str(tmp_path / "tuned.json"), "--out", out], "has no 'methods' table")
+    fails(capsys, ["run", "--method", "ga", "--bench", "hub:llava", "--out", out], "expected 'course' or 'mllmu:PATH'")
+    (tmp_path / "existing").mkdir()
+    fails(capsys, ["run", "--method", "ga", "--save", str(tmp_path / "existing"), "--out", out], "only written to a new folder")
+    fails(capsys, ["report", str(tmp_path)], "not a mini_unlearn results folder")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_model_folder_is_named(capsys, tmp_path):
+    out = str(tmp_path / "out")
+    fails(capsys, ["run", "--method", "ga", "--model", str(tmp_path / "nowhere"), "--out", out], "no such checkpoint folder")
+    (tmp_path / "empty").mkdir()
+    fails(capsys, ["run", "--method", "ga", "--model", str(tmp_path / "empty"), "--out", out], "cannot load a model")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_with_other_results_is_refused(capsys, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    fails(capsys, ["run", "--method", "manu", "--out", str(tmp_path / "mine")], "is not a mini_unlearn results folder")
+    other = tmp_path / "other"
+    shutil.copytree(COMMITTED, other, ignore=shutil.ignore_patterns("runs", "*.csv", "report"))
+    marker = json.loads((other / MARKER).read_text())
+    marker["identity"]["model"] = {"name": "someone-else", "key": "0"}
+    (other / MARKER).write_text(json.dumps(marker))
+    fails(capsys, ["run", "--method", "manu", "--out", str(other)], "holds results of another model or benchmark")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_the_command_reproduces_a_committed_cell_and_resumes(capsys, tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    assert main(["run", "--method", "manu", "--ratio", "0.05", "--seed", "0", "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    for name in (CELL, "vanilla__reference__ratio0.05__seed0.json", "retain_only__reference__ratio0.05__seed0.json"):
+        mine, committed = (json.loads((folder / "runs" / name).read_text()) for folder in (out, COMMITTED))
+        assert mine["scores"] == committed["scores"], name        # the committed row, to the 6th decimal
+        assert mine["config"] == committed["config"] and mine["identity"] == committed["identity"]
+    from mini_unlearn.results import sweep
+    for module, name in ((mu.results, "anchor_cell"), (mu.results, "run_cell"), (sweep, "anchor_cell"),
+                         (sweep, "run_cell")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("a finished cell ran again"))
+    assert main(["run", "--method", "manu", "--out", str(out)]) == 0
+    assert "already in" in capsys.readouterr().out
+    assert main(["compare", "--methods", "manu", "--ratios", "0.05", "--seeds", "0", "--out", str(out)]) == 0
+    assert "3 cells" in capsys.readouterr().out                     # read back, not recomputed
+    assert main(["report", str(out)]) == 0
+    assert (out / "report" / "report.md").is_file() and (out / "report" / "pareto-0.05.png").is_file()
+
+
+def test_tune_reproduces_the_committed_settings_and_resumes(capsys, tmp_path, monkeypatch):
+    from mini_unlearn.results import tuning
+    committed = COMMITTED.parent / "tuning"
+    monkeypatch.setitem(tuning.GRIDS, "manu", {"alpha": tuning.GRIDS["manu"]["alpha"][:2]})   # two of its six
+    out = tmp_path / "tuning"
+    assert main(["tune", "--methods", "manu", "--out", str(out)]) == 0
+    assert "manu: {'alpha'" in capsys.readouterr().out
+    for index in (0, 1):
+        name = f"manu__candidate{index}__ratio0.05__seed0.json"
+        mine, theirs = (json.loads((folder / "runs" / name).read_text()) for folder in (out, committed))
+        assert mine["scores"] == theirs["scores"] and mine["overrides"] == theirs["overrides"], name
+    chosen = json.loads((out / "tuned.json").read_text())["methods"]["manu"]
+    assert chosen in tuning.candidates("manu")
+    monkeypatch.setattr(tuning, "_run_candidate", lambda *a, **k: pytest.fail("a finished setting ran again"))
+    assert main(["tune", "--methods", "manu", "--out", str(out)]) == 0
+    assert json.loads((out / "tuned.json").read_text())["methods"]["manu"] == chosen
