@@ -127,9 +127,11 @@ def test_the_course_llava_chat_template_renders_the_course_prompts(tiny, bench):
     from mini_unlearn.models import question_prompt, question_text, target
     from mini_unlearn.models.prompts import render_turns
     from mini_unlearn.models.shipped import shipped_folders
+    from mini_unlearn.release import course_model_keys
     processors = [tiny["llava"].processor] + [load_vlm(f, device="cpu").processor for f in shipped_folders()]
     questions = [q for qs in bench.questions.values() for q in qs]
-    assert {q.modality for q in questions} == {"image+text", "text"} and len(processors) == 3
+    assert {q.modality for q in questions} == {"image+text", "text"}
+    assert len(processors) == 1 + len(course_model_keys())          # the tiny model and every shipped one
     for processor in processors:
         for q in questions:
             prompt, reply = render_turns(processor, question_text(q), q.modality == IMAGE_TEXT, q.answer)
