@@ -1,7 +1,9 @@
 """The whole pipeline at a GPU's scale: train the vanilla model, run every method, evaluate each (a script).
 
     python benchmarks/gpu_pipeline.py                           # base preset, 500 people, cuda, bf16
+    python benchmarks/gpu_pipeline.py --preset xl               # ~1 B parameters: bf16 autocast, compile, fused AdamW
     .venv/bin/python benchmarks/gpu_pipeline.py --smoke         # the same code path in ~30 s on a CPU (tests)
+    .venv/bin/python benchmarks/gpu_pipeline.py --smoke --preset xl/16   # xl's code path, widths / 16
     python benchmarks/gpu_pipeline.py --json results/pipeline.json
 
 Prints, per stage, the wall time and the peak memory (GPU: ``torch.cuda.max_memory_allocated`` of
@@ -11,8 +13,11 @@ from a table of known GPUs), each method's time and peak memory, and the evaluat
 second with the forget and retain scores. The ``base`` preset (500 people, MLLMU-Bench's size) trains
 with its recipe (``mini_unlearn.models.cache.RECIPES``); ``--reading-steps N`` adds the reading
 phase the ``tiny`` recipe needs (text-only MCQ practice first), to measure whether ``base`` needs it.
-Nothing here needs a GPU to run: ``--smoke`` shrinks the benchmark, the steps and the model, and
-evaluates two tasks (option likelihood, cloze) with short answers.
+The ``xl`` recipe's speedups (bf16 autocast, regional ``torch.compile``, fused AdamW) apply to the
+training stage. Nothing here needs a GPU to run: ``--smoke`` shrinks the benchmark and the steps (and
+the model to ``tiny`` unless ``--preset`` names one, e.g. ``xl/16``: xl's depth at 1/16 of its
+widths), compiles with the ``eager`` backend (the same tracing, no kernel generation), and evaluates
+two tasks (option likelihood, cloze) with short answers.
 """
 from __future__ import annotations
 
@@ -23,14 +28,14 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 import mini_unlearn as mu
 from mini_unlearn.models import VLM, ReadingCurriculum, build_model, build_processor, build_tokenizer, get_preset
-from mini_unlearn.models.cache import RECIPES
+from mini_unlearn.models.cache import recipe_for
 from mini_unlearn.models.train import train_recipe
 from mini_unlearn.models.train_data import token_lengths, training_examples
 
@@ -76,7 +81,8 @@ def stage(device: torch.device, record: dict):
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="base")
+    parser.add_argument("--preset", default=None, help="a preset, or one scaled down: xl/16 (default: base; "
+                                                       "tiny with --smoke)")
     parser.add_argument("--n-profiles", type=int, default=500)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's recipe)")
     parser.add_argument("--reading-steps", type=int, default=None, help="add a reading phase of N steps (0: none)")
@@ -88,7 +94,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.preset, args.n_profiles, args.steps, args.ratio = "tiny", 4, args.steps or 4, 0.25
+        args.preset, args.n_profiles, args.steps, args.ratio = args.preset or "tiny", 4, args.steps or 4, 0.25
+    args.preset = args.preset or "base"
     args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
     return args
 
@@ -104,14 +111,17 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     preset = get_preset(args.preset)
-    recipe = RECIPES.get(preset.name, RECIPES["tiny"])
+    recipe = recipe_for(preset)
     recipe = replace(recipe, steps=args.steps or recipe.steps,
                      batch_size=min(recipe.batch_size, 8) if args.smoke else recipe.batch_size)
+    if args.smoke and recipe.speedups is not None and recipe.speedups.compile is not None:
+        recipe = replace(recipe, speedups=replace(recipe.speedups, compile="eager"))
     if args.reading_steps is not None:
         recipe = replace(recipe, reading=ReadingCurriculum(reading_steps=args.reading_steps) if args.reading_steps else None)
     elif args.smoke and recipe.reading is not None:
         recipe = replace(recipe, reading=ReadingCurriculum(reading_steps=2))
     figures = {"device": device_name(device), "dtype": args.dtype, "preset": preset.name, "n_profiles": args.n_profiles,
+               "speedups": asdict(recipe.speedups) if recipe.speedups is not None else None,
                "ratio": args.ratio, "torch": torch.__version__, "stages": {}, "methods": {}}
 
     with stage(device, figures["stages"].setdefault("benchmark", {})):
@@ -156,6 +166,8 @@ def run(args: argparse.Namespace) -> dict:
 def show(figures: dict) -> None:
     print(f"{figures['device']} · {figures['dtype']} · preset {figures['preset']} "
           f"({figures['parameters']:,} parameters) · {figures['n_profiles']} people · ratio {figures['ratio']}")
+    if figures.get("speedups"):
+        print("  training speedups: " + ", ".join(f"{k} {v}" for k, v in figures["speedups"].items()))
     for name, record in figures["stages"].items():
         extra = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("seconds", "peak_gib"))
         print(f"  {name:<17} {record['seconds']:>9.2f} s  peak {record['peak_gib']:.3f} GiB  {extra}")

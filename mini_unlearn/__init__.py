@@ -8,12 +8,12 @@ Chapter 01 builds :mod:`mini_unlearn.bench`, chapter 02 :mod:`mini_unlearn.model
 """
 from . import bench, checks, models
 from . import attacks, evaluation, methods, neurons
-from . import results
+from . import distributed, results
 from .evaluation import evaluate   # mu.evaluate(vlm, bench): the function; the subpackage is mu.evaluation
 from .methods import unlearn   # mu.unlearn(vlm, bench, method=...): every method, one call
 from .seeding import seed_everything
 from .show import show_source
 
 __version__ = "0.1.0"
-__all__ = ["attacks", "bench", "checks", "evaluate", "evaluation", "methods", "models", "neurons", "results", "seed_everything", "show_source", "unlearn",
+__all__ = ["attacks", "bench", "checks", "distributed", "evaluate", "evaluation", "methods", "models", "neurons", "results", "seed_everything", "show_source", "unlearn",
            "__version__"]

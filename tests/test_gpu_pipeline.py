@@ -28,3 +28,18 @@ def test_the_gpu_pipeline_smoke_run_trains_unlearns_and_evaluates(tmp_path, caps
         assert row["seconds"] > 0 and row["evaluate_seconds"] > 0 and 0 <= row["forget"] <= 1, method
         assert row["steps"] == (0 if method == "manu" else 2), method
     assert "mip_editor" in printed and "peak" in printed
+
+
+def test_the_xl_recipe_runs_every_method_at_a_sixteenth_of_its_widths(tmp_path, capsys):
+    """``--preset xl/16``: xl's depth (12 + 16 layers), heads and recipe (bf16 autocast, compiled
+    blocks with the ``eager`` backend on a CPU, fused AdamW) at 1/16 of its widths: every method runs."""
+    out = tmp_path / "xl.json"
+    load_script().main(["--smoke", "--preset", "xl/16", "--json", str(out)])
+    printed = capsys.readouterr().out
+    figures = json.loads(out.read_text())
+    assert figures["preset"] == "xl/16" and 3e6 < figures["parameters"] < 5e6
+    assert figures["speedups"] == {"autocast": "bf16", "compile": "eager", "fused": True}
+    assert figures["stages"]["train"]["steps"] == 4 and figures["stages"]["train"]["reading_steps"] == 0
+    assert list(figures["methods"]) == mu.methods.available()
+    assert all(row["seconds"] > 0 and 0 <= row["retain"] <= 1 for row in figures["methods"].values())
+    assert "training speedups: autocast bf16, compile eager, fused True" in printed

@@ -17,7 +17,7 @@ ALLOWED = {
     "attacks": {"bench", "models", "neurons", "methods", "evaluation"},   # relearning reuses the loop
     "results": {"bench", "models", "neurons", "methods", "evaluation", "attacks"},   # the last stage: the leaderboard
 }
-SHARED_UTILITIES = {"seeding"}   # stage-free helpers any stage may use
+SHARED_UTILITIES = {"seeding", "distributed"}   # stage-free helpers any stage may use
 
 
 def imported_stages(path: Path, stage: str) -> set[str]:

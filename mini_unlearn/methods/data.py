@@ -14,6 +14,7 @@ import torch
 
 from ..bench.questions import MODALITIES
 from ..bench.splits import check_ratio
+from ..distributed import local_rows
 from ..models.train_data import (LOSS_ON, Example, batches, canonical_batch, check_loss_on, scored_on, sequence_labels,
                                  training_examples)
 
@@ -53,10 +54,11 @@ def unlearning_sets(bench, ratio: float = 0.05, forget_on: str = "image+text") -
 def example_batches(processor, examples: list[Example], batch_size: int, rng: random.Random):
     """Endless tensor batches of ``examples`` (a seeded permutation per epoch), canonical portraits.
 
-    Unlearning shows the pictures the model was asked about, not fresh augmentations.
+    Unlearning shows the pictures the model was asked about, not fresh augmentations. Under a
+    multi-process launcher each process keeps its own rows of every batch (:mod:`..distributed`).
     """
     for chunk in batches(examples, batch_size, rng):
-        yield canonical_batch(processor, chunk, rng)
+        yield canonical_batch(processor, chunk, rng, rows=local_rows(len(chunk)))
 
 
 def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:

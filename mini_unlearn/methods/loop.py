@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..models.anatomy import find_towers, part_of
 from ..models.precision import MasterAdamW
 from ..models.train import quiet_peft
@@ -76,7 +77,11 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable,
 
     ``parameters`` overrides ``train``'s choice of trainable parameters; ``grad_masks`` (``id(parameter)``
     → a 0/1 mask broadcastable to it) multiplies that parameter's gradient, so its masked entries never
-    move (AdamW without weight decay leaves an entry whose gradient is always 0 untouched)."""
+    move (AdamW without weight decay leaves an entry whose gradient is always 0 untouched).
+
+    Under a multi-process launcher each step is data-parallel (:mod:`..distributed`): every process
+    draws the same batches and computes its rows; the gradients are averaged after ``backward``, and
+    ``loss_fn`` builds its means with :func:`..distributed.global_mean`."""
     model = vlm.model
     device = vlm.device
     torch.manual_seed(seed)
@@ -100,17 +105,20 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable,
     try:
         probe(0)
         model.train()
-        bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=1.0)
+        bar = tqdm(total=steps, desc=desc, disable=not progress or not distributed.is_main(), mininterval=1.0)
         for step in range(1, steps + 1):
             start = time.perf_counter()
             forget_batch = to_device(next(forget_stream), device)
             retain_batch = to_device(next(retain_stream), device) if retain_stream is not None else None
-            losses = loss_fn(model, forget_batch, retain_batch)
+            with distributed.data_parallel_step():
+                losses = loss_fn(model, forget_batch, retain_batch)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
+            distributed.average_gradients(parameters)        # several processes: the whole batch's gradient
             torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
             optimizer.step()
-            log.losses.append({name: float(value.detach()) for name, value in losses.items()})
+            with distributed.data_parallel_step():
+                log.losses.append({name: float(distributed.mean_across(value)) for name, value in losses.items()})
             log.seconds += time.perf_counter() - start
             if probe_every and step % probe_every == 0 and step != steps:
                 probe(step)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 # log p(answer) per row and the mean token CE: shared with training and the monitor
+from .. import distributed
 from ..models.train import IGNORE_INDEX, sequence_log_probs, token_cross_entropy
 
 
@@ -41,7 +42,10 @@ def npo_loss(log_p: torch.Tensor, ref_log_p: torch.Tensor, beta: float = 0.4) ->
     """
     if beta <= 0:
         raise ValueError(f"beta must be > 0; got {beta!r}")
-    return -(2.0 / beta) * F.logsigmoid(-beta * (log_p - ref_log_p)).mean()
+    per_row = F.logsigmoid(-beta * (log_p - ref_log_p))
+    if distributed.splitting():     # the mean over the whole batch's rows (each process holds some)
+        return -(2.0 / beta) * distributed.global_mean(per_row.sum(), per_row.numel())
+    return -(2.0 / beta) * per_row.mean()
 
 
 def npo_loss_mllmu(ce: torch.Tensor, ref_ce: torch.Tensor, beta: float = 0.4) -> torch.Tensor:
@@ -65,7 +69,7 @@ def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torc
     if log_p.shape[0] == 0:
         return logits.sum() * 0.0
     total = F.kl_div(log_p, log_ref, reduction="sum", log_target=True)
-    return total / (log_p.shape[0] if reduction == "token" else logits.shape[0])
+    return distributed.global_mean(total, log_p.shape[0] if reduction == "token" else logits.shape[0])
 
 
 __all__ = ["IGNORE_INDEX", "KL_REDUCTIONS", "ga_loss", "kl_to_reference", "npo_loss", "npo_loss_mllmu", "sequence_log_probs",

@@ -2,19 +2,19 @@
 from . import shipped, train_data
 from .anatomy import NeuronSite, count_neurons, find_mlp_neurons, find_towers, summary
 from .build import PRESETS, Preset, build_model, build_processor, build_tokenizer, get_preset
-from .cache import (RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, retain_only, retain_only_key, vanilla,
-                    vanilla_key)
+from .cache import (RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, recipe_for, retain_only,
+                    retain_only_key, vanilla, vanilla_key)
 from .families import FAMILIES, Family, QwenVLProcessor
 from .load import SUPPORTED_ARCHITECTURES, load_vlm
 from .prompts import chat, question_prompt, question_text, target
-from .train import LoraSettings, Monitor, TrainConfig, TrainingLog
+from .train import LoraSettings, Monitor, Speedups, TrainConfig, TrainingLog
 from .train_data import Example, ReadingCurriculum, answer_only_labels, make_batch, training_examples
 from .vlm import VLM
 
 # The training loop is ``mini_unlearn.models.train.train``: it is not re-exported here, where the name
 # ``train`` would hide its own module.
-__all__ = ["FAMILIES", "Example", "Family", "LoraSettings", "QwenVLProcessor", "Monitor", "NeuronSite", "PRESETS", "Preset", "RECIPES", "ReadingCurriculum", "SUPPORTED_ARCHITECTURES",
+__all__ = ["FAMILIES", "Example", "Family", "LoraSettings", "QwenVLProcessor", "Monitor", "NeuronSite", "PRESETS", "Preset", "RECIPES", "ReadingCurriculum", "SUPPORTED_ARCHITECTURES", "Speedups",
            "TRAINING_VERSION", "TrainConfig", "TrainingLog", "VLM", "answer_only_labels", "benchmark_fingerprint",
            "build_model", "build_processor", "build_tokenizer", "chat", "count_neurons", "find_mlp_neurons",
            "find_towers", "get_preset", "load_cached", "load_vlm", "make_batch", "question_prompt", "question_text",
-           "retain_only", "retain_only_key", "shipped", "summary", "target", "train_data", "training_examples", "vanilla", "vanilla_key"]
+           "recipe_for", "retain_only", "retain_only_key", "shipped", "summary", "target", "train_data", "training_examples", "vanilla", "vanilla_key"]

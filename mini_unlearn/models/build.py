@@ -13,7 +13,7 @@ Measured pitfalls (reference/feasibility.md) built in:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -59,6 +59,22 @@ class Preset:
     def image_tokens(self) -> int:
         return (self.image_size // self.patch_size) ** 2
 
+    def scaled(self, factor: int) -> Preset:
+        """This preset with every width divided by ``factor``: the same depth, heads, images and
+        vocabulary, so a CPU runs the exact code path of a GPU-sized model (``xl`` / 16: ~5 M
+        parameters instead of ~1 B). Named ``"<name>/<factor>"``."""
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"factor must be a positive integer; got {factor!r}")
+        widths = dict(vision_hidden=self.vision_hidden, vision_mlp=self.vision_mlp, text_hidden=self.text_hidden,
+                      text_mlp=self.text_mlp)
+        uneven = [name for name, width in widths.items() if width % factor]
+        heads = {"vision_hidden": self.vision_heads, "text_hidden": self.text_heads}
+        uneven += [name for name, n in heads.items() if (widths[name] // factor) % n]
+        if uneven:
+            raise ValueError(f"factor={factor} does not divide {sorted(set(uneven))} of preset {self.name!r} "
+                             "evenly (into whole widths and attention heads)")
+        return replace(self, name=f"{self.name}/{factor}", **{name: width // factor for name, width in widths.items()})
+
 
 PRESETS: dict[str, Preset] = {
     # the course: trains to >= 95% on 40 people in a few minutes on 2 CPU cores
@@ -71,13 +87,25 @@ PRESETS: dict[str, Preset] = {
     "base": Preset("base", image_size=128, patch_size=16, vision_hidden=256, vision_layers=4, vision_heads=8,
                    vision_mlp=1024, text_hidden=512, text_layers=6, text_heads=8, text_mlp=2048, vocab_size=4096,
                    max_positions=512),
+    # a small real VLM (~1 B parameters; feasibility §7: 0.12 s a step for 64 samples on an H100 with
+    # bf16 + torch.compile, 33 % MFU). CLIP ViT-B/16-sized vision tower, a 2048-wide 16-layer Llama
+    "xl": Preset("xl", image_size=128, patch_size=16, vision_hidden=768, vision_layers=12, vision_heads=12,
+                 vision_mlp=3072, text_hidden=2048, text_layers=16, text_heads=16, text_mlp=5632, vocab_size=4096,
+                 max_positions=512),
 }
 
 
 def get_preset(preset: str | Preset) -> Preset:
-    """A preset by name (or the preset itself); a clear error for an unknown name."""
+    """A preset by name (or the preset itself); a clear error for an unknown name.
+
+    ``"xl/16"`` is ``PRESETS["xl"].scaled(16)``: every width divided by 16 (see :meth:`Preset.scaled`)."""
     if isinstance(preset, Preset):
         return preset
+    name, _, factor = str(preset).partition("/")
+    if factor and name in PRESETS:
+        if not factor.isdigit():
+            raise ValueError(f"preset {preset!r}: the scale after '/' must be a positive integer")
+        return PRESETS[name].scaled(int(factor))
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[preset]

@@ -41,7 +41,7 @@ import torch
 from .build import Preset, build_model, build_processor, build_tokenizer, get_preset
 from .load import default_device, load_vlm
 from .shipped import find_shipped
-from .train import Monitor, TrainConfig, train_recipe
+from .train import Monitor, Speedups, TrainConfig, train_recipe
 from .train_data import ReadingCurriculum, training_examples
 from .vlm import CARD_FILE, VLM
 
@@ -57,7 +57,18 @@ RECIPES: dict[str, TrainConfig] = {
     "tiny": TrainConfig(steps=6000, batch_size=32, lr=1e-3, warmup=50,
                         reading=ReadingCurriculum(reading_steps=3000, mcq_weight=3)),
     "base": TrainConfig(steps=4000, batch_size=64, lr=5e-4, warmup=200),
+    # ~1 B parameters, a GPU: bf16 autocast + regional torch.compile + fused AdamW (2× at this size,
+    # feasibility §7). Steps and learning rate follow base's at a larger model's usual lower rate;
+    # whether they memorise 500 people is measured by benchmarks/gpu_pipeline.py --preset xl (pending a GPU)
+    "xl": TrainConfig(steps=4000, batch_size=64, lr=3e-4, warmup=200, speedups=Speedups()),
 }
+
+
+def recipe_for(preset: str | Preset) -> TrainConfig:
+    """The training recipe of ``preset``: its own, that of the preset it scales (``"xl/16"`` → ``xl``'s),
+    else ``tiny``'s."""
+    name = get_preset(preset).name
+    return RECIPES.get(name, RECIPES.get(name.split("/")[0], RECIPES["tiny"]))
 
 
 def default_cache_dir() -> Path:
@@ -103,7 +114,7 @@ def cache_key(kind: str, bench, people: list[str], preset: Preset, seed: int, re
     """Everything that decides the trained weights (see the module docstring)."""
     return {"kind": kind, "benchmark": bench.name, "benchmark_fingerprint": benchmark_fingerprint(bench),
             "people": hashlib.sha256(",".join(people).encode()).hexdigest(), "n_people": len(people),
-            "preset": asdict(preset), "seed": seed, "recipe": asdict(recipe),
+            "preset": asdict(preset), "seed": seed, "recipe": recipe.to_dict(),
             "training_version": TRAINING_VERSION, **extra}
 
 
@@ -158,7 +169,7 @@ def _store(vlm: VLM, final: Path) -> None:
 
 def _resolve(preset, recipe) -> tuple[Preset, TrainConfig]:
     preset = get_preset(preset)
-    recipe = recipe if recipe is not None else RECIPES.get(preset.name, RECIPES["tiny"])
+    recipe = recipe if recipe is not None else recipe_for(preset)
     if not isinstance(recipe, TrainConfig):
         raise TypeError(f"recipe must be None or a TrainConfig; got {recipe!r}")
     return preset, recipe

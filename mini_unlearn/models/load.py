@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from transformers.utils import logging as hf_logging
 
+from .. import distributed
 from .families import FAMILIES, family_of
 from .vlm import CARD_FILE, VLM, progress_bars
 
@@ -31,7 +32,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """cuda if available, else cpu; under a multi-process launcher, this process's own device."""
+    return distributed.device()
 
 
 def architecture_of(config: dict) -> str:

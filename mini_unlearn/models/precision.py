@@ -28,10 +28,11 @@ LOW_PRECISION = (torch.bfloat16, torch.float16)
 class MasterAdamW:
     """AdamW over fp32 masters of ``parameters`` (each low-precision one copied, fp32 ones used as they are)."""
 
-    def __init__(self, parameters, lr: float, weight_decay: float = 0.0):
+    def __init__(self, parameters, lr: float, weight_decay: float = 0.0, fused: bool = False):
         self.parameters = list(parameters)
         self.masters = [p.detach().float().clone() if p.dtype in LOW_PRECISION else p for p in self.parameters]
-        self.optimizer = torch.optim.AdamW(self.masters, lr=lr, weight_decay=weight_decay)
+        # fused=True: one kernel for every parameter's update (what a large model on a GPU wants)
+        self.optimizer = torch.optim.AdamW(self.masters, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
     @property
     def copies(self) -> int:

@@ -35,6 +35,7 @@ from PIL import Image
 
 from ..bench import LETTERS, augment
 from ..bench.questions import QAPair, Question
+from ..distributed import local_rows
 from .families import family_of_processor, model_inputs
 from .prompts import chat, question_prompt, render, target
 
@@ -221,10 +222,12 @@ def batches(examples: list[Example], batch_size: int, rng: random.Random, length
             yield [examples[i] for i in chunk]
 
 
-def canonical_batch(processor, examples: list[Example], rng: random.Random) -> dict[str, torch.Tensor]:
+def canonical_batch(processor, examples: list[Example], rng: random.Random, rows: slice = slice(None)
+                    ) -> dict[str, torch.Tensor]:
     """Tensors for ``examples`` drawn with ``rng``, each image question with its canonical portrait
-    (no augmentation: what unlearning and attribution are asked about)."""
-    return make_batch(processor, [(*example.draw(rng), example.image(None)) for example in examples])
+    (no augmentation: what unlearning and attribution are asked about). Every example is drawn (the
+    same random stream on every process); only ``rows`` of them become tensors (:mod:`..distributed`)."""
+    return make_batch(processor, [(*example.draw(rng), example.image(None)) for example in examples][rows])
 
 
 def one_pass_batches(processor, examples: list[Example], batch_size: int, rng: random.Random | None = None):
@@ -257,11 +260,14 @@ def tokens_per_image(processor) -> int:
 
 def training_batches(processor, examples: list[Example], batch_size: int, rng: random.Random, *,
                      group_by_length: bool = True):
-    """Endless tensor batches: sampled by :func:`batches`, each sample drawn afresh (options, augmentation)."""
+    """Endless tensor batches: sampled by :func:`batches`, each sample drawn afresh (options, augmentation).
+
+    Under a multi-process launcher each process draws the whole batch and keeps its own rows
+    (:func:`..distributed.local_rows`): the random stream, and so the batch, is one process's."""
     lengths = token_lengths(processor, examples) if group_by_length else None
     for chunk in batches(examples, batch_size, rng, lengths):
         samples = []
         for example in chunk:
             prompt, answer = example.draw(rng)
             samples.append((prompt, answer, example.image(rng)))
-        yield make_batch(processor, samples)
+        yield make_batch(processor, samples[local_rows(len(samples))])

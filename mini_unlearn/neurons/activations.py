@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.anatomy import NeuronSite, find_mlp_neurons
+from .. import distributed
 from ..models.prompts import question_prompt
 from ..models.vlm import VLM
 
@@ -35,6 +36,7 @@ LANGUAGE_TOKENS: tuple[str, ...] = ("all", "text")
 
 
 TAU = 0.1   # MANU's firing threshold (paper and code)
+STAT_FIELDS: tuple[str, ...] = ("total", "total_abs", "total_sq", "above", "abs_above")
 
 
 @dataclass
@@ -68,6 +70,18 @@ class NeuronStats:
         self.total_sq += (values ** 2).sum(0)
         self.above += (values > self.tau).sum(0)
         self.abs_above += (values.abs() > self.tau).sum(0)
+
+    def sum_across_processes(self) -> None:
+        """Add every process's sums (:func:`..distributed.all_sum`): each then holds the totals of all
+        the samples, as if one process had seen them. A no-op on one process."""
+        if not distributed.is_distributed():
+            return
+        sums = torch.stack([self._zeros_if_empty(getattr(self, attr)) for attr in STAT_FIELDS])
+        count = torch.tensor([float(self.count)], dtype=torch.float64)
+        distributed.all_sum(sums)
+        self.count = int(distributed.all_sum(count).item())
+        for attr, total in zip(STAT_FIELDS, sums):
+            setattr(self, attr, total.clone())
 
     def _zeros_if_empty(self, value: torch.Tensor | None) -> torch.Tensor:
         return value if value is not None else torch.zeros(self.site.width, dtype=torch.float64)
@@ -141,7 +155,9 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     """Stream ``batches`` (dicts of model inputs) through the model; per-site :class:`NeuronStats`.
 
     Keys are the sites' module names. The language model's token mask is the batch's attention mask,
-    without the image placeholder tokens when ``language_tokens="text"``.
+    without the image placeholder tokens when ``language_tokens="text"``. Under a multi-process
+    launcher each process streams its share of the batches (:func:`..distributed.shard`) and the
+    sums are added across processes: every process returns the statistics of all of them.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
@@ -173,7 +189,7 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     model.eval()
     try:
         with recording(model, sites, on_activation), torch.inference_mode():
-            for batch in batches:
+            for batch in distributed.shard(batches):
                 batch = {k: v.to(vlm.device) for k, v in batch.items() if k != "labels"}
                 mask = batch.get("attention_mask")
                 if mask is not None and language_tokens == "text":
@@ -184,6 +200,8 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
                 model(**batch)
     finally:
         model.train(was_training)
+    for site_stats in stats.values():
+        site_stats.sum_across_processes()
     return stats
 
 

@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import distributed
 from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
 from ..bench.splits import check_ratio
 from ..models.anatomy import find_towers, part_of
@@ -151,6 +152,8 @@ def squared_gradients(model: nn.Module, batches, parameters: dict[str, nn.Parame
     """``F[θ]`` = the mean over ``batches`` of the squared gradient of ``loss_fn(model, batch)``.
 
     Gradients are taken with ``torch.autograd.grad``: no ``.grad`` is left behind and no weight changes.
+    Under a multi-process launcher each process takes its share of the batches
+    (:func:`..distributed.shard`) and the sums and batch counts are added across processes.
     """
     if not parameters:
         raise ValueError("parameters is empty: there is nothing to score")
@@ -158,13 +161,17 @@ def squared_gradients(model: nn.Module, batches, parameters: dict[str, nn.Parame
     device = tensors[0].device
     totals = [torch.zeros_like(t, dtype=torch.float32) for t in tensors]
     n_batches = 0
-    for batch in batches:
+    for batch in distributed.shard(batches):
         batch = {key: value.to(device) for key, value in batch.items()}
         grads = torch.autograd.grad(loss_fn(model, batch), tensors, allow_unused=True)
         for total, grad in zip(totals, grads):
             if grad is not None:
                 total.add_(grad.float().square())
         n_batches += 1
+    if distributed.is_distributed():
+        for total in totals:
+            distributed.all_sum(total)
+        n_batches = int(distributed.all_sum(torch.tensor([float(n_batches)])).item())
     if n_batches == 0:
         raise ValueError("batches is empty: squared gradients need at least one batch")
     return {name: total / n_batches for name, total in zip(names, totals)}

@@ -1,0 +1,152 @@
+"""One process or two, the same numbers: everything data parallelism touches, on a CPU (chapter 11b).
+
+    .venv/bin/python benchmarks/data_parallel_check.py                  # both runs, then the comparison
+    .venv/bin/python benchmarks/data_parallel_check.py run OUT          # one run, on one process
+    torchrun --nproc_per_node 2 benchmarks/data_parallel_check.py run OUT   # the same run on two (gloo)
+
+``run`` is an ordinary script that uses the package; under a launcher the package notices and goes
+data-parallel (:mod:`mini_unlearn.distributed`). From the same initial weights it takes one
+gradient as training does (accelerate's DDP wrapper) and as the methods do (an all-reduce after
+backward), MANU's statistics, MMUnlearner's saliency, two GA_Diff steps and three training steps.
+Rank 0 writes ``OUT/tensors.safetensors`` and ``OUT/figures.json`` (the logged losses, the rows each
+process computed). tests/test_distributed.py runs it both ways and checks every figure.
+"""
+import json
+import random
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+import mini_unlearn as mu
+from mini_unlearn import distributed
+from mini_unlearn.methods.manu import manu_statistics
+from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
+from mini_unlearn.methods.data import example_batches
+from mini_unlearn.models.train import answer_loss, train
+from mini_unlearn.models.train_data import training_batches, training_examples
+from mini_unlearn.neurons import compute_saliency
+
+RATIO = 0.25
+
+
+def one_gradient(vlm, bench, through_ddp: bool) -> dict[str, torch.Tensor]:
+    """The gradient of the answer cross-entropy of one seeded batch of 8 forget + retain pairs, as the
+    training step takes it (``through_ddp``: accelerate's DDP wrapper) or as the methods' loop does
+    (a plain backward, then :func:`distributed.average_gradients`)."""
+    forget, retain = mu.methods.unlearning_sets(bench, RATIO)
+    batch = next(example_batches(vlm.processor, forget + retain, 8, random.Random(0)))
+    model = vlm.model
+    model.zero_grad(set_to_none=True)
+    forward = distributed.wrap(model) if through_ddp else model     # the DDP wrapper must outlive backward
+    with distributed.data_parallel_step():
+        loss = answer_loss(forward, batch)
+    loss.backward()
+    if not through_ddp:
+        distributed.average_gradients(list(model.parameters()))
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+def main(out: Path) -> None:
+    torch.set_num_threads(1)                 # two processes on two cores; one process uses one thread too
+    bench = mu.bench.make_benchmark(n_profiles=4, seed=0, n_utility=1)
+    preset = get_preset("tiny")
+    tokenizer = build_tokenizer(bench, preset.vocab_size)
+    vlm = VLM(build_model(preset, tokenizer, seed=0), build_processor(tokenizer, preset), {})
+    tensors, figures = {}, {"processes": distributed.world_size()}
+    # each stage starts from the same initial weights, so a difference cannot be carried from one to the next
+
+    forget, retain = mu.methods.unlearning_sets(bench, RATIO)      # how many rows of an 8-row batch this process computes
+    figures["rows_per_process"] = {
+        "methods": len(next(example_batches(vlm.processor, forget + retain, 8, random.Random(0)))["input_ids"]),
+        "training": len(next(training_batches(vlm.processor, training_examples(bench), 8, random.Random(0)))["input_ids"])}
+    for route in ("ddp", "all_reduce"):
+        grads = one_gradient(vlm, bench, through_ddp=route == "ddp")
+        tensors.update({f"gradient_{route}/{name}": g for name, g in grads.items()})
+
+    result = mu.unlearn(vlm, bench, "ga_diff", RATIO, steps=2, batch_size=4, progress=False)
+    figures["ga_diff_losses"] = result.log.losses
+    tensors.update({f"ga_diff/{name}": p.detach().clone() for name, p in result.vlm.model.named_parameters()})
+
+    stats = manu_statistics(vlm, bench, RATIO, batch_size=2)
+    for split, by_view in stats.items():
+        for view, by_site in by_view.items():
+            for site, site_stats in by_site.items():
+                for name, total in site_stats.sums().items():
+                    tensors[f"manu/{split}/{view}/{site}/{name}"] = total
+                tensors[f"manu/{split}/{view}/{site}/count"] = torch.tensor([site_stats.count])
+
+    saliency = compute_saliency(vlm, bench, RATIO, batch_size=2)
+    for name in saliency.masks:
+        tensors[f"saliency/forget/{name}"] = saliency.forget[name]
+        tensors[f"saliency/preserve/{name}"] = saliency.preserve[name]
+        tensors[f"saliency/mask/{name}"] = saliency.masks[name].to(torch.uint8)
+
+    # last, as it changes the model in place (everything above starts from the same initial weights)
+    log = train(vlm, training_examples(bench), steps=3, batch_size=8, lr=1e-3, warmup=1, seed=0, threads=1,
+                progress=False)
+    figures["train_losses"] = log.losses
+    tensors.update({f"trained/{name}": p.detach().clone() for name, p in vlm.model.named_parameters()})
+
+
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({name: t.contiguous() for name, t in tensors.items()}, str(out / "tensors.safetensors"))
+        (out / "figures.json").write_text(json.dumps(figures))
+
+
+NOISE_ONLY = "self_attn.k_proj.bias"      # CLIP's key biases: softmax ignores them, their gradient is rounding noise
+
+
+def launch(out: Path, processes: int) -> None:
+    """``run`` into ``out`` on ``processes`` CPU processes (torchrun, as ``accelerate launch`` calls it)."""
+    import os
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    command = (launcher if processes > 1 else [sys.executable]) + [str(Path(__file__).resolve()), "run", str(out)]
+    done = subprocess.run(command, check=False, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{processes} process(es) failed:\n{done.stderr[-4000:]}")
+
+
+def load(out: Path) -> tuple[dict, dict]:
+    from safetensors.torch import load_file
+    return load_file(str(out / "tensors.safetensors")), json.loads((out / "figures.json").read_text())
+
+
+def compare(one: Path, two: Path):
+    """Per stage: the largest gap between the runs, relative to the stage's largest value (the key
+    biases apart), and for the losses the largest relative gap of a logged loss."""
+    import pandas as pd
+    (a, first), (b, second) = load(one), load(two)
+    rows = {}
+    for name, t in a.items():
+        stage = name.split("/")[0] + ("/" + name.split("/")[1] if name.startswith("saliency") else "")
+        if NOISE_ONLY in name or name.endswith("/count"):
+            continue
+        x, y = t.double(), b[name].double()
+        gap = float((x - y).abs().max() / x.abs().max().clamp(min=1e-30))
+        rows[stage] = max(rows.get(stage, 0.0), gap)
+    # the logged losses: training's, and GA_Diff's two cross-entropies (its total, −forget + retain, is a
+    # difference of nearly equal numbers, so a relative gap of it says nothing)
+    pairs = list(zip(first["train_losses"], second["train_losses"]))
+    pairs += [(p[k], q[k]) for p, q in zip(first["ga_diff_losses"], second["ga_diff_losses"]) for k in p if k != "loss"]
+    rows["logged losses"] = max(abs(p - q) / abs(p) for p, q in pairs)
+    return pd.Series(rows, name="largest relative gap").sort_index(), (first, second)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "run":
+        main(Path(sys.argv[2]))
+    else:
+        import tempfile
+        folder = Path(tempfile.mkdtemp())
+        launch(folder / "one", 1)
+        launch(folder / "two", 2)
+        gaps, _ = compare(folder / "one", folder / "two")
+        print(gaps.to_string(float_format=lambda v: f"{v:.1e}"))
