@@ -2,7 +2,7 @@
 
 ``benchmarks/data_parallel_check.py run`` takes, from the same initial weights: one gradient as training
 takes it (accelerate's DDP wrapper) and as the methods take it (an all-reduce after backward), MANU's
-neuron statistics, MMUnlearner's saliency, two GA_Diff steps and three training steps. It runs once
+neuron statistics, MMUnlearner's saliency, two steps each of GA_Diff, NPO, RMU and MMUnlearner, and three training steps. It runs once
 on one process and once on two; every figure must agree up to the order of floating-point additions.
 
 One exception, and a lesson: the bias of CLIP's attention keys. A key bias adds ``q·b`` to every
@@ -98,11 +98,15 @@ def test_saliency_scores_and_mask_are_the_same_on_two_processes(runs):
 
 
 @pytest.mark.parametrize("name, prefix, losses", [("GA_Diff, 2 steps", "ga_diff", "ga_diff_losses"),
+                                                  ("NPO, 2 steps", "npo", "npo_losses"),
+                                                  ("RMU, 2 steps", "rmu", "rmu_losses"),
+                                                  ("MMUnlearner, 2 forget steps", "mmunlearner", "mmunlearner_losses"),
                                                   ("training, 3 steps", "trained", "train_losses")])
 def test_steps_give_the_same_losses_and_weights_on_two_processes(runs, name, prefix, losses):
     (one, first), (two, second) = runs
-    flat = [(row if isinstance(row, float) else row["loss"]) for row in first[losses]]
-    other = [(row if isinstance(row, float) else row["loss"]) for row in second[losses]]
+    def logged(rows):      # every logged figure of every step (a method logs its loss's terms too)
+        return [value for row in rows for value in ([row] if isinstance(row, float) else row.values())]
+    flat, other = logged(first[losses]), logged(second[losses])
     assert len(flat) == len(other) > 1
     assert flat == pytest.approx(other, rel=1e-4, abs=1e-5), name
     # AdamW divides each gradient by its own running size, so a component that is nearly 0 (its sign set

@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from ..bench.questions import IMAGE_TEXT
 from ..models.precision import MasterAdamW
+from .. import distributed
 from ..models.train import answer_loss
 from ..neurons.saliency import (EPS, THRESHOLD, check_language_preserve, check_preset, check_threshold, compute_saliency,
                                 maskable_parameters)
@@ -184,6 +185,7 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
         for p in trainable:
             p.grad = None
         loss.backward()
+        distributed.average_gradients(trainable)        # several processes: the whole batch's gradient
         torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
         if masked and grad_masks is not None:
             for p, m in zip(masked_params, grad_masks):
@@ -194,17 +196,20 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
     try:
         probe(0)
         model.train()
-        bar = tqdm(total=config.forget_steps, desc="mmunlearner", disable=not progress, mininterval=1.0)
+        bar = tqdm(total=config.forget_steps, desc="mmunlearner", disable=not progress or not distributed.is_main(),
+                   mininterval=1.0)
         for step in range(1, config.forget_steps + 1):
             start = time.perf_counter()
-            forget_ce = answer_loss(model, scored_on(to_device(next(forget_stream), device), config.loss_on))
-            descend(-config.forget_weight * forget_ce, forget_optimizer, masked=True)
-            retain_ces = []
-            for _ in range(retain_per_forget):
-                retain_ce = answer_loss(model, scored_on(to_device(next(retain_stream), device), config.loss_on))
-                descend(retain_ce, retain_optimizer, masked=not free_retain)
-                retain_ces.append(float(retain_ce.detach()))
-            row = {"loss": -config.forget_weight * float(forget_ce.detach()), "forget_ce": float(forget_ce.detach())}
+            with distributed.data_parallel_step():      # several processes: each computes its rows
+                forget_ce = answer_loss(model, scored_on(to_device(next(forget_stream), device), config.loss_on))
+                descend(-config.forget_weight * forget_ce, forget_optimizer, masked=True)
+                forget_ce = distributed.mean_across(forget_ce)
+                retain_ces = []
+                for _ in range(retain_per_forget):
+                    retain_ce = answer_loss(model, scored_on(to_device(next(retain_stream), device), config.loss_on))
+                    descend(retain_ce, retain_optimizer, masked=not free_retain)
+                    retain_ces.append(float(distributed.mean_across(retain_ce)))
+            row = {"loss": -config.forget_weight * float(forget_ce), "forget_ce": float(forget_ce)}
             if retain_ces:
                 row["retain_ce"] = sum(retain_ces) / len(retain_ces)
             log.losses.append(row)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import distributed
 from ..models.anatomy import find_towers
 from ..models.train import answer_loss
 from .base import check_positive, check_positive_int, check_seed, register
@@ -51,10 +52,10 @@ from .loop import run_gradient_loop
 
 def _token_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     squared = (h.float() - target.float()) ** 2
-    if mask is None:
-        return squared.mean()
-    keep = mask.bool()
-    return squared[keep].mean()
+    chosen = squared if mask is None else squared[mask.bool()]
+    if distributed.splitting():      # the mean over the whole batch's tokens (each process holds some rows)
+        return distributed.global_mean(chosen.sum(), chosen.numel())
+    return chosen.mean()
 
 
 def control_vector(hidden_size: int, seed: int = 0) -> torch.Tensor:
