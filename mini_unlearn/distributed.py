@@ -153,6 +153,14 @@ def global_mean(total: torch.Tensor, count: torch.Tensor | int) -> torch.Tensor:
     return process_loss(total, all_sum(count).to(total.dtype), world_size())
 
 
+def batch_mean(values: torch.Tensor) -> torch.Tensor:
+    """``values.mean()``, or in a data-parallel step the mean over the whole batch's values
+    (:func:`global_mean` of their sum and number): a row mean, a token mean."""
+    if not splitting():
+        return values.mean()
+    return global_mean(values.sum(), values.numel())
+
+
 def process_loss(total, count_all, processes: int):
     """What one process backpropagates so that DDP's *average* of the processes' gradients is the
     gradient of the whole batch's mean: its own sum over the whole batch's count, times the processes."""
@@ -208,5 +216,5 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
     return _accelerator().prepare_model(model, device_placement=False)
 
 
-__all__ = ["all_sum", "average_gradients", "data_parallel_step", "device", "global_mean", "is_distributed", "is_main", "local_rows",
+__all__ = ["all_sum", "average_gradients", "batch_mean", "data_parallel_step", "device", "global_mean", "is_distributed", "is_main", "local_rows",
            "mean_across", "process_loss", "rank", "row_slice", "shard", "splitting", "state", "world_size", "wrap"]

@@ -42,10 +42,7 @@ def npo_loss(log_p: torch.Tensor, ref_log_p: torch.Tensor, beta: float = 0.4) ->
     """
     if beta <= 0:
         raise ValueError(f"beta must be > 0; got {beta!r}")
-    per_row = F.logsigmoid(-beta * (log_p - ref_log_p))
-    if distributed.splitting():     # the mean over the whole batch's rows (each process holds some)
-        return -(2.0 / beta) * distributed.global_mean(per_row.sum(), per_row.numel())
-    return -(2.0 / beta) * per_row.mean()
+    return -(2.0 / beta) * distributed.batch_mean(F.logsigmoid(-beta * (log_p - ref_log_p)))   # over all rows
 
 
 def npo_loss_mllmu(ce: torch.Tensor, ref_ce: torch.Tensor, beta: float = 0.4) -> torch.Tensor:

@@ -52,10 +52,7 @@ from .loop import run_gradient_loop
 
 def _token_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     squared = (h.float() - target.float()) ** 2
-    chosen = squared if mask is None else squared[mask.bool()]
-    if distributed.splitting():      # the mean over the whole batch's tokens (each process holds some rows)
-        return distributed.global_mean(chosen.sum(), chosen.numel())
-    return chosen.mean()
+    return distributed.batch_mean(squared if mask is None else squared[mask.bool()])   # over all the batch's tokens
 
 
 def control_vector(hidden_size: int, seed: int = 0) -> torch.Tensor:
