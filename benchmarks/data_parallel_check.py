@@ -37,12 +37,10 @@ UNLEARNING = {"ga_diff": dict(steps=2), "npo": dict(steps=2, reference="initial"
               "mmunlearner": dict(forget_steps=2, retain_per_forget=1)}
 
 
-def one_gradient(vlm, bench, through_ddp: bool) -> dict[str, torch.Tensor]:
-    """The gradient of the answer cross-entropy of one seeded batch of 8 forget + retain pairs, as the
+def one_gradient(vlm, batch, through_ddp: bool) -> dict[str, torch.Tensor]:
+    """The gradient of the answer cross-entropy of ``batch`` (this process's rows of it), as the
     training step takes it (``through_ddp``: accelerate's DDP wrapper) or as the methods' loop does
     (a plain backward, then :func:`distributed.average_gradients`)."""
-    forget, retain = mu.methods.unlearning_sets(bench, RATIO)
-    batch = next(example_batches(vlm.processor, forget + retain, 8, random.Random(0)))
     model = vlm.model
     model.zero_grad(set_to_none=True)
     forward = distributed.wrap(model) if through_ddp else model     # the DDP wrapper must outlive backward
@@ -65,12 +63,14 @@ def main(out: Path) -> None:
     tensors, figures = {}, {"processes": distributed.world_size()}
     # each stage starts from the same initial weights, so a difference cannot be carried from one to the next
 
-    forget, retain = mu.methods.unlearning_sets(bench, RATIO)      # how many rows of an 8-row batch this process computes
-    figures["rows_per_process"] = {
-        "methods": len(next(example_batches(vlm.processor, forget + retain, 8, random.Random(0)))["input_ids"]),
+    # one seeded batch of 8 forget + retain pairs, as the methods draw it: this process's rows of it
+    forget, retain = mu.methods.unlearning_sets(bench, RATIO)
+    batch = next(example_batches(vlm.processor, forget + retain, 8, random.Random(0)))
+    figures["rows_per_process"] = {      # how many rows of an 8-row batch this process computes
+        "methods": len(batch["input_ids"]),
         "training": len(next(training_batches(vlm.processor, training_examples(bench), 8, random.Random(0)))["input_ids"])}
     for route in ("ddp", "all_reduce"):
-        grads = one_gradient(vlm, bench, through_ddp=route == "ddp")
+        grads = one_gradient(vlm, batch, through_ddp=route == "ddp")
         tensors.update({f"gradient_{route}/{name}": g for name, g in grads.items()})
 
     for method, options in UNLEARNING.items():

@@ -1,6 +1,19 @@
-"""Assertions several test modules share (imported by name: tests/ is on sys.path; not a conftest,
-which notebooks/ also has)."""
+"""Assertions and helpers several test modules share (imported by name: tests/ is on sys.path; not a
+conftest, which notebooks/ also has)."""
+import importlib.util
+from pathlib import Path
+
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def assert_mask_held(before, after, mask):

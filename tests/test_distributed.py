@@ -11,7 +11,6 @@ arithmetic: what autograd returns is rounding noise (|g| < 1e-9), different for 
 order. AdamW divides by the gradient's own size and turns that noise into full-size steps, so those
 biases are compared separately: their gradients must be noise-sized in both runs.
 """
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,13 @@ import torch
 
 import mini_unlearn as mu
 from mini_unlearn import distributed
+from assertions import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "data_parallel_check.py"
 NOISE_ONLY = "self_attn.k_proj.bias"          # CLIP's key biases: gradient 0 in exact arithmetic
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("data_parallel_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run(out: Path, processes: int) -> tuple[dict, dict]:
-    script = load_script()
+    script = load_benchmark("data_parallel_check")
     script.launch(out, processes)
     return script.load(out)
 

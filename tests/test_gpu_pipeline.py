@@ -1,18 +1,12 @@
 """benchmarks/gpu_pipeline.py at its --smoke size: the GPU script's whole code path runs on a CPU, so it cannot rot."""
-import importlib.util
 import json
-from pathlib import Path
 
 import mini_unlearn as mu
-
-ROOT = Path(__file__).resolve().parents[1]
+from assertions import load_benchmark
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("gpu_pipeline", ROOT / "benchmarks" / "gpu_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_pipeline")
 
 
 def test_the_gpu_pipeline_smoke_run_trains_unlearns_and_evaluates(tmp_path, capsys):
