@@ -144,6 +144,8 @@ def execute_notebooks(paths):
     from ipykernel.kernelspec import write_kernel_spec
     from nbclient import NotebookClient
 
+    from mini_unlearn.controls import drop_widget_views
+
     # a kernelspec named python3 that points at this venv, found before any user-wide python3
     specs = Path(tempfile.mkdtemp(prefix="mini_unlearn-kernels-"))
     write_kernel_spec(specs / "kernels" / "python3")
@@ -161,6 +163,7 @@ def execute_notebooks(paths):
                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
         client.execute()
         coalesce_streams(nb)
+        drop_widget_views(nb)   # a live control's view has a random id and no stored state: keep its text line
         spec = dict(nb.metadata.get("kernelspec", {}), name="python3")
         spec.setdefault("display_name", "Python 3 (ipykernel)")
         spec.setdefault("language", "python")

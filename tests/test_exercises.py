@@ -8,6 +8,7 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from mini_unlearn import checks
 from mini_unlearn.exercises import (MarkerError, exercise_edition, find_exercises, generate_all,
                                     generate_exercise_notebook, strip_solutions)
 
@@ -134,9 +135,12 @@ def chapter_exercises():
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
-def test_every_chapter_has_an_exercise(path):
-    assert find_exercises(nbformat.read(path, as_version=4), path.name), \
-        f"{path.name} has no exercise (a code cell with '### BEGIN SOLUTION')"
+def test_every_chapter_has_two_to_four_exercises(path):
+    found = find_exercises(nbformat.read(path, as_version=4), path.name)
+    assert 2 <= len(found) <= 4, (f"{path.name} has {len(found)} exercises (code cells with '### BEGIN SOLUTION'); "
+                                  "a chapter has 2 to 4, from a warm-up to its key function")
+    checkers = [ex.checker for ex in found]
+    assert len(set(checkers)) == len(checkers), f"{path.name} checks one function twice: {checkers}"
 
 
 class _NoIPython:
@@ -161,3 +165,22 @@ def test_checker_passes_on_the_solution_and_fails_on_the_stub(ex, monkeypatch):
     run_exercise(ex, ex.solution)
     with pytest.raises((AssertionError, NotImplementedError)):
         run_exercise(ex, ex.stub)
+
+
+def test_every_checker_is_an_exercise_of_a_chapter():
+    used = {ex.checker for ex in chapter_exercises()}
+    assert set(checks.all_checkers()) == used, "checkers without an exercise, or exercises without a checker"
+
+
+@pytest.mark.parametrize("name, checker", sorted(checks.all_checkers().items()), ids=lambda v: v if isinstance(v, str) else "")
+def test_checker_names_each_usual_slip(name, checker, monkeypatch, capsys):
+    """Each checker knows at least one usual wrong answer, fails on it, and says which mistake it is."""
+    monkeypatch.chdir(NOTEBOOKS)
+    known = getattr(checker, "slips", ())
+    assert known, f"{name} lists no usual wrong answer (decorate it with @slips(Slip(fn, says), ...))"
+    for slip in known:
+        with pytest.raises(AssertionError) as failed:
+            checker(slip.fn)
+        assert slip.says in str(failed.value), (f"{name} failed on the slip {slip.fn.__name__} without saying so:\n"
+                                                f"{failed.value}")
+    assert "✓" not in capsys.readouterr().out

@@ -16,8 +16,10 @@ ALLOWED = {
     "evaluation": {"bench", "models"},
     "attacks": {"bench", "models", "neurons", "methods", "evaluation"},   # relearning reuses the loop
     "results": {"bench", "models", "neurons", "methods", "evaluation", "attacks"},   # the last stage: the leaderboard
+    # the exercises' checkers compare a learner's function with any stage's
+    "checks": {"bench", "models", "neurons", "methods", "evaluation", "attacks", "results"},
 }
-SHARED_UTILITIES = {"seeding", "distributed"}   # stage-free helpers any stage may use
+SHARED_UTILITIES = {"seeding", "distributed", "controls"}   # stage-free helpers any stage may use
 
 
 def imported_stages(path: Path, stage: str) -> set[str]:
