@@ -15,14 +15,14 @@ from .auditing import Findings, audit, findings, gap_closed, summarise, verdict
 from .forget_quality import ks_test, truth_ratios
 from .linear_probe import what_probe, who_probe
 from .logit_lens import answer_ranks
-from .membership import (MIA_ATTACKS, auc_table, forget_vs_holdout, labelled_scores, membership_scores, mia_auc,
-                         mia_scores, privleak)
+from .membership import (MIA_ATTACKS, auc_table, forget_vs_holdout, labelled_scores, membership_auc, membership_scores,
+                         mia_auc, mia_scores, privleak)
 from .probes import recall_probes
 from .readout import answer_states
 from .relearning import RelearnConfig, relearn
 
 __all__ = ["Findings", "MIA_ATTACKS", "RelearnConfig", "answer_ranks", "answer_states", "auc_table", "audit", "auditing",
            "findings", "forget_quality", "forget_vs_holdout", "gap_closed", "ks_test",
-           "labelled_scores", "linear_probe", "logit_lens", "membership", "membership_scores", "mia_auc", "mia_scores",
+           "labelled_scores", "linear_probe", "logit_lens", "membership", "membership_auc", "membership_scores", "mia_auc", "mia_scores",
            "privleak", "probes", "readout", "recall_probes", "relearn", "relearning", "summarise", "truth_ratios",
            "verdict", "what_probe", "who_probe"]

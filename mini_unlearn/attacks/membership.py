@@ -152,6 +152,15 @@ def mia_scores(vlm, examples, *, k: float = K, reference=None, batch_size: int =
                          for e, s, r in zip(examples, stats, ref_stats)])
 
 
+def membership_auc(member, scores) -> float:
+    """The ROC AUC of an attack's ``scores`` (higher = more likely a member) against ``member`` (1 or 0).
+
+    It is the probability that a random member scores higher than a random non-member, a tie counting
+    one half (the Mann–Whitney U statistic over the number of pairs): 1.0 separates them perfectly, 0.5 is a
+    coin, below 0.5 the members look *less* familiar than the non-members. Computed by scikit-learn."""
+    return float(roc_auc_score(member, scores))
+
+
 def auc_table(scores: pd.DataFrame) -> pd.DataFrame:
     """ROC AUC of every attack in ``scores`` (a ``member`` column: 1 or 0), per modality and overall."""
     attacks = [a for a in MIA_ATTACKS if a in scores]
@@ -159,7 +168,7 @@ def auc_table(scores: pd.DataFrame) -> pd.DataFrame:
     for modality, group in [*scores.groupby("modality"), ("all", scores)]:
         if group["member"].nunique() < 2:
             continue
-        rows += [{"attack": a, "modality": modality, "auc": float(roc_auc_score(group["member"], group[a]))}
+        rows += [{"attack": a, "modality": modality, "auc": membership_auc(group["member"], group[a])}
                  for a in attacks]
     return pd.DataFrame(rows)
 
@@ -205,4 +214,4 @@ def privleak(auc: float, reference_auc: float) -> float:
 
 
 __all__ = ["K", "MIA_ATTACKS", "TokenStats", "auc_table", "check_k", "forget_vs_holdout", "labelled_scores",
-           "lowest_mean", "membership_scores", "mia_auc", "mia_scores", "name_mask", "people_names", "privleak", "token_stats", "zlib_bytes"]
+           "lowest_mean", "membership_auc", "membership_scores", "mia_auc", "mia_scores", "name_mask", "people_names", "privleak", "token_stats", "zlib_bytes"]

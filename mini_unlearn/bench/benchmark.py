@@ -17,7 +17,7 @@ from .portraits import sample_faces, test_views
 from .profiles import FACTS, Profile, make_names, make_profiles
 from .questions import (MODALITIES, TEMPLATES, QAPair, Question, balanced_letters, phrase, profile_questions,
                         training_pairs, with_image)
-from .splits import ALL_SPLITS, HOLDOUT, PAPER_RATIOS, SPLITS, Split, check_ratio, n_forget
+from .splits import ALL_SPLITS, HOLDOUT, PAPER_RATIOS, SPLITS, Split, check_ratio, forget_and_retain
 
 DEFAULT_N_PROFILES = 40
 DEFAULT_N_UTILITY = 10
@@ -74,10 +74,20 @@ class Benchmark:
 
     def forget_ids(self, ratio: float = 0.05) -> list[str]:
         """The IDs of the people to forget at this ratio (nested across ratios)."""
+        return self.forget_and_retain_ids(ratio)[0]
+
+    def forget_and_retain_ids(self, ratio: float = 0.05) -> tuple[list[str], list[str]]:
+        """The IDs to forget and the IDs to retain at this ratio (:func:`.splits.forget_and_retain`).
+
+        Explicit forget sets (MLLMU-Bench's ``forget_N`` files) name the people to forget themselves.
+        """
         ratio = check_ratio(ratio)
+        ids = [p.id for p in self.profiles]
         if ratio in self.forget_sets:
-            return list(self.forget_sets[ratio])
-        return self.forget_order[: n_forget(len(self.profiles), ratio)]
+            forget = list(self.forget_sets[ratio])
+            chosen = set(forget)
+            return forget, [i for i in ids if i not in chosen]
+        return forget_and_retain(ids, self.forget_order, ratio)
 
     def holdout_ids(self, ratio: float = 0.05) -> list[str]:
         """The IDs of as many holdout people as :meth:`forget_ids` gives at this ratio (nested across ratios)."""
@@ -96,15 +106,15 @@ class Benchmark:
         """The people and questions of one split: "forget", "retain", "test", "utility" or "holdout"."""
         if name not in ALL_SPLITS:
             raise ValueError(f"unknown split name {name!r}; expected one of {ALL_SPLITS}")
-        forget = set(self.forget_ids(ratio))   # validates ratio for every split, utility included
+        forget, retain = self.forget_and_retain_ids(ratio)   # validates ratio for every split, utility included
         if name == "utility":
             people, split_ratio = self.utility_profiles, None
         elif name == HOLDOUT:
             people, split_ratio = [self.profile(i) for i in self.holdout_ids(ratio)], ratio
         elif name == "retain":
-            people, split_ratio = [p for p in self.profiles if p.id not in forget], ratio
+            people, split_ratio = [self.profile(i) for i in retain], ratio
         else:
-            people, split_ratio = [self.profile(i) for i in self.forget_ids(ratio)], ratio
+            people, split_ratio = [self.profile(i) for i in forget], ratio
         questions = [q for p in people for q in self.questions[p.id]]
         if name == "test":
             questions = [with_image(q, self.test_images[q.profile_id]) if q.image is not None else q

@@ -156,23 +156,18 @@ def sample_faces(n: int, rng: random.Random, min_distance: int = MIN_ATTRIBUTE_D
         raise ValueError(f"cannot find n={n} faces at min_distance={min_distance}: "
                          f"faces only have {len(ATTRIBUTE_VALUES)} attributes")
     max_draws = 1000 + 100 * n
-    faces, kept_values = [], [tuple(face.as_dict().values()) for face in avoid]
+    faces, kept = [], list(avoid)
     for _ in range(max_draws):
         if len(faces) == n:
             break
         face = random_face(rng)
-        values = tuple(face.as_dict().values())
-        if all(_count_differences(values, other) >= min_distance for other in kept_values):
+        if all(attribute_distance(face, other) >= min_distance for other in kept):
             faces.append(face)
-            kept_values.append(values)
+            kept.append(face)
     if len(faces) < n:
         raise ValueError(f"found only {len(faces)} of n={n} faces at min_distance={min_distance} "
                          f"after {max_draws} draws; ask for fewer faces or a smaller min_distance")
     return faces
-
-
-def _count_differences(a: tuple, b: tuple) -> int:
-    return sum(x != y for x, y in zip(a, b))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ it out (it is not in :data:`SPLITS`):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .profiles import Profile
@@ -55,6 +56,19 @@ def n_forget(n_profiles: int, ratio: float) -> int:
             f"(need at least 1 to forget and 1 to retain; use n_profiles >= {need} or a larger ratio)"
         )
     return count
+
+
+def forget_and_retain(profile_ids: Sequence[str], forget_order: Sequence[str], ratio: float
+                      ) -> tuple[list[str], list[str]]:
+    """The IDs to forget and the IDs to retain at one ratio.
+
+    ``forget``: the first :func:`n_forget` ``(len(profile_ids), ratio)`` IDs of ``forget_order`` (one
+    seeded ordering of every person), so a smaller ratio's people are always among a larger one's.
+    ``retain``: every other ID, in the order of ``profile_ids``. Taught in chapter 01 (exercise).
+    """
+    forget = list(forget_order[: n_forget(len(profile_ids), ratio)])
+    chosen = set(forget)
+    return forget, [i for i in profile_ids if i not in chosen]
 
 
 @dataclass(frozen=True)

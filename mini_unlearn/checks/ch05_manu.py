@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .compare import Case, compare
+from .compare import Case, Slip, compare, slips
 
-__all__ = ["check_importance_rms"]
+__all__ = ["check_importance_rms", "check_paper_score", "check_select_per_tower"]
 
+
+# -- 5.1 the RMS importance -------------------------------------------------------------------------
 
 def _rms_cases() -> list[Case]:
     """Per-sample activations of the two views: random, one view silent, identical views."""
@@ -26,6 +28,27 @@ def _rms_cases() -> list[Case]:
     return cases
 
 
+def _rms_no_sqrt(z_multi, z_text, eps):
+    multi, text = (z_multi.double() ** 2).mean(dim=0), (z_text.double() ** 2).mean(dim=0)
+    return (multi - text).abs() / (multi + text + eps)
+
+
+def _rms_no_abs(z_multi, z_text, eps):
+    multi, text = (z_multi.double() ** 2).mean(dim=0), (z_text.double() ** 2).mean(dim=0)
+    return ((multi - text) / (multi + text + eps)).sqrt()
+
+
+def _rms_raw_sums(z_multi, z_text, eps):
+    multi, text = (z_multi.double() ** 2).sum(dim=0), (z_text.double() ** 2).sum(dim=0)
+    return ((multi - text).abs() / (multi + text + eps)).sqrt()
+
+
+@slips(Slip(_rms_no_sqrt, "the square root is missing: I_rms is sqrt(|q_multi − q_text| / (q_multi + q_text + ε))"),
+       Slip(_rms_no_abs, "the |·| around the difference is missing: where the text-only view has more energy the "
+                         "ratio is negative and its square root NaN"),
+       Slip(_rms_raw_sums, "raw sums ΣZ² where a mean belongs: divide each view's sum by ITS number of samples "
+                           "(7 multimodal, 6 text-only here), or a neuron that behaves the same in both views "
+                           "scores above 0 from the counts alone"))
 def check_importance_rms(fn: Callable) -> None:
     """Chapter 05: ``fn(z_multi, z_text, eps)`` → MANU's I_rms per neuron, from stored activations."""
     from ..models.anatomy import NeuronSite
@@ -39,4 +62,136 @@ def check_importance_rms(fn: Callable) -> None:
         stats[1].add(z_text)
         return importance_rms(*stats, eps=eps)
 
-    compare("importance_rms", fn, reference, _rms_cases(), atol=1e-6)
+    compare("importance_rms", fn, reference, _rms_cases(), atol=1e-6, slips=check_importance_rms.slips)
+
+
+# -- 5.2 the score: a ratio of sums -------------------------------------------------------------------
+
+def _score_cases() -> list[Case]:
+    """The four importance functions of the forget and of the retain set: random, bounded ones in [0, 1]
+    and I_var unbounded; a neuron silent on the retain people; several ε."""
+    import torch
+    generator = torch.Generator().manual_seed(17)
+
+    def parts(neurons, scale=1.0):
+        return {m: torch.rand(neurons, generator=generator, dtype=torch.float64) * (3 * scale if m == "var" else scale)
+                for m in ("abs", "freq", "var", "rms")}
+
+    cases = [("4 neurons, eps=1e-6", (parts(4), parts(4), 1e-6)),
+             ("6 neurons, retain importance small, eps=1e-6", (parts(6), parts(6, 0.1), 1e-6))]
+    retain = parts(3)
+    retain = {m: torch.cat([v[:2], torch.zeros(1, dtype=torch.float64)]) for m, v in retain.items()}
+    cases.append(("3 neurons, the last silent on the retain people, eps=0.01", (parts(3), retain, 0.01)))
+    return cases
+
+
+def _score_reversed(forget, retain, eps):
+    return sum(retain[m] for m in ("abs", "freq", "var", "rms")) / (sum(forget[m] for m in ("abs", "freq", "var", "rms")) + eps)
+
+
+def _score_sum_of_ratios(forget, retain, eps):
+    return sum(forget[m] / (retain[m] + eps) for m in ("abs", "freq", "var", "rms"))
+
+
+@slips(Slip(_score_reversed, "the ratio is upside down: S must be LARGE for a neuron important on the forget "
+                             "people and not on the retain people, so I(D_f) is the numerator"),
+       Slip(_score_sum_of_ratios, "a sum of per-function ratios is the released code's form (official_score); "
+                                  "the paper divides the sums: (Σ_m I_m(D_f)) / (Σ_m I_m(D_r) + ε)"))
+def check_paper_score(fn: Callable) -> None:
+    """Chapter 05: ``fn(forget, retain, eps)`` → ``(Σ_m forget[m]) / (Σ_m retain[m] + ε)`` per neuron, over the
+    four functions m ∈ {abs, freq, var, rms} (each a tensor of one value per neuron)."""
+    from ..neurons.importance import paper_score
+
+    compare("paper_score", fn, paper_score, _score_cases(), atol=1e-6, slips=check_paper_score.slips)
+
+
+# -- 5.3 the top α of each tower ------------------------------------------------------------------------
+
+def _selection_cases() -> list[Case]:
+    """Two towers on different scales, widths whose α·N falls between two integers; a site that never ran (NaN)."""
+    import torch
+    generator = torch.Generator().manual_seed(19)
+    towers = {"vision.0": "vision", "vision.1": "vision", "language.0": "language", "language.1": "language"}
+
+    def scores(widths, scales):
+        return {name: torch.rand(width, generator=generator) * scale
+                for (name, width), scale in zip(widths.items(), scales)}
+
+    widths = {"vision.0": 8, "vision.1": 8, "language.0": 12, "language.1": 12}
+    cases = [("two towers of 16 and 24 neurons, the language scores 10x larger, alpha=0.1",
+              (scores(widths, (1, 1, 10, 10)), 0.1, towers)),
+             ("the same widths, alpha=0.02 (fewer than one neuron: at least one per tower)",
+              (scores(widths, (1, 1, 10, 10)), 0.02, towers)),
+             ("towers of 14 and 22 neurons, on the same scale, alpha=0.25",
+              (scores({"vision.0": 10, "vision.1": 4, "language.0": 6, "language.1": 16}, (1, 1, 1, 1)), 0.25, towers))]
+    nan_site = scores({"vision.0": 6, "vision.1": 6, "language.0": 10, "language.1": 10}, (2, 2, 1, 1))
+    nan_site["vision.1"] = torch.full((6,), float("nan"))
+    cases.append(("a vision site that never ran (NaN scores), alpha=0.3", (nan_site, 0.3, towers)))
+    return cases
+
+
+def _as_lists(f: Callable) -> Callable:
+    """Run on copies (a function may edit its input) and compare each site's indices as a list."""
+    def selection(scores, alpha, towers):
+        chosen = f({name: s.clone() for name, s in scores.items()}, alpha, dict(towers))
+        return {name: [int(i) for i in index] for name, index in chosen.items()}
+    return selection
+
+
+def _per_tower(scores, alpha, towers, count, nan_last=True):
+    """The top ``count(α, N)`` of each tower (a slip's skeleton: ``count`` and the NaN rule vary)."""
+    import math
+
+    import torch
+    selection = {}
+    for tower in dict.fromkeys(towers[name] for name in scores):
+        names = [name for name in scores if towers[name] == tower]
+        flat = torch.cat([scores[name].double() for name in names])
+        ranked = torch.nan_to_num(flat, nan=-math.inf) if nan_last else flat
+        order = torch.sort(ranked, descending=True, stable=True).indices[:count(alpha, flat.numel())]
+        if nan_last:
+            order = order[~flat[order].isnan()]
+        start = 0
+        for name in names:
+            width = scores[name].numel()
+            selection[name] = (order[(order >= start) & (order < start + width)] - start).sort().values
+            start += width
+    return selection
+
+
+def _select_floor(scores, alpha, towers):
+    return _per_tower(scores, alpha, towers, lambda a, n: max(1, int(a * n)))
+
+
+def _select_nan_first(scores, alpha, towers):
+    return _per_tower(scores, alpha, towers, lambda a, n: max(1, round(a * n)), nan_last=False)
+
+
+def _select_global(scores, alpha, towers):
+    from ..neurons.edit import select_top
+    return select_top(scores, alpha, "global")
+
+
+def _select_per_layer(scores, alpha, towers):
+    from ..neurons.edit import select_top
+    return select_top(scores, alpha, "per_layer")
+
+
+@slips(Slip(_select_global, "one ranking over both towers: the towers' scores are on different scales, so the "
+                            "top α must be taken within each tower (group the sites by towers[site])"),
+       Slip(_select_per_layer, "the top α of each layer (each site), not of each tower: rank all of a tower's "
+                               "neurons together, whichever layer they are in"),
+       Slip(_select_floor, "the count is rounded down: the top α of N neurons is round(α·N) (at least 1), "
+                           "e.g. 2 of 16 at α = 0.1, not int(α·N) = 1"),
+       Slip(_select_nan_first, "NaN scores were picked: torch.sort and torch.topk rank NaN above every number, "
+                               "so put them last (torch.nan_to_num(s, nan=-inf)) and never select one"))
+def check_select_per_tower(fn: Callable) -> None:
+    """Chapter 05: ``fn(scores, alpha, towers)`` → per site, the sorted indices of its neurons among the top
+    ``max(1, round(α·N))`` of its tower (N: all the tower's neurons); NaN scores never chosen."""
+    from ..neurons.edit import select_top
+
+    def reference(scores, alpha, towers):
+        return select_top(scores, alpha, "per_tower", towers)
+
+    compare("select_per_tower", fn, reference, _selection_cases(), slips=check_select_per_tower.slips,
+            adapt=_as_lists)

@@ -1,12 +1,15 @@
 """Chapter 09 · attacks: the exercises' checkers."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-from .compare import Case, compare
+from .compare import Case, Slip, as_float, compare, slips
 
-__all__ = ["check_min_k_score", "check_truth_ratio"]
+__all__ = ["check_membership_auc", "check_min_k_score", "check_truth_ratio"]
 
+
+# -- Min-K% --------------------------------------------------------------------------------------------
 
 def _min_k_cases() -> list[Case]:
     """Answers' token log-probabilities of several lengths, and fractions k where ⌈k·n⌉ ≠ ⌊k·n⌋."""
@@ -19,12 +22,79 @@ def _min_k_cases() -> list[Case]:
     return cases
 
 
+def _min_k_floor(log_probs, k=0.2):
+    import numpy as np
+    count = max(1, math.floor(k * len(log_probs)))
+    return float(np.sort(np.asarray(log_probs))[:count].mean())
+
+
+def _min_k_highest(log_probs, k=0.2):
+    import numpy as np
+    count = max(1, math.ceil(k * len(log_probs)))
+    return float(np.sort(np.asarray(log_probs))[-count:].mean())
+
+
+@slips(Slip(_min_k_floor, "k·n is rounded down; Min-K% keeps the lowest ⌈k·n⌉ tokens (math.ceil), at least one"),
+       Slip(_min_k_highest, "these are the highest k% of the log-probabilities; Min-K% averages the LOWEST ones, "
+                            "the most surprising tokens (the start of the sorted array)"))
 def check_min_k_score(fn: Callable) -> None:
     """Chapter 09: ``fn(log_probs, k)`` → Min-K%: the mean of the lowest ``⌈k·n⌉`` of the ``n`` token
     log-probabilities (at least one token)."""
     from ..attacks.membership import lowest_mean
-    compare("min_k_score", lambda lp, k: float(fn(lp, k)), lowest_mean, _min_k_cases(), atol=1e-9)
+    compare("min_k_score", fn, lowest_mean, _min_k_cases(), atol=1e-9, slips=check_min_k_score.slips,
+            adapt=as_float)
 
+
+# -- the membership AUC --------------------------------------------------------------------------------
+
+def _auc_cases() -> list[Case]:
+    """Members' and non-members' scores, with ties across the two groups, separated, mixed and reversed."""
+    import numpy as np
+    rng = np.random.default_rng(37)
+    cases = [("3 members and 3 non-members with two cross ties",
+              (np.array([1, 1, 1, 0, 0, 0]), np.array([-1.0, -2.0, -3.0, -2.0, -3.0, -4.0])))]
+    for members, strangers, shift in ((5, 7, 0.5), (8, 4, -0.5), (6, 6, 3.0)):
+        scores = np.round(np.concatenate([rng.normal(shift, 1, members), rng.normal(0, 1, strangers)]), 1)
+        member = np.array([1] * members + [0] * strangers)
+        order = rng.permutation(len(member))
+        cases.append((f"{members} members, {strangers} non-members, scores rounded to 0.1",
+                      (member[order], scores[order])))
+    return cases
+
+
+def _auc_pairs(member, scores, tie):
+    import numpy as np
+    member, scores = np.asarray(member).astype(bool), np.asarray(scores, dtype=float)
+    ins, outs = scores[member][:, None], scores[~member][None, :]
+    return float(((ins > outs) + tie * (ins == outs)).mean())
+
+
+def _auc_ties_lost(member, scores):
+    return _auc_pairs(member, scores, 0.0)
+
+
+def _auc_ties_won(member, scores):
+    return _auc_pairs(member, scores, 1.0)
+
+
+def _auc_reversed(member, scores):
+    return 1.0 - _auc_pairs(member, scores, 0.5)
+
+
+@slips(Slip(_auc_ties_lost, "a tie counts as 0; a pair of a member and a non-member with the same score counts "
+                            "one half (a coin decides it)"),
+       Slip(_auc_ties_won, "a tie counts as a win (>= instead of >); a tie counts one half"),
+       Slip(_auc_reversed, "the AUC is reversed: count the pairs where the MEMBER scores higher than the "
+                           "non-member (higher score = more likely a member)"))
+def check_membership_auc(fn: Callable) -> None:
+    """Chapter 09: ``fn(member, scores)`` → the ROC AUC: the share of (member, non-member) pairs in which the member
+    scores higher, a tie counting one half."""
+    from ..attacks.membership import membership_auc
+    compare("membership_auc", fn, membership_auc, _auc_cases(), atol=1e-9, slips=check_membership_auc.slips,
+            adapt=as_float)
+
+
+# -- the truth ratio -----------------------------------------------------------------------------------
 
 def _truth_cases() -> list[Case]:
     """Four options' mean log-likelihoods, the right one at each index in turn."""
@@ -38,8 +108,31 @@ def _truth_cases() -> list[Case]:
     return cases
 
 
+def _wrong_and_right(log_likelihoods, correct):
+    import torch
+    log_likelihoods = torch.as_tensor(log_likelihoods, dtype=torch.float64)
+    return torch.cat([log_likelihoods[:correct], log_likelihoods[correct + 1:]]), log_likelihoods[correct]
+
+
+def _truth_ratio_inverted(log_likelihoods, correct):
+    import torch
+    wrong, right = _wrong_and_right(log_likelihoods, correct)
+    return float(torch.exp(right - wrong).mean())
+
+
+def _truth_ratio_exp_of_mean(log_likelihoods, correct):
+    import torch
+    wrong, right = _wrong_and_right(log_likelihoods, correct)
+    return float(torch.exp(wrong.mean() - right))
+
+
+@slips(Slip(_truth_ratio_inverted, "the ratio is inverted: it is p̄(wrong) / p̄(right), exp(log p̄(a') − log p̄(a)), "
+                                   "so a model that knows the answer gives R ≪ 1"),
+       Slip(_truth_ratio_exp_of_mean, "this is the exponential of the mean log-ratio; R_truth is the mean, over the "
+                                      "wrong options, of the exponentials"))
 def check_truth_ratio(fn: Callable) -> None:
     """Chapter 09: ``fn(log_likelihoods, correct)`` → TOFU's truth ratio: the mean over the wrong options of
     ``exp(log p̄(wrong) − log p̄(correct))``."""
     from ..attacks.forget_quality import truth_ratio
-    compare("truth_ratio", lambda ll, c: float(fn(ll, c)), truth_ratio, _truth_cases(), atol=1e-9)
+    compare("truth_ratio", fn, truth_ratio, _truth_cases(), atol=1e-9, slips=check_truth_ratio.slips,
+            adapt=as_float)

@@ -137,6 +137,26 @@ def _prepare(vlm, bench, ratio, config, progress=True):
     return {"forget": forget, "retain": retain, "mask": mask, "retain_per_forget": per_forget}
 
 
+def masked_step(loss: torch.Tensor, parameters: dict[str, torch.nn.Parameter], optimizer, grad_clip: float,
+                masks: dict[str, torch.Tensor] | None = None) -> None:
+    """One masked update, as the released loop makes it: clear every parameter's gradient, backpropagate
+    ``loss``, clip the gradient norm of all ``parameters`` together to ``grad_clip``, *then* multiply the
+    gradient of each parameter named in ``masks`` by its mask (True = salient: may change), and step
+    ``optimizer``. A protected weight gets a zero gradient, so (SGD, or Adam without weight decay) it
+    does not move. Under a multi-process launcher the gradients are averaged across processes first."""
+    tensors = list(parameters.values())
+    for p in tensors:
+        p.grad = None
+    loss.backward()
+    distributed.average_gradients(tensors)          # several processes: the whole batch's gradient
+    torch.nn.utils.clip_grad_norm_(tensors, grad_clip)
+    for name, mask in (masks or {}).items():
+        grad = parameters[name].grad
+        if grad is not None:
+            grad.mul_(mask)
+    optimizer.step()
+
+
 def _unmasked_targets(model, preset: str) -> dict[str, torch.Tensor]:
     """All-True masks over the preset's linear weights: LoRA without a mask (``masked=False``)."""
     names = {}
@@ -163,11 +183,12 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
     if lora:
         lora_masks = masks if masks is not None else _unmasked_targets(model, config.preset)
         model = add_masked_lora(model, lora_masks, config.lora_rank, free=free_retain)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable_by_name = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    trainable = list(trainable_by_name.values())
     if masks is not None and not lora:       # full fine-tuning: masked steps change the salient weights only
         by_name = dict(model.named_parameters())
         masked_params = [by_name[name] for name in masks]
-        grad_masks = [masks[name].to(device) for name in masks]
+        grad_masks = {name: masks[name].to(device) for name in masks}
     else:                                    # LoRA: the mask is in the forward; the free adapter is not masked
         free = {id(p) for p in free_adapter_parameters(model)} if lora else set()
         masked_params, grad_masks = [p for p in trainable if id(p) not in free], None
@@ -182,16 +203,7 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
             log.probes.append({"step": step, **monitor(model)})
 
     def descend(loss, optimizer, masked: bool):
-        for p in trainable:
-            p.grad = None
-        loss.backward()
-        distributed.average_gradients(trainable)        # several processes: the whole batch's gradient
-        torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-        if masked and grad_masks is not None:
-            for p, m in zip(masked_params, grad_masks):
-                if p.grad is not None:
-                    p.grad.mul_(m)
-        optimizer.step()
+        masked_step(loss, trainable_by_name, optimizer, config.grad_clip, grad_masks if masked else None)
 
     try:
         probe(0)
@@ -229,4 +241,4 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
     return log
 
 
-__all__ = ["MMUnlearnerConfig", "default_retain_per_forget"]
+__all__ = ["MMUnlearnerConfig", "default_retain_per_forget", "masked_step"]

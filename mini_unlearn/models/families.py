@@ -53,6 +53,13 @@ IDEFICS_TEMPLATE = (
 # ---------------------------------------------------------------------------------------------------
 # Qwen-VL inputs without torchvision
 
+def image_token_counts(grid_thw: torch.Tensor, merge_size: int) -> list[int]:
+    """How many tokens each image becomes in Qwen-VL (chapter 11): ``image_grid_thw`` holds each image's
+    patches as ``[t, h, w]`` (frames, rows, columns), and the vision tower merges every ``merge × merge``
+    block of neighbouring patches into one token: ``t·h·w / merge²``."""
+    return (grid_thw.prod(dim=-1) // merge_size ** 2).tolist()
+
+
 class QwenVLProcessor:
     """Qwen2-VL / Qwen2.5-VL inputs for images: a tokenizer and a ``Qwen2VLImageProcessorPil``.
 
@@ -72,7 +79,7 @@ class QwenVLProcessor:
         if images:
             pixels = self.image_processor(images=images, return_tensors="pt")
             grids = pixels["image_grid_thw"]
-            counts = (grids.prod(dim=-1) // self.image_processor.merge_size ** 2).tolist()
+            counts = image_token_counts(grids, self.image_processor.merge_size)
             expanded, used = [], 0
             for row in texts:
                 parts = row.split(self.image_token)
@@ -335,4 +342,5 @@ def model_inputs(processor, texts: list[str], images: list | None = None) -> dic
     return dict(batch)
 
 
-__all__ = ["FAMILIES", "Family", "QwenVLProcessor", "family_of", "family_of_processor", "model_inputs"]
+__all__ = ["FAMILIES", "Family", "QwenVLProcessor", "family_of", "family_of_processor", "image_token_counts",
+           "model_inputs"]

@@ -109,6 +109,13 @@ def relative_score(forget_importance: torch.Tensor, retain_importance: torch.Ten
     return forget_importance / (retain_importance + eps)
 
 
+def paper_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor], eps: float = EPS) -> torch.Tensor:
+    """A language neuron's paper score: ``S = I(D_f) / (I(D_r) + ε)``, ``I = I_abs + I_freq + I_var + I_rms`` —
+    a ratio of sums (the released code sums per-function ratios instead: :func:`official_score`).
+    ``forget`` / ``retain``: the four functions of each set, as :func:`paper_importance` gives them."""
+    return relative_score(sum(forget[m] for m in METRICS), sum(retain[m] for m in METRICS), eps)
+
+
 def vision_score(forget_multi: NeuronStats, retain_multi: NeuronStats, eps: float = EPS) -> torch.Tensor:
     """A vision neuron's paper score: ``σ(D_f) / (σ(D_r) + ε)`` on the portraits (see the module docstring)."""
     return relative_score(_moments(forget_multi)["var"].sqrt(), _moments(retain_multi)["var"].sqrt(), eps)
@@ -152,8 +159,7 @@ def neuron_scores(stats: dict[str, dict[str, dict[str, NeuronStats]]], variant: 
         if variant == "paper" and f_multi.site.tower == "vision":
             scores[name] = vision_score(f_multi, r_multi, eps)
         elif variant == "paper":
-            scores[name] = relative_score(paper_importance(f_multi, f_text, eps)["total"],
-                                          paper_importance(r_multi, r_text, eps)["total"], eps)
+            scores[name] = paper_score(paper_importance(f_multi, f_text, eps), paper_importance(r_multi, r_text, eps), eps)
         else:
             view = "image+text" if f_multi.site.tower == "vision" else "text"
             scores[name] = official_score(official_importance(stats["forget"][view][name]),
@@ -163,4 +169,4 @@ def neuron_scores(stats: dict[str, dict[str, dict[str, NeuronStats]]], variant: 
 
 __all__ = ["EPS", "METRICS", "OFFICIAL_WEIGHTS", "VARIANTS", "importance_abs", "importance_freq", "importance_rms",
            "importance_var", "literal_vision_score", "neuron_scores", "official_importance", "official_score",
-           "paper_importance", "relative_score", "vision_score"]
+           "paper_importance", "paper_score", "relative_score", "vision_score"]

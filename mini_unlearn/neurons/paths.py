@@ -308,6 +308,18 @@ def _gate_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade
     return score_layer
 
 
+def path_score(steps: torch.Tensor, grads: torch.Tensor, path_steps: torch.Tensor, path_grads: torch.Tensor
+               ) -> torch.Tensor:
+    """The paper's IGI / IFI of every neuron of a layer, per attributed position and summed over them::
+
+        score_i = Σ_pos (w̃_i + Σ_{j∈P} w̃_j) · (g_i + Σ_{l∈P} g_l)
+
+    ``steps``, ``grads``: ``[positions, width]`` — each neuron's step size ``w̃ = w/m`` and its gradient
+    summed over the m steps (for IFI, the squared gradient); ``path_steps``, ``path_grads``:
+    ``[positions]`` — the same, summed over the path's neurons in the earlier layers (zeros without one)."""
+    return ((steps + path_steps[:, None]) * (grads + path_grads[:, None])).sum(dim=0)
+
+
 def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade, variant):
     """``variant="paper"`` / ``"released"``: the path's summed step sizes × its summed (squared) gradients,
     per attributed position, summed over the positions (the module docstring)."""
@@ -349,7 +361,7 @@ def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade
             indices = indices[-1:] if released else indices              # released: the overwrite keeps the last
             steps_path += clean[name][here][:, indices].sum(dim=-1) / m             # a tower's sites share
             grads_path += collapse(grads[name])[here][:, indices].sum(dim=-1)       # their token positions
-        score = ((steps_own + steps_path[:, None]) * (grads_own + grads_path[:, None])).sum(dim=0)
+        score = path_score(steps_own, grads_own, steps_path, grads_path)
         return score.detach().cpu(), float((steps_path * grads_path).sum())
     return score_layer
 
@@ -488,4 +500,4 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
 
 __all__ = ["BRANCHES", "K", "M", "NeuronPaths", "SamplePath", "VARIANTS", "alphas", "answer_positions",
            "activation_at", "attribute_sample", "check_k_m", "integrated_gradients", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
-           "interpolated", "as_rows", "clean_activations", "first_copy", "objective", "packed_pixels", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]
+           "interpolated", "as_rows", "path_score", "clean_activations", "first_copy", "objective", "packed_pixels", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]

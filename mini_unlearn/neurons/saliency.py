@@ -304,6 +304,50 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
                         language_preserve)
 
 
+# ---------------------------------------------------------------------------------------------------
+# A live control: move the threshold
+
+def salient_shares(mask: SaliencyMask, threshold: float) -> pd.Series:
+    """The share of each group's weights (and of all of them) that ``mask``'s saliencies select at
+    ``threshold``: no gradients recomputed, ``mask`` itself unchanged."""
+    summary = mask.with_threshold(threshold).summary()
+    by_group = summary.groupby("group")[["salient", "numel"]].sum()
+    shares = by_group["salient"] / by_group["numel"]
+    shares["all"] = summary["salient"].sum() / summary["numel"].sum()
+    shares.name = f"share salient at threshold {float(threshold):g}"
+    return shares
+
+
+def saliency_control(mask: SaliencyMask, threshold: float = THRESHOLD):
+    """A :class:`~mini_unlearn.controls.LiveControl`: a threshold slider (log scale, 0.1 to 30) whose
+    button cuts ``mask``'s saliencies at that threshold and draws the share of each group's weights
+    that are salient (:func:`salient_shares`), as bars."""
+    import ipywidgets
+
+    from ..controls import LiveControl
+
+    check_threshold(threshold)
+    if mask.forget is None or mask.preserve is None:
+        raise ValueError("this mask was built without its saliencies (forget/preserve): recompute it")
+
+    def draw(shares, values):
+        import matplotlib.pyplot as plt
+        _, ax = plt.subplots(figsize=(5.5, 3.2))
+        bars = ax.bar(shares.index, shares.values, color=["tab:orange" if g == "vision" else "tab:blue" if g == "language"
+                                                            else "tab:grey" for g in shares.index])
+        ax.bar_label(bars, labels=[f"{v:.1%}" for v in shares.values])
+        ax.set(ylim=(0, 1), ylabel="share of the weights salient",
+               title=f"{mask.preset} mask at threshold {values['threshold']:.3g}")
+        plt.show()
+
+    slider = ipywidgets.FloatLogSlider(value=threshold, base=10, min=-1, max=1.5, step=0.05, description="threshold")
+    return LiveControl(lambda threshold: salient_shares(mask, threshold), draw=draw, button="cut the mask",
+                       note=f"A live control (it runs in Jupyter with a kernel): cut the {mask.preset} mask's saliencies "
+                            f"at any threshold and see the share of each group's weights that are salient. The book "
+                            f"shows the same sweep as a static figure.",
+                       threshold=slider)
+
+
 __all__ = ["EPS", "GROUPS", "LANGUAGE_PRESERVE", "PRESETS", "SaliencyMask", "THRESHOLD", "check_language_preserve",
            "check_preset", "check_threshold", "compute_saliency", "forget_examples", "group_of", "maskable_parameters",
-           "preserve_examples", "preserve_sets", "saliency_mask", "squared_gradients"]
+           "preserve_examples", "preserve_sets", "salient_shares", "saliency_control", "saliency_mask", "squared_gradients"]

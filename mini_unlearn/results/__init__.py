@@ -13,7 +13,7 @@ Data flows bench → models → methods → evaluation → attacks → results: 
 from .environment import environment
 from .records import ANCHORS, REFERENCE, Cell, Results, ResultsFolder, RunRecord, course_results, load
 from .running import EVALUATED_SPLITS, anchor_cell, identity, run_cell
-from .scoring import TARGET, main_scores, progress
+from .scoring import TARGET, closure_summary, main_scores, progress
 from .settings import SETTINGS, parse_overrides
 from .sweep import compare, plan
 from .tuning import GRIDS, VALIDATION_RATIO, Validation, candidates, choose, read_tuned, tune, validation_benchmark
@@ -22,6 +22,6 @@ from .report import board_text, write_report
 
 __all__ = ["ANCHORS", "EVALUATED_SPLITS", "GRIDS", "REFERENCE", "SETTINGS", "TARGET", "VALIDATION_RATIO", "Cell",
            "Results", "ResultsFolder", "RunRecord", "Validation", "anchor_cell", "best", "board_text", "candidates",
-           "cell_table", "choose", "compare", "course_results", "environment", "identity", "leaderboard", "load", "main_scores",
-           "mean_spread", "parse_overrides", "pareto_plot", "plan", "progress", "read_tuned", "run_cell", "tune",
-           "validation_benchmark", "verdict_table", "write_report"]
+           "cell_table", "choose", "closure_summary", "compare", "course_results", "environment", "identity",
+           "leaderboard", "load", "main_scores", "mean_spread", "parse_overrides", "pareto_plot", "plan", "progress",
+           "read_tuned", "run_cell", "tune", "validation_benchmark", "verdict_table", "write_report"]
