@@ -102,7 +102,7 @@ def ensure_venv():
     with phase(f"installing {TORCH} (CPU) into .venv"):
         run(pip + [TORCH])  # first and on its own, so nothing else can pick a CUDA build
     with phase("installing mini_unlearn and the course's pinned packages into .venv"):
-        run(pip + ["-c", "constraints.txt", "-e", ".[test,book]"])
+        run(pip + ["-c", "constraints.txt", "-e", ".[test,book,classroom]"])
     STAMP.write_text(wanted + "\n")
 
 

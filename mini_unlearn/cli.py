@@ -6,6 +6,9 @@
     mini-unlearn report results/ [--out results/report]
 
     mini-unlearn exercises [--check] [--notebooks DIR]
+    mini-unlearn classroom release COURSE [CHAPTER ...]     # nbgrader assignments (the classroom extra)
+    mini-unlearn classroom autograde COURSE CHAPTER NOTEBOOK --student NAME
+    mini-unlearn classroom table                            # every exercise, its checker and points
     mini-unlearn sample DIR [--n-profiles N] [--seed S]     # the committed data/ sample
     mini-unlearn export-mllmu DIR [--n-profiles N] [--seed S] [--format parquet|jsonl]
     mini-unlearn retrain [--directory DIR]                  # rebuild the shipped course models
@@ -277,6 +280,50 @@ def exercises(check, notebooks):
         click.echo(f"{len(changed)} stale exercise edition(s)" if changed else "exercise editions are up to date")
         if changed:
             sys.exit(1)
+
+
+@main_group.group(epilog=EPILOG)
+def classroom():
+    """Release the chapters as nbgrader assignments and autograde what students hand in."""
+
+
+@classroom.command("release", epilog=EPILOG)
+@click.argument("course", type=click.Path(file_okay=False))
+@click.argument("chapters", nargs=-1)
+@click.option("--notebooks", default="notebooks", show_default=True, help="folder of the chapter notebooks")
+def classroom_release(course, chapters, notebooks):
+    """Release CHAPTERS (names like 05 or 05_manu; all by default) into the nbgrader course COURSE."""
+    from mini_unlearn.classroom import ClassroomError, release
+
+    try:
+        for path in release(course, list(chapters) or None, notebooks):
+            click.echo(f"released {path}")
+    except ClassroomError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@classroom.command("autograde", epilog=EPILOG)
+@click.argument("course", type=click.Path(exists=True, file_okay=False))
+@click.argument("chapter")
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False))
+@click.option("--student", required=True, help="the student's id (letters, digits, . _ -)")
+def classroom_autograde(course, chapter, notebook, student):
+    """Autograde a student's NOTEBOOK of the released CHAPTER (e.g. 05_manu) and print the score."""
+    from mini_unlearn.classroom import ClassroomError, autograde
+
+    try:
+        click.echo(str(autograde(course, chapter, notebook, student)))
+    except ClassroomError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@classroom.command("table", epilog=EPILOG)
+@click.option("--notebooks", default="notebooks", show_default=True, help="folder of the chapter notebooks")
+def classroom_table(notebooks):
+    """Print every chapter's exercises, checkers and points as a Markdown table."""
+    from mini_unlearn.classroom import exercise_table_markdown
+
+    click.echo(exercise_table_markdown(notebooks), nl=False)
 
 
 def benchmark_options(function):
