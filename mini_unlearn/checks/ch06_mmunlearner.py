@@ -101,26 +101,21 @@ def _squared_cases() -> list[Case]:
             ("a tanh MLP, cross-entropy, a single batch", ("one", 7, None))]
 
 
-def _squared_of_mean(model, batches, parameters, loss_fn):
+def _batch_gradients(model, batches, parameters, loss_fn):
+    """Each batch's gradients of ``loss_fn`` with respect to ``parameters``, as ``{name: grad}`` dicts."""
     import torch
-    names = list(parameters)
-    totals = {name: torch.zeros_like(p) for name, p in parameters.items()}
-    for batch in batches:
-        grads = torch.autograd.grad(loss_fn(model, batch), list(parameters.values()))
-        for name, grad in zip(names, grads):
-            totals[name] += grad
-    return {name: (total / len(batches)).square() for name, total in totals.items()}
+    return [dict(zip(parameters, torch.autograd.grad(loss_fn(model, batch), list(parameters.values()))))
+            for batch in batches]
+
+
+def _squared_of_mean(model, batches, parameters, loss_fn):
+    grads = _batch_gradients(model, batches, parameters, loss_fn)
+    return {name: (sum(g[name] for g in grads) / len(grads)).square() for name in parameters}
 
 
 def _squared_summed(model, batches, parameters, loss_fn):
-    import torch
-    names = list(parameters)
-    totals = {name: torch.zeros_like(p) for name, p in parameters.items()}
-    for batch in batches:
-        grads = torch.autograd.grad(loss_fn(model, batch), list(parameters.values()))
-        for name, grad in zip(names, grads):
-            totals[name] += grad.square()
-    return totals
+    grads = _batch_gradients(model, batches, parameters, loss_fn)
+    return {name: sum(g[name].square() for g in grads) for name in parameters}
 
 
 @slips(Slip(_squared_of_mean, "this squares the batches' mean gradient: square each batch's gradient first, then "

@@ -149,42 +149,30 @@ def _greedy_cases() -> list[Case]:
             ("3 layers, the middle one scores exactly 0 everywhere, k=2", (*toy((7, 7, 7), zero_layer="layer1"), 2))]
 
 
-def _greedy_point_wise(sites, score_layer, k=5):
+def _greedy_variant(sites, score_layer, k, *, cascade=True, best_first=True, empty_on_zero=True):
+    """The greedy path with one of its rules switched off: each usual wrong answer below is one of these."""
     import torch
 
     from ..neurons.paths import SamplePath
     scores, path, terms = {}, {}, {}
     for site in sites:
-        score, term = score_layer(site, {})
+        score, term = score_layer(site, dict(path) if cascade else {})
         scores[site.name], terms[site.name] = score, term
-        path[site.name] = torch.empty(0, dtype=torch.long) if bool((score == 0).all()) else \
-            torch.sort(score, descending=True, stable=True).indices[:k]
+        path[site.name] = torch.empty(0, dtype=torch.long) if empty_on_zero and bool((score == 0).all()) else \
+            torch.sort(score, descending=best_first, stable=True).indices[:k]
     return SamplePath(scores, path, terms)
+
+
+def _greedy_point_wise(sites, score_layer, k=5):
+    return _greedy_variant(sites, score_layer, k, cascade=False)
 
 
 def _greedy_lowest(sites, score_layer, k=5):
-    import torch
-
-    from ..neurons.paths import SamplePath
-    scores, path, terms = {}, {}, {}
-    for site in sites:
-        score, term = score_layer(site, dict(path))
-        scores[site.name], terms[site.name] = score, term
-        path[site.name] = torch.empty(0, dtype=torch.long) if bool((score == 0).all()) else \
-            torch.sort(score, stable=True).indices[:k]
-    return SamplePath(scores, path, terms)
+    return _greedy_variant(sites, score_layer, k, best_first=False)
 
 
 def _greedy_fills_zero(sites, score_layer, k=5):
-    import torch
-
-    from ..neurons.paths import SamplePath
-    scores, path, terms = {}, {}, {}
-    for site in sites:
-        score, term = score_layer(site, dict(path))
-        scores[site.name], terms[site.name] = score, term
-        path[site.name] = torch.sort(score, descending=True, stable=True).indices[:k]
-    return SamplePath(scores, path, terms)
+    return _greedy_variant(sites, score_layer, k, empty_on_zero=False)
 
 
 @slips(Slip(_greedy_point_wise, "every layer is scored with an empty path: that is the point-wise search; the cascade "
