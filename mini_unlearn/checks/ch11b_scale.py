@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .compare import Case, Slip, compare, explain, slips, which_slip
+from .compare import Case, Slip, as_float, compare, explain, slips, which_slip
 
 __all__ = ["check_row_slice", "check_process_loss"]
 
@@ -109,4 +109,4 @@ def check_process_loss(fn: Callable) -> None:
                              f"{averaged:.6g}, the whole batch's mean is {mean:.6g}. Each process must divide by "
                              f"the whole batch's count, and the average divides by the processes again{hint}")
     compare("process_loss", fn, process_loss, _process_loss_cases(), atol=1e-12, slips=check_process_loss.slips,
-            adapt=lambda f: lambda *a: float(f(*a)))
+            adapt=as_float)
