@@ -36,7 +36,11 @@ NBVAL_ARGS = [
     "--ignore=notebooks/exercises",
     "-p", "no:cacheprovider",
 ]
-PYTEST_ARGS = ["tests", "notebooks"] + NBVAL_ARGS + ["--durations=10"]
+# Two pytest-xdist workers, a whole file (a notebook, a test module) each at a time: a notebook's cells
+# share one kernel and run in order. Each worker's torch uses 2 threads (mu.seed_everything), so the
+# outputs are those of a serial run; the work is mostly Python overhead, which two processes halve.
+PARALLEL = ["-n", "2", "--dist", "loadfile"]
+PYTEST_ARGS = ["tests", "notebooks"] + NBVAL_ARGS + PARALLEL + ["--durations=10"]
 
 # CPU kernel settings for `course.py kernels`: the stored outputs must not depend on the instruction
 # set the kernels use. ATen's vectorised kernels (ATEN_CPU_CAPABILITY), MKL's BLAS (MKL_CBWR: its
@@ -225,7 +229,7 @@ def cmd_kernels(args, extra):
         shown = " ".join(f"{k}={v}" for k, v in KERNEL_SETTINGS[name].items())
         t0 = time.perf_counter()
         with phase(f"nbval with {shown}"):
-            code = subprocess.call([str(VENV_PYTHON), "-m", "pytest", "notebooks"] + NBVAL_ARGS + extra,
+            code = subprocess.call([str(VENV_PYTHON), "-m", "pytest", "notebooks"] + NBVAL_ARGS + PARALLEL + extra,
                                    cwd=ROOT, env=env)
         results.append((name, code, time.perf_counter() - t0))
     for name, code, seconds in results:

@@ -12,8 +12,9 @@ from . import distributed, results
 from .evaluation import evaluate   # mu.evaluate(vlm, bench): the function; the subpackage is mu.evaluation
 from .methods import unlearn   # mu.unlearn(vlm, bench, method=...): every method, one call
 from .seeding import seed_everything
+from . import show   # mu.show.pipeline(name): each method's pipeline, drawn
 from .show import show_source
 
 __version__ = "0.1.0"
-__all__ = ["attacks", "bench", "checks", "distributed", "evaluate", "evaluation", "methods", "models", "neurons", "results", "seed_everything", "show_source", "unlearn",
+__all__ = ["attacks", "bench", "checks", "distributed", "evaluate", "evaluation", "methods", "models", "neurons", "results", "seed_everything", "show", "show_source", "unlearn",
            "__version__"]

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .text import fit
+
 _NOT_RUN = object()
 
 
@@ -75,11 +77,11 @@ class LiveControl:
         return self.widget.result
 
     def __repr__(self) -> str:
-        return self.note
+        return fit(self.note)
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = self.note
+        bundle["text/plain"] = fit(self.note)
         return bundle
 
 

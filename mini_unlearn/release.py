@@ -10,7 +10,8 @@ benchmark (40 people + 10 utility people, seed 0), preset ``tiny``, seed 0:
   leaderboard's anchors at those ratios, chapter 10, and NPO's reference there).
 
 ``python3 course.py retrain`` (or ``mini-unlearn retrain``) calls :func:`rebuild_course_models`: it
-trains them from scratch in a temporary cache (about ten minutes each on two CPU cores), evaluates
+trains them from scratch in a temporary cache (15 to 24 minutes each on the CPU that trained the
+shipped ones: see the ``wall_seconds`` of each card), evaluates
 them with :func:`mini_unlearn.evaluate`, refuses to ship a model below the bars chapter 03 asserts
 (≥95% on every task in both modalities: forget and retain people for ``vanilla``, retain people for
 ``retain_only``), and only then replaces the shipped folders. Run it after any change to the recipe,

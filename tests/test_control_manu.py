@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import mini_unlearn as mu
+from mini_unlearn.text import fit
 
 matplotlib.use("Agg")
 
@@ -36,7 +37,7 @@ def test_a_press_prunes_the_top_alpha_of_each_tower_and_restores_the_weights(vlm
         return {"forget/dead": float(sum(map(len, seen[-1].values())))}
 
     control = mu.neurons.pruning_control(vlm, scores, measure, towers)
-    assert repr(control) == mu.neurons.control.NOTE
+    assert repr(control) == fit(mu.neurons.control.NOTE)   # wrapped to the book's column
     small = control.drive(alpha=0.01, variant="high")
     large = control.drive(alpha=0.2)
     low = control.drive(variant="low")

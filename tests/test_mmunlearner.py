@@ -165,3 +165,37 @@ def test_same_seed_same_weights(vlm, bench):
     first, second = _run(vlm, bench, seed=5, retain_per_forget=1), _run(vlm, bench, seed=5, retain_per_forget=1)
     assert first.log.losses == second.log.losses
     assert all(torch.equal(a, b) for a, b in zip(first.vlm.model.parameters(), second.vlm.model.parameters()))
+
+
+def test_a_given_mask_is_used_as_it_is_and_gives_the_same_run(vlm, bench, before):
+    # mask=: a mask computed once (compute_saliency, the run's own settings) instead of computed again
+    computed = _run(vlm, bench, preset="vision", retain_per_forget=1)
+    mask = saliency.compute_saliency(vlm, bench, RATIO, "vision")
+    given = _run(vlm, bench, preset="vision", retain_per_forget=1, mask=mask)
+    assert given.log.details["mask"] is mask
+    assert given.log.losses == computed.log.losses
+    assert all(torch.equal(a, b) for a, b in zip(given.vlm.model.parameters(), computed.vlm.model.parameters()))
+    # the given mask is the one applied: protect every weight and nothing masked moves
+    frozen = saliency.SaliencyMask({n: torch.zeros_like(m) for n, m in mask.masks.items()}, mask.groups, "vision")
+    held = _run(vlm, bench, preset="vision", mask=frozen)
+    assert all(torch.equal(before[n], p) for n, p in held.vlm.model.named_parameters())
+
+
+@pytest.mark.parametrize("change, error, words", [
+    (lambda mask: mask.masks, TypeError, "mask must be a SaliencyMask"),
+    (lambda mask: mask.with_threshold(2.0), ValueError, "computed with threshold=2.0"),
+    (lambda mask: saliency.SaliencyMask(mask.masks, mask.groups, "both"), ValueError, "computed with preset='both'"),
+    (lambda mask: saliency.SaliencyMask({n: m for n, m in list(mask.masks.items())[1:]}, mask.groups, "vision"),
+     ValueError, "does not fit this model"),
+    (lambda mask: saliency.SaliencyMask({n: m[:1] for n, m in mask.masks.items()}, mask.groups, "vision"),
+     ValueError, "a bool tensor of the weight's shape"),
+    (lambda mask: saliency.SaliencyMask({n: m.float() for n, m in mask.masks.items()}, mask.groups, "vision"),
+     ValueError, "a bool tensor of the weight's shape"),
+])
+def test_a_bad_mask_is_refused_before_any_weight_changes(vlm, bench, before, change, error, words):
+    mask = saliency.compute_saliency(vlm, bench, RATIO, "vision")
+    with pytest.raises(error, match=words):
+        _run(vlm, bench, preset="vision", mask=change(mask))
+    with pytest.raises(ValueError, match="masked=False"):
+        _run(vlm, bench, preset="vision", masked=False, mask=mask)
+    assert all(torch.equal(before[n], p) for n, p in vlm.model.named_parameters())

@@ -18,6 +18,7 @@ from .profiles import FACTS, Profile, make_names, make_profiles
 from .questions import (MODALITIES, TEMPLATES, QAPair, Question, balanced_letters, phrase, profile_questions,
                         training_pairs, with_image)
 from .splits import ALL_SPLITS, HOLDOUT, PAPER_RATIOS, SPLITS, Split, check_ratio, forget_and_retain
+from ..text import fit
 
 DEFAULT_N_PROFILES = 40
 DEFAULT_N_UTILITY = 10
@@ -141,8 +142,8 @@ class Benchmark:
     def __repr__(self) -> str:
         n_questions = sum(len(self.questions[p.id]) for p in self.profiles + self.utility_profiles)
         holdout = f", {len(self.holdout_profiles)} holdout people" if self.holdout_profiles else ""
-        return (f"Benchmark({self.name!r}: {len(self.profiles)} fictitious people, {len(self.utility_profiles)} "
-                f"utility people, {n_questions} questions{holdout})")
+        return fit(f"Benchmark({self.name!r}: {len(self.profiles)} fictitious people, "
+                   f"{len(self.utility_profiles)} utility people, {n_questions} questions{holdout})")
 
 
 def check_seed(seed) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .profiles import Profile
 from .questions import MODALITIES, TASKS, QAPair, Question
+from ..text import fit
 
 SPLITS: tuple[str, ...] = ("forget", "retain", "test", "utility")
 HOLDOUT = "holdout"
@@ -100,4 +101,4 @@ class Split:
 
     def __repr__(self) -> str:
         ratio = "" if self.ratio is None else f", ratio={self.ratio}"
-        return f"Split({self.name!r}{ratio}: {len(self.profiles)} people, {len(self.questions)} questions)"
+        return fit(f"Split({self.name!r}{ratio}: {len(self.profiles)} people, {len(self.questions)} questions)")

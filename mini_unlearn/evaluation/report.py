@@ -16,7 +16,8 @@ import pandas as pd
 from ..bench import MODALITIES, SPLITS
 from .tasks import METRIC, TASKS
 
-# implementation-notes §1.3: two definitions of multimodal unlearning. "down" = should fall after
+# Two definitions of multimodal unlearning (book/appendix/benchmark.md, 'Two meanings of "forgotten"').
+# "down" = should fall after
 # unlearning, "up" = should stay as high as the vanilla model's.
 GOALS: dict[str, dict] = {
     "forget_both": {
@@ -118,6 +119,8 @@ class Report:
         shown = ("ratio", "few_shot") + (("likelihood", "normalize") if "mcq_likelihood" in table.columns else ())
         about = ", ".join(f"{k}={self.settings[k]}" for k in shown if k in self.settings)
         header = f"Report({about}; {len(self.details)} answers; n = questions per task)"
+        if len(header) > 85:       # the book's column: the count goes on a second line
+            header = f"Report({about};\n       {len(self.details)} answers; n = questions per task)"
         return header + "\n" + table.to_string(float_format=lambda x: f"{x:.3f}", na_rep="-")
 
     def plot(self, title: str | None = None):

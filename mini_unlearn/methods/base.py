@@ -24,6 +24,7 @@ import torch
 from ..bench.splits import check_ratio
 from ..models.anatomy import find_towers, part_of
 from ..models.vlm import VLM
+from ..text import fit
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ class UnlearnResult:
         last = self.log.losses[-1] if self.log.losses else {}
         losses = ", ".join(f"{k} {v:.3f}" for k, v in last.items())
         head = (f"UnlearnResult({self.method!r}, ratio={self.ratio}: {len(self.log.losses)} steps"
-                f"{'; final ' + losses if losses else ''})\n  {settings}\n")
+                f"{'; final ' + losses if losses else ''})\n  {settings}")
+        head = fit(head) + "\n"
         # the share of entries changed, not the count: whether an entry with a near-zero gradient moves
         # at all depends on the CPU's kernels (touched_by_part() has the exact counts)
         table = self.touched_by_part()

@@ -1,7 +1,7 @@
 """The gradient family of MLLMU-Bench's baselines: GA, GA_Diff, KL_Min and NPO (chapter 04).
 
 All four push the forget data's likelihood down by gradient steps; they differ in what holds the
-rest of the model in place (reference/implementation-notes.md §2.5):
+rest of the model in place (book/appendix/baselines.md, 'The losses' and 'Which tokens the loss sees'):
 
 * ``ga`` — gradient ascent on the forget pairs alone: ``L = −CE(D_f)``;
 * ``ga_diff`` — plus the ordinary loss on retain pairs: ``L = −CE(D_f) + λ·CE(D_r)``;

@@ -3,7 +3,8 @@
 MMUnlearner's released code applies its saliency mask with ``if name in mask: grad *= mask[name]``.
 The mask is keyed by the base model's names (``…mlp.up_proj.weight``); under peft the trainable
 parameters are called ``…mlp.up_proj.lora_A.default.weight``, so no name ever matches and the LLaVA
-run is plain gradient ascent + descent (reference/implementation-notes.md §5.4). Renaming would not
+run is plain gradient ascent + descent (book/appendix/mmunlearner.md, 'What the released code does
+differently'). Renaming would not
 help: masking the gradient of a low-rank factor cannot keep chosen entries of the product ``B A``
 at zero.
 

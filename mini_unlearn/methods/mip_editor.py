@@ -18,7 +18,8 @@ although they can never change; here a language path neuron above ℓ is an erro
 weight changes. The default ℓ is the last layer, which reaches them all.
 
 The paper prunes the path neurons *and then* fine-tunes them; if they were zeroed at every position,
-SwiGLU would give their rows zero gradient and RMisU could not move them (notes §6.4). So ``edit``
+SwiGLU would give their rows zero gradient and RMisU could not move them (book/appendix/mip_editor.md,
+'Editing'). So ``edit``
 is either ``"rmisu"`` (no zeroing; what the released code effectively does) or ``"prune"``.
 """
 from __future__ import annotations
@@ -235,9 +236,10 @@ def rmisu_control(vlm, bench, ratio: float = 0.05, *, lam: float = 5.0, steps: i
 
     return LiveControl(
         measure, draw=draw, button="edit along the paths",
-        note=(f"Live control: RMisU's target scale λ and its number of steps; each press edits a copy of the model "
-              f"along the paths (about 5 s for 60 steps) and draws the forget and retain people's cloze answers "
-              f"every {probe_every} steps. It runs in Jupyter with a kernel; the figure above is the same sweep."),
+        note=(f"Live control: RMisU's target scale λ and its number of steps; each press edits\n"
+              f"a copy of the model along the paths and draws the forget and retain people's\n"
+              f"cloze answers every {probe_every} steps. It runs in Jupyter with a kernel; the\n"
+              f"figure above is the same sweep."),
         lam=widgets.FloatSlider(value=lam, min=0.5, max=15.0, step=0.5, description="λ"),
         steps=widgets.IntSlider(value=steps, min=5, max=120, step=5, description="steps"))
 

@@ -23,7 +23,8 @@ adapter that only the retain steps train (:mod:`.masked_lora`).
 (``"union"``, default) or the released code's one pooled preserve loader (``"pooled"``); see
 :mod:`mini_unlearn.neurons.saliency`.
 
-Where this differs from the released code, on purpose (reference/implementation-notes.md §5.4):
+Where this differs from the released code, on purpose (book/appendix/mmunlearner.md, 'What the released
+code does differently' and 'What the package offers'):
 
 * **Weights outside the mask get no forget gradient.** The released code leaves every tensor whose
   name is not in the mask (norms, embeddings, LM head, and the other tower under a one-tower mask)
@@ -47,7 +48,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -56,8 +57,8 @@ from ..bench.questions import IMAGE_TEXT
 from ..models.precision import MasterAdamW
 from .. import distributed
 from ..models.train import answer_loss
-from ..neurons.saliency import (EPS, THRESHOLD, check_language_preserve, check_preset, check_threshold, compute_saliency,
-                                maskable_parameters)
+from ..neurons.saliency import (EPS, THRESHOLD, SaliencyMask, check_language_preserve, check_preset, check_threshold,
+                                compute_saliency, maskable_parameters)
 from .base import UnlearnLog, check_positive, check_positive_int, check_seed, register
 from .data import check_loss_on, example_batches, scored_on, to_device, unlearning_sets
 from .masked_lora import add_masked_lora, free_adapter_parameters, merge_masked_lora
@@ -74,6 +75,9 @@ class MMUnlearnerConfig:
     ``language_preserve``: ``"union"`` of the retain and the text saliency maps (the paper) or ``"pooled"``.
     ``loss_on``: the saliency and the loop's cross-entropies score the answer tokens (``"answer"``) or
     every non-pad token (``"sequence"``, as the released code labels).
+    ``mask``: a :class:`~mini_unlearn.neurons.saliency.SaliencyMask` already computed for this model
+    (``compute_saliency`` with the same ``preset``, ``threshold``, ``eps``, ``language_preserve`` and
+    ``loss_on``): the run uses it instead of computing the same mask again (None, the default: compute it).
 
     Defaults: ``preset="both"`` is the paper's full, dual-constrained method (the paper's ablation
     prefers the vision mask on LLaVA; the released README runs use the language mask; chapter 06
@@ -99,6 +103,7 @@ class MMUnlearnerConfig:
     mask_retain: bool = True
     language_preserve: str = "union"
     loss_on: str = "answer"
+    mask: SaliencyMask | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         check_preset(self.preset)
@@ -116,6 +121,37 @@ class MMUnlearnerConfig:
         for name in ("lr", "forget_weight", "grad_clip", "eps"):
             check_positive(getattr(self, name), name, finite=True)
         check_seed(self.seed)
+        if self.mask is not None:
+            check_given_mask(self)
+
+
+def check_given_mask(config: MMUnlearnerConfig) -> None:
+    """A ``mask=`` given to the run must be a SaliencyMask computed with the run's own mask settings."""
+    mask = config.mask
+    if not isinstance(mask, SaliencyMask):
+        raise TypeError(f"mask must be a SaliencyMask (mu.neurons.compute_saliency) or None; got {type(mask).__name__}")
+    if not config.masked:
+        raise ValueError("mask= was given with masked=False: an unmasked run uses no mask (drop one of them)")
+    for name in ("preset", "threshold", "eps", "language_preserve"):
+        if getattr(mask, name) != getattr(config, name):
+            raise ValueError(f"the mask was computed with {name}={getattr(mask, name)!r} but the run asks for "
+                             f"{name}={getattr(config, name)!r}: pass {name}={getattr(mask, name)!r} or compute the "
+                             f"mask again")
+
+
+def check_mask_fits(mask: SaliencyMask, model) -> None:
+    """The mask must cover exactly the preset's linear weights of ``model``, each with the weight's shape."""
+    expected = {}
+    for group in check_preset(mask.preset):
+        expected.update(maskable_parameters(model, group))
+    missing, extra = sorted(set(expected) - set(mask.masks)), sorted(set(mask.masks) - set(expected))
+    if missing or extra:
+        raise ValueError(f"the mask does not fit this model's {mask.preset!r} weights: missing {missing[:3]}, "
+                         f"not in the model {extra[:3]} (was it computed for another model?)")
+    for name, m in mask.masks.items():
+        if m.dtype != torch.bool or tuple(m.shape) != tuple(expected[name].shape):
+            raise ValueError(f"{name}: the mask is {m.dtype} {tuple(m.shape)}, the weight "
+                             f"{tuple(expected[name].shape)}; a mask is a bool tensor of the weight's shape")
 
 
 def default_retain_per_forget(n_forget: int, n_retain: int, batch_size: int) -> int:
@@ -127,7 +163,10 @@ def _prepare(vlm, bench, ratio, config, progress=True):
     forget, retain = unlearning_sets(bench, ratio, "image+text")
     retain = [e for e in retain if e.modality == IMAGE_TEXT]         # the released retain loader: retain image+text QA
     mask = None
-    if config.masked:
+    if config.mask is not None:                  # computed before, for this model: reused as it is
+        check_mask_fits(config.mask, vlm.model)
+        mask = config.mask
+    elif config.masked:
         mask = compute_saliency(vlm, bench, ratio, config.preset, threshold=config.threshold, eps=config.eps,
                                 batch_size=config.batch_size, seed=config.seed,
                                 language_preserve=config.language_preserve, loss_on=config.loss_on)

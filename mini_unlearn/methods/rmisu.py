@@ -16,7 +16,7 @@ stream ``h`` after decoder layer ℓ.
 
   updating only the **path neurons' weights** — the rows of ``gate_proj`` / ``up_proj`` (``fc1`` in
   the vision tower) that produce them (``"mip_editor"``, :mod:`.mip_editor`). The released code
-  differs (reference/implementation-notes.md §6.5): a constant target of norm 10, α = β = 0.5 and
+  differs (book/appendix/mip_editor.md, 'Editing'): a constant target of norm 10, α = β = 0.5 and
   no CE term; the paper's form is the one here (λ = 5, from the code's commented-out line, γ = 1).
   ``‖h(x_f)‖`` is read from the **input model** (the commented-out line also computes it once,
   before training): taken from the model being trained, the target would chase its own norm and,

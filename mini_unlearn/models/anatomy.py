@@ -1,7 +1,7 @@
 """Where the neurons are: find the MLP neurons of a VLM by walking its modules.
 
 A *neuron* is one coordinate of an MLP's intermediate activation — the vector the MLP computes
-before projecting back to the residual stream (reference/implementation-notes.md §1.1):
+before projecting back to the residual stream (book/appendix/manu.md, 'What a neuron is'):
 
 * gated (SwiGLU) MLP — Llama, Qwen2/2.5 language models, Qwen2.5-VL vision blocks::
 

@@ -5,7 +5,7 @@ a projector and a Llama language model — so every method in this course runs u
 LLaVA checkpoint. The tokenizer is a byte-level BPE trained here on the benchmark's own text, and the
 processor is a ``LlavaProcessor`` around ``CLIPImageProcessorPil`` (no torchvision needed).
 
-Measured pitfalls (reference/feasibility.md) built in:
+Pitfalls measured with transformers 5, built in:
 
 * ``vision_feature_layer=-1``: with LLaVA's default ``-2`` a 2-layer vision tower's last layer gets
   no gradient, so its neurons could never matter;
@@ -87,7 +87,7 @@ PRESETS: dict[str, Preset] = {
     "base": Preset("base", image_size=128, patch_size=16, vision_hidden=256, vision_layers=4, vision_heads=8,
                    vision_mlp=1024, text_hidden=512, text_layers=6, text_heads=8, text_mlp=2048, vocab_size=4096,
                    max_positions=512),
-    # a small real VLM (~1 B parameters; feasibility §7: 0.12 s a step for 64 samples on an H100 with
+    # a small real VLM (~1 B parameters; measured: 0.12 s a step for 64 samples on an H100 with
     # bf16 + torch.compile, 33 % MFU). CLIP ViT-B/16-sized vision tower, a 2048-wide 16-layer Llama
     "xl": Preset("xl", image_size=128, patch_size=16, vision_hidden=768, vision_layers=12, vision_heads=12,
                  vision_mlp=3072, text_hidden=2048, text_layers=16, text_heads=16, text_mlp=5632, vocab_size=4096,

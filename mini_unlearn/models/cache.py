@@ -1,7 +1,7 @@
 """The vanilla model (and the retain-only "gold" model): trained once, cached on disk, loaded in seconds.
 
 ``vanilla(bench)`` is MLLMU-Bench's starting point: a model fine-tuned on every person until it has
-memorised them. Training takes about ten minutes on two CPU cores, so it happens once per
+memorised them. Training takes a quarter of an hour on a CPU (``tiny``), so it happens once per
 configuration; every later call (every notebook, every test) loads the cached checkpoint. The
 course's own configurations (the course benchmark, ``tiny``, seed 0: ``vanilla`` and ``retain_only``
 at 5%) are not trained at all: they ship in ``data/models`` (:mod:`.shipped`) and load, checksums
@@ -58,7 +58,7 @@ RECIPES: dict[str, TrainConfig] = {
                         reading=ReadingCurriculum(reading_steps=3000, mcq_weight=3)),
     "base": TrainConfig(steps=4000, batch_size=64, lr=5e-4, warmup=200),
     # ~1 B parameters, a GPU: bf16 autocast + regional torch.compile + fused AdamW (2× at this size,
-    # feasibility §7). Steps and learning rate follow base's at a larger model's usual lower rate;
+    # measured on one H100). Steps and learning rate follow base's at a larger model's usual lower rate;
     # whether they memorise 500 people is measured by benchmarks/gpu_pipeline.py --preset xl (pending a GPU)
     "xl": TrainConfig(steps=4000, batch_size=64, lr=3e-4, warmup=200, speedups=Speedups()),
 }

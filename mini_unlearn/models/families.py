@@ -14,7 +14,7 @@ Adding a family is one more entry in :data:`FAMILIES`. Supported: LLaVA (1.5 con
 Qwen2.5-VL, Idefics2 and Idefics3 (SmolVLM is Idefics3).
 
 Qwen-VL's stock processor cannot be built without torchvision (its video processor needs it;
-reference/feasibility.md §3), so :class:`QwenVLProcessor` does the same job for images: it expands
+measured with transformers 5), so :class:`QwenVLProcessor` does the same job for images: it expands
 each ``<|image_pad|>`` into one token per merged patch and marks them in ``mm_token_type_ids``. It
 reads and writes the stock file layout (tokenizer files, ``preprocessor_config.json``, the chat
 template), so a real Qwen2.5-VL checkpoint folder loads with it.

@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from queue import Full, Queue
 
 import torch
@@ -34,6 +34,7 @@ from .precision import MasterAdamW
 from .prompts import expected_answer, question_prompt, target
 from .train_data import IGNORE_INDEX, Example, ReadingCurriculum, make_batch, training_batches, training_examples
 from .vlm import VLM
+from ..text import fit
 
 LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
@@ -53,7 +54,7 @@ AUTOCAST: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float1
 
 @dataclass(frozen=True)
 class Speedups:
-    """How a large model trains fast on a GPU (feasibility §7, a 0.9 B LLaVA on an H100: 241 ms a step
+    """How a large model trains fast on a GPU (measured on a 0.9 B LLaVA on an H100: 241 ms a step
     in fp32, 168 ms with bf16 autocast, 118 ms with torch.compile too: 2×).
 
     ``autocast``: the matmuls run in bf16 under ``torch.autocast`` while the weights, gradients and
@@ -92,6 +93,10 @@ class TrainConfig:
             raise TypeError(f"reading must be None or a ReadingCurriculum; got {self.reading!r}")
         if self.speedups is not None and not isinstance(self.speedups, Speedups):
             raise TypeError(f"speedups must be None or a Speedups; got {self.speedups!r}")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return fit(f"TrainConfig({shown})")
 
     def to_dict(self) -> dict:
         """The recipe as plain data (a cache key, a log). ``speedups`` appears only when set, so the
@@ -270,7 +275,7 @@ class TrainingLog:
     def __repr__(self) -> str:
         last = f", final loss {self.losses[-1]:.4f}" if self.losses else ""
         worst = f", worst accuracy {min(self.final_accuracy.values()):.3f}" if self.final_accuracy else ""
-        return f"TrainingLog({len(self.losses)} steps in {self.seconds:.1f} s{last}{worst})"
+        return fit(f"TrainingLog({len(self.losses)} steps in {self.seconds:.1f} s{last}{worst})")
 
 
 # ---------------------------------------------------------------------------------------------------

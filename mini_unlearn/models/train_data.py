@@ -142,7 +142,7 @@ def sequence_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The batch with every non-pad token scored: prompt, image placeholders and answer.
 
     MLLMU-Bench's, MMUnlearner's and MIP-Editor's training code label all non-pad tokens
-    (reference/implementation-notes.md §2.5, §5.3). Each row's first real token stays unscored: no
+    (book/appendix/baselines.md, 'Which tokens the loss sees'). Each row's first real token stays unscored: no
     position predicts it. Rows are left-padded, so that is the row's first attended position.
     """
     mask = batch["attention_mask"].bool()

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from transformers.utils import logging as hf_logging
+from ..text import fit
 
 CARD_FILE = "mini_unlearn.json"
 
@@ -81,4 +82,4 @@ class VLM:
     def __repr__(self) -> str:
         name = type(self.model).__name__
         about = ", ".join(f"{k}={self.card[k]}" for k in ("preset", "benchmark", "seed") if k in self.card)
-        return f"VLM({name}, {self.n_parameters():,} parameters{', ' + about if about else ''})"
+        return fit(f"VLM({name}, {self.n_parameters():,} parameters{', ' + about if about else ''})")

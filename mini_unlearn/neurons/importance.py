@@ -2,7 +2,7 @@
 
 MANU (Liu et al., ACL 2025) scores every MLP neuron with four importance functions computed from
 its activations, then prunes the neurons whose importance on the forget data most exceeds their
-importance on the retain data. Two readings exist, offered by name (implementation-notes §4):
+importance on the retain data. Two readings exist, offered by name (book/appendix/manu.md):
 
 ``"paper"`` — the formulas of the paper. For one data set D, compare its two *views*, multimodal
 (portrait + question) and text-only (the person named, no image). With per-neuron means Z̄,
@@ -44,8 +44,8 @@ Where the statistics are read differs too. Both variants here read a neuron wher
 input of ``fc2`` / ``down_proj``, after the activation function (and, in the language model, after
 the gate). The released code hooks the *outputs* of vision ``fc1`` and ``fc2`` and of the language
 ``gate_proj``, ``up_proj`` and ``down_proj`` — pre-activation values, and the MLP's output, which is
-not a neuron — and pools every token, pads included (a bug also pools all layers:
-implementation-notes §4.3). Both variants here aggregate each sample's tokens first
+not a neuron — and pools every token, pads included (a bug also pools all layers: book/appendix/manu.md,
+'What the released code does differently'). Both variants here aggregate each sample's tokens first
 (:mod:`.activations`; MANU reads the question and answer tokens, not the image placeholders).
 Both select the top α **within each tower**, as the released code does (``scope="per_tower"``,
 :func:`mini_unlearn.neurons.select_top`).

@@ -31,7 +31,8 @@ activation (``a → g·a``) that scales the layer and the earlier path jointly �
 then acts only through the joint scaling (its share is reported as ``path_term``) and, on the course
 model, ranks almost as the point-wise attribution does; chapter 07 compares the two.
 
-**``variant="released"``** reproduces the released code (reference/implementation-notes.md §6.2–6.3):
+**``variant="released"``** reproduces the released code (book/appendix/mip_editor.md, 'Localisation: IGI
+and IFI' and 'Position 0, the objective, and the borrowed CLS gradient'):
 the same product formula, at **sequence position 0** only (the attention-sink ``<s>`` token; for the
 vision tower the CLS token), the left Riemann sum (``k = 0..m−1``), the objective is the loss over the
 **whole sequence** (every non-pad token), only the **last** path neuron of each earlier layer enters
@@ -59,6 +60,7 @@ from tqdm.auto import tqdm
 from ..models.anatomy import NeuronSite, find_mlp_neurons
 from ..models.train import answer_logits, sequence_log_probs, token_cross_entropy
 from ..models.train_data import IGNORE_INDEX, one_pass_batches, sequence_labels
+from ..text import fit
 
 BRANCHES: dict[str, str] = {"igi": "language", "ifi": "vision"}     # branch → the tower it attributes
 VARIANTS: tuple[str, ...] = ("paper", "neuron_ig", "released")
@@ -467,8 +469,8 @@ class NeuronPaths:
     def __repr__(self) -> str:
         per_layer = ", ".join(f"{s.tower}[{s.layer}] {len(self.union[s.name])}" for s in self.sites)
         kind = "path" if self.cascade else "point-wise"
-        return (f"NeuronPaths({self.branch}, {kind}, variant={self.variant!r}, k={self.k}, m={self.m}: "
-                f"{len(self.samples)} samples, {len(self)} neurons; {per_layer})")
+        return fit(f"NeuronPaths({self.branch}, {kind}, variant={self.variant!r}, k={self.k}, m={self.m}: "
+                   f"{len(self.samples)} samples, {len(self)} neurons; {per_layer})")
 
 
 def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, cascade: bool = True,

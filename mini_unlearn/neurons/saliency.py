@@ -1,6 +1,7 @@
 """Weight saliency: which weights matter more to the forget data than to what must be kept (chapter 06).
 
-MMUnlearner (reference/implementation-notes.md §5.2) scores every weight θ of a module group twice,
+MMUnlearner (book/appendix/mmunlearner.md, 'The method in the paper') scores every weight θ of a module
+group twice,
 with the squared gradient of the loss::
 
     F_f[θ] = mean over forget batches   of (∂L/∂θ)²
@@ -52,6 +53,7 @@ from ..bench.splits import check_ratio
 from ..models.anatomy import find_towers, part_of
 from ..models.train import answer_loss
 from ..models.train_data import Example, check_loss_on, one_pass_batches, scored_on, training_examples
+from ..text import fit
 
 THRESHOLD = 1.0
 EPS = 1e-15
@@ -256,8 +258,8 @@ class SaliencyMask:
         by_group = self.summary().groupby("group")[["salient", "numel"]].sum()
         parts = ", ".join(f"{g} {r.salient / r.numel:.1%}" for g, r in by_group.iterrows())
         # shares, not counts: the weights at the threshold flip with the CPU's kernels (`.kept` has the count)
-        return (f"SaliencyMask(preset={self.preset!r}, threshold={self.threshold}: {len(self)} tensors, "
-                f"{self.kept / max(self.total, 1):.1%} of {self.total:,} weights salient; {parts})")
+        return fit(f"SaliencyMask(preset={self.preset!r}, threshold={self.threshold}: {len(self)} tensors, "
+                   f"{self.kept / max(self.total, 1):.1%} of {self.total:,} weights salient; {parts})")
 
 
 def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, threshold: float = THRESHOLD,

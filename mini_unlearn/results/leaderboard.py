@@ -3,7 +3,7 @@
     results = mu.results.load("data/results/leaderboard")
     cells = mu.results.cell_table(results)        # one row per method × setting × ratio × seed
     board = mu.results.leaderboard(results)       # one row per method × setting × ratio: mean ± std
-    mu.results.pareto_plot(results, ratio=0.05)   # forget vs kept, one panel per modality
+    mu.results.pareto_plot(results)               # forget vs kept: ratios × modalities
 
 The numbers are :func:`~.scoring.progress`'s: the share of the vanilla → retain-only gap closed on
 the forget people's weakest task (per modality, and over both), and the points lost on the retain
@@ -133,35 +133,50 @@ def verdict_table(results: Results) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def pareto_plot(results: Results, ratio: float, goal: str = "forget_both"):
-    """Per modality: the forget people's closure (up = forgotten) against the points lost on the retain
-    and utility people (left = kept), one marker per method × setting with its seed spread."""
+def pareto_plot(results: Results, ratio: float | list[float] | None = None, goal: str = "forget_both"):
+    """Forget against kept, one row of panels per forget ratio (``ratio``: one, a list, or None for
+    all) and one column per modality: the forget people's closure (up = forgotten) against the points
+    lost on the retain and utility people (left = kept), one marker per method × setting with its seed
+    spread, one legend for the figure, below the panels."""
     import matplotlib.pyplot as plt
 
     cells = cell_table(results, goal)
-    cells = cells[np.isclose(cells["ratio"], ratio)]
+    everything = sorted(cells["ratio"].unique())
+    ratios = everything if ratio is None else list(np.atleast_1d(ratio))
+    cells = cells[np.isclose(cells["ratio"].to_numpy()[:, None], ratios).any(axis=1)]
     if cells.empty:
         raise ValueError(f"no unlearned cells at ratio {ratio} in {results.path}")
     cells = cells.assign(kept_drop=cells[["retain_drop", "utility_drop"]].max(axis=1))
-    figure, axes = plt.subplots(1, len(MODALITIES), figsize=(6.2 * len(MODALITIES), 4.4), sharey=True,
-                                constrained_layout=True)
+    columns = [f"closure {modality}" for modality in MODALITIES]
+    low = min(0.0, float(np.nanmin(cells[columns].to_numpy())))
+    high = max(1.0, float(np.nanmax(cells[columns].to_numpy())))
+    right = float(cells["kept_drop"].max())
+    figure, axes = plt.subplots(len(ratios), len(MODALITIES), figsize=(10, 3.0 * len(ratios) + 1.0),
+                                sharex=True, sharey=True, squeeze=False, constrained_layout=True)
     methods = list(dict.fromkeys(cells["method"]))
     colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
     markers = {"default": "o", "tuned": "*"}
-    for ax, modality in zip(axes, MODALITIES):
-        column = f"closure {modality}"
-        for (method, setting), group in cells.groupby(["method", "setting"], sort=False):
-            ax.errorbar(group["kept_drop"].mean(), group[column].mean(), xerr=group["kept_drop"].std() if len(group) > 1 else None,
-                        yerr=group[column].std() if len(group) > 1 else None, color=colours[method],
-                        marker=markers.get(setting, "s"), markersize=10 if setting == "tuned" else 7, capsize=3,
-                        linestyle="none", label=f"{method} ({setting})")
-        ax.axhspan(0.9, 1.2, xmin=0, color="tab:green", alpha=0.08)
-        ax.axvline(5, color="grey", ls=":")
-        ax.axhline(0.9, color="grey", ls=":")
-        ax.set(title=f"asked {'with the portrait' if modality == 'image+text' else 'by name'} (ratio {ratio:g})",
-               xlabel="points lost on retain / utility (worse →)", ylim=(-0.6, 1.2))
-    axes[0].set_ylabel("gap to retain-only closed, weakest task (↑ forgotten)")
-    axes[-1].legend(fontsize=7, loc="lower right", ncol=2)
+    for row, ratio_value in zip(axes, ratios):
+        at_ratio = cells[np.isclose(cells["ratio"], ratio_value)]
+        for ax, modality, column in zip(row, MODALITIES, columns):
+            for (method, setting), group in at_ratio.groupby(["method", "setting"], sort=False):
+                spread = len(group) > 1
+                ax.errorbar(group["kept_drop"].mean(), group[column].mean(),
+                            xerr=group["kept_drop"].std() if spread else None,
+                            yerr=group[column].std() if spread else None, color=colours[method],
+                            marker=markers.get(setting, "s"), markersize=11 if setting == "tuned" else 7,
+                            capsize=3, linestyle="none", label=f"{method} ({setting})")
+            ax.axhspan(0.9, high + 0.05, xmax=6 / (right * 1.05 + 2), color="tab:green", alpha=0.1)
+            ax.axvline(5, color="grey", ls=":")
+            ax.axhline(0.9, color="grey", ls=":")
+            asked = "with the portrait" if modality == "image+text" else "by name"
+            ax.set_title(f"asked {asked}, forget ratio {ratio_value:g}", fontsize=10)
+            ax.set(xlim=(-1, right * 1.05 + 1), ylim=(low - 0.05, high + 0.05))
+        row[0].set_ylabel("weakest task: gap closed\n(↑ forgotten)")
+    for ax in axes[-1]:
+        ax.set_xlabel("points lost on retain / utility (worse →)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     plt.close(figure)
     return figure
 

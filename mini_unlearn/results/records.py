@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from ..text import fit
 
 FORMAT = "mini_unlearn-results/1"
 MARKER = "mini_unlearn-results.json"
@@ -194,8 +195,8 @@ class Results:
     def __repr__(self) -> str:
         methods = sorted({r.method for r in self.records if r.setting != REFERENCE})
         ratios = sorted({r.ratio for r in self.records})
-        return (f"Results({self.path.name!r}: {len(self.records)} cells, {describe_identity(self.identity)}; "
-                f"methods {methods}; ratios {ratios})")
+        return fit(f"Results({self.path.name!r}: {len(self.records)} cells, {describe_identity(self.identity)}; "
+                   f"methods {methods}; ratios {ratios})")
 
 
 def load(path: str | Path) -> Results:

@@ -19,7 +19,8 @@ to the earlier setting of the grid. If no setting keeps the retain people, the o
 fewest points.
 
 **One change while tuning.** NPO's default reference is the retain-only model, which for the
-validation people would have to be trained (ten minutes a model); while tuning, NPO uses the
+validation people would have to be trained (a training run per model: the shipped retain-only
+models took 16 to 24 minutes each on two CPU cores); while tuning, NPO uses the
 model before unlearning (the NPO paper's own reference, ``reference="initial"``). The reported
 runs use the chosen learning rate and steps with the default reference.
 """
