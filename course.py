@@ -40,6 +40,10 @@ NBVAL_ARGS = [
 # share one kernel and run in order. Each worker's torch uses 2 threads (mu.seed_everything), so the
 # outputs are those of a serial run; the work is mostly Python overhead, which two processes halve.
 PARALLEL = ["-n", "2", "--dist", "loadfile"]
+# Two workers of 2 threads share 2 cores: OpenMP threads that spin while they wait for work would
+# steal the other worker's core (a chapter then takes minutes longer); passive ones sleep. Numerics
+# do not change.
+QUIET_THREADS = {"OMP_WAIT_POLICY": "PASSIVE"}
 PYTEST_ARGS = ["tests", "notebooks"] + NBVAL_ARGS + PARALLEL + ["--durations=10"]
 
 # CPU kernel settings for `course.py kernels`: the stored outputs must not depend on the instruction
@@ -191,7 +195,8 @@ def generate_exercises(check=False):
 def cmd_test(args, extra):
     ensure_venv()
     with phase("pytest (tests + notebooks with nbval)"):
-        code = subprocess.call([str(VENV_PYTHON), "-m", "pytest"] + PYTEST_ARGS + extra, cwd=ROOT)
+        code = subprocess.call([str(VENV_PYTHON), "-m", "pytest"] + PYTEST_ARGS + extra, cwd=ROOT,
+                               env=dict(QUIET_THREADS, **os.environ))
     sys.exit(code)
 
 
@@ -225,7 +230,7 @@ def cmd_kernels(args, extra):
         sys.exit(2)
     results = []
     for name in args.settings or ["avx2", "default"]:
-        env = dict(os.environ, **KERNEL_SETTINGS[name])
+        env = dict(QUIET_THREADS, **os.environ, **KERNEL_SETTINGS[name])
         shown = " ".join(f"{k}={v}" for k, v in KERNEL_SETTINGS[name].items())
         t0 = time.perf_counter()
         with phase(f"nbval with {shown}"):
