@@ -107,5 +107,6 @@ def tracked_text_files():
 
 def test_nothing_in_the_repository_points_at_a_file_outside_it():
     found = [f"{path.relative_to(ROOT)}: {needle!r}"
-             for path, text in tracked_text_files() for needle in OUTSIDE if needle in text]
+             for path, text in tracked_text_files() if path != Path(__file__)   # the list itself
+             for needle in OUTSIDE if needle in text]
     assert not found, "\n".join(found)
