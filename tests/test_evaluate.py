@@ -15,6 +15,7 @@ from mini_unlearn.bench import LETTERS, Split
 from mini_unlearn.evaluation import (GOALS, METRIC, TASKS, Report, cloze_correct, evaluate, letter_of,
                                      option_log_likelihoods, predict_by_likelihood, predict_letters, rouge_l)
 from mini_unlearn.evaluation import tasks
+from mini_unlearn.text import COLUMN
 from mini_unlearn.models import PRESETS, VLM, build_model, build_processor, build_tokenizer, question_prompt, target
 
 
@@ -246,7 +247,7 @@ def test_report_repr_is_a_rounded_plain_table(small_report):
     lines = text.splitlines()
     assert lines[0].startswith("Report(ratio=0.25, few_shot=0, likelihood=sentence, normalize=sum;")
     head = 2 if "answers;" in lines[1] else 1         # a long header wraps onto two lines
-    assert all(len(line) <= 85 for line in lines)
+    assert all(len(line) <= COLUMN for line in lines)
     assert "mcq_letter" in lines[head] and "gen (ROUGE-L)" in lines[head]
     assert len(lines) == head + 2 + 8                 # header, column names, index names, 8 rows
     numbers = [word for line in lines[head + 2:] for word in line.split() if "." in word]

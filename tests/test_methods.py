@@ -6,6 +6,7 @@ import torch
 
 import mini_unlearn as mu
 from mini_unlearn.methods import losses
+from mini_unlearn.text import COLUMN
 
 # -- losses on hand-made tensors -------------------------------------------------------------------
 
@@ -278,7 +279,7 @@ def test_the_result_prints_the_share_changed_per_part(vlm, bench):
     parts = result.touched_by_part()
     shown = repr(result).splitlines()
     assert any("share_changed" in line for line in shown) and "entries_changed" not in repr(result)
-    assert all(len(line) <= 85 for line in shown)     # the settings line wraps at the book's column
+    assert all(len(line) <= COLUMN for line in shown)     # the settings line wraps at the book's column
     vision = next(line for line in shown if line.startswith("vision"))
     language = next(line for line in shown if line.startswith("language"))
     assert vision.split()[-1] == "0"

@@ -8,9 +8,9 @@ import nbformat
 import pytest
 
 import prose
+from mini_unlearn.text import COLUMN   # what a code cell shows in the book before it scrolls
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMN = 85   # characters a code cell shows in the rendered book (1400 px) before it scrolls sideways
 
 
 @pytest.mark.parametrize("path", prose.CHAPTERS, ids=lambda p: p.name)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..bench import MODALITIES, SPLITS
+from ..text import COLUMN
 from .tasks import METRIC, TASKS
 
 # Two definitions of multimodal unlearning (book/appendix/benchmark.md, 'Two meanings of "forgotten"').
@@ -119,7 +120,7 @@ class Report:
         shown = ("ratio", "few_shot") + (("likelihood", "normalize") if "mcq_likelihood" in table.columns else ())
         about = ", ".join(f"{k}={self.settings[k]}" for k in shown if k in self.settings)
         header = f"Report({about}; {len(self.details)} answers; n = questions per task)"
-        if len(header) > 85:       # the book's column: the count goes on a second line
+        if len(header) > COLUMN:   # the book's column: the count goes on a second line
             header = f"Report({about};\n       {len(self.details)} answers; n = questions per task)"
         return header + "\n" + table.to_string(float_format=lambda x: f"{x:.3f}", na_rep="-")
 
