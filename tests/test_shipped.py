@@ -10,6 +10,8 @@ from safetensors.torch import load_file
 from mini_unlearn import release
 from mini_unlearn.models import ReadingCurriculum, TrainConfig, load_vlm, shipped, training_examples
 from mini_unlearn.models import cache as caching
+from mini_unlearn.models.planting import PlantedConfig
+from mini_unlearn.models.planting import planted_key as planting_key
 from mini_unlearn.models.train import train_recipe
 
 # The first steps of the recipe, retrained here, must retrace the shipped log. Measured: the first 60
@@ -135,13 +137,16 @@ def test_stop_after_runs_the_first_steps_of_the_full_schedule(make_vlm, course_b
 def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path, no_probes):
     bench = release.make_benchmark(n_profiles=20, seed=0, n_utility=1)        # 5%: one forget person
     few = TrainConfig(steps=3, batch_size=8, warmup=1)
+    planting = PlantedConfig(steps=2, batch_size=4, warmup=1)
     with pytest.raises(RuntimeError, match="not shipping"):
-        release.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=1.01, progress=False)
+        release.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=1.01, planting=planting, progress=False)
     assert list(tmp_path.iterdir()) == []
     written = release.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=0.0, ratios=(0.05, 0.15),
-                                            progress=False)      # the course ships 0.05, 0.10, 0.15: two suffice here
+                                            planting=planting, progress=False)   # the course ships 0.05, 0.10, 0.15
     assert [p.name for p in written] == ["vanilla-tiny-seed0", "retain_only-tiny-seed0-ratio0.05",
-                                         "retain_only-tiny-seed0-ratio0.15"]
+                                         "retain_only-tiny-seed0-ratio0.15", "planted-tiny-seed0-ratio0.05"]
+    planted = shipped.read_card(written[-1])
+    assert planted["cache_key"] == planting_key(bench, planting, recipe=few)
     for folder in written:
         card = shipped.verify(folder)
         assert shipped.find_shipped(card["cache_key"], tmp_path) == folder

@@ -142,14 +142,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _read_key(path: Path) -> dict | None:
+def read_key(path: Path) -> dict | None:
     try:
         return json.loads((path / CARD_FILE).read_text()).get("cache_key")
     except (OSError, ValueError):
         return None
 
 
-def _store(vlm: VLM, final: Path) -> None:
+def store(vlm: VLM, final: Path) -> None:
     """Write to a temporary folder beside ``final``, then rename it into place (atomic on one filesystem)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -210,7 +210,7 @@ def _shipped_cached_or_trained(key: dict, bench, people: list[str], preset: Pres
     kind, seed = key["kind"], key["seed"]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = folder / f"{kind}-{preset.name}-seed{seed}-{key_hash(key)[:16]}"
-    if not retrain and _read_key(final) == key:
+    if not retrain and read_key(final) == key:
         return load_cached(final, device)
 
     device = torch.device(device) if device is not None else default_device()
@@ -228,7 +228,7 @@ def _shipped_cached_or_trained(key: dict, bench, people: list[str], preset: Pres
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
         "cache_key": key,
     }
-    _store(vlm, final)
+    store(vlm, final)
     return vlm
 
 
