@@ -18,7 +18,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from queue import Full, Queue
@@ -386,7 +386,8 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
           warmup: int = 50, weight_decay: float = 0.01, grad_clip: float = 1.0,
           lora: LoraSettings | int | None = None, seed: int = 0, threads: int | None = 2,
           monitor: Monitor | None = None, probe_every: int = 250, group_by_length: bool = True,
-          progress: bool = True, stop_after: int | None = None, speedups: Speedups | None = None) -> TrainingLog:
+          progress: bool = True, stop_after: int | None = None, speedups: Speedups | None = None,
+          after_step: Callable[[int], None] | None = None) -> TrainingLog:
     """Fine-tune ``vlm.model`` in place on ``examples``; returns the :class:`TrainingLog`.
 
     Full fine-tuning by default; ``lora=r`` (or a :class:`LoraSettings`) trains adapters on the
@@ -400,6 +401,9 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
     ``speedups`` (a :class:`Speedups`): bf16 autocast, ``torch.compile`` and fused AdamW, for large
     models on a GPU. Under ``accelerate launch`` (or ``torchrun``) the step is data-parallel
     (:mod:`mini_unlearn.distributed`): the same losses and weights as one process.
+
+    ``after_step(step)`` is called after each step (1-based), outside the timed part: e.g. to save a
+    checkpoint at chosen steps (benchmarks/fit_diagnostics.py). It does not change the run.
     """
     if not examples:
         raise ValueError("no training examples")
@@ -447,6 +451,8 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
                 with distributed.data_parallel_step():
                     log.losses.append(distributed.mean_across(loss).item())
                 log.seconds += time.perf_counter() - start
+                if after_step is not None:
+                    after_step(step)
                 if step % probe_every == 0 or step == last:
                     check(step)
                     bar.set_postfix(loss=f"{log.losses[-1]:.3f}", refresh=False,
@@ -466,7 +472,8 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
 
 def train_recipe(vlm: VLM, examples: list[Example], recipe: TrainConfig, *, seed: int = 0, threads: int | None = 2,
                  monitor: Monitor | None = None, probe_every: int | None = None,
-                 progress: bool = True, stop_after: int | None = None) -> tuple[TrainingLog | None, TrainingLog]:
+                 progress: bool = True, stop_after: int | None = None,
+                 after_step: Callable[[int], None] | None = None) -> tuple[TrainingLog | None, TrainingLog]:
     """:func:`train` as ``recipe`` says: its reading phase first when it has one (``recipe.reading``),
     then ``recipe.steps`` on every example. ``monitor`` is checked every ``probe_every`` steps of each
     phase (default: 5 times a phase). Returns ``(reading-phase log or None, main log)``.
@@ -474,6 +481,9 @@ def train_recipe(vlm: VLM, examples: list[Example], recipe: TrainConfig, *, seed
     ``stop_after=n`` runs only the recipe's first ``n`` steps, counted through both phases, exactly as
     the full run takes them (see :func:`train`); a phase not reached returns an empty log. Chapter 02
     watches the recipe live this way, and the tests retrace the shipped models' logs.
+
+    ``after_step(step)`` is called after each step, ``step`` counted through both phases as
+    ``stop_after`` counts them (the main phase's first step is ``reading_steps + 1``).
     """
     options = dict(batch_size=recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup, weight_decay=recipe.weight_decay,
                    grad_clip=recipe.grad_clip, lora=recipe.lora, seed=seed, threads=threads, monitor=monitor,
@@ -485,12 +495,14 @@ def train_recipe(vlm: VLM, examples: list[Example], recipe: TrainConfig, *, seed
         first, examples = recipe.reading.phases(examples)
         steps = recipe.reading.reading_steps
         reading = train(vlm, first, steps=steps, probe_every=probe_every or max(1, steps // 5),
-                        stop_after=left if left < steps else None, **options)
+                        stop_after=left if left < steps else None, after_step=after_step, **options)
         left -= len(reading.losses)
     if left == 0:
         return reading, TrainingLog(n_examples=len(examples))
+    done = len(reading.losses) if reading is not None else 0
+    main_step = None if after_step is None else (lambda step: after_step(done + step))
     log = train(vlm, examples, steps=recipe.steps, probe_every=probe_every or max(1, recipe.steps // 5),
-                stop_after=left if left < recipe.steps else None, **options)
+                stop_after=left if left < recipe.steps else None, after_step=main_step, **options)
     return reading, log
 
 
