@@ -94,9 +94,12 @@ def check_ratio_option(ratio: float, option: str = "--ratio") -> float:
         raise click.BadParameter(str(error), param_hint=option) from None
 
 
+PLANTED = "planted"      # ``--model planted``: the shipped planted model (chapters 05-08's ground truth)
+
+
 def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | None):
-    """The model and the benchmark: the course's (``--preset``) or a folder (``--model``), and the course
-    benchmark or MLLMU-Bench files (``--bench mllmu:PATH``)."""
+    """The model and the benchmark: the course's (``--preset``), the planted model (``--model planted``) or
+    a folder (``--model PATH``), and the course benchmark or MLLMU-Bench files (``--bench mllmu:PATH``)."""
     import mini_unlearn as mu
 
     if bench_spec == "course":
@@ -110,7 +113,12 @@ def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | N
             raise click.BadParameter(f"cannot read MLLMU-Bench files: {error}", param_hint="--bench") from None
     else:
         raise click.BadParameter(f"expected 'course' or 'mllmu:PATH'; got {bench_spec!r}", param_hint="--bench")
-    if model is not None:
+    if model == PLANTED:
+        try:
+            vlm = mu.models.planted(bench, preset=preset, device=device)
+        except (OSError, ValueError, TypeError) as error:
+            raise click.BadParameter(f"cannot load the planted model: {error}", param_hint="--model") from None
+    elif model is not None:
         try:
             vlm = mu.models.load_vlm(model, device=device)
         except (OSError, ValueError, TypeError) as error:
@@ -120,11 +128,32 @@ def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | N
     return vlm, bench
 
 
-def retain_only_for(vlm, bench, reference: str | None, device: str | None):
-    """A callable ratio → the model that never saw the forget people: the course's (for a course model)
-    or the folder given by ``--reference``; None when there is neither."""
+def planted_ratio(vlm) -> float | None:
+    """The forget ratio a planted model was made for (its card's cache key), None for any other model."""
+    key = (getattr(vlm, "card", {}) or {}).get("cache_key") or {}
+    return float(key["ratio"]) if key.get("kind") == PLANTED else None
+
+
+def retain_only_for(vlm, bench, reference: str | None, device: str | None, ratios: list[float] = (),
+                    option: str = "--ratios"):
+    """A callable ratio → the model that never saw the forget people: the course's (for a course model),
+    the retain-only model a planted model was made from, or the folder given by ``--reference``; None
+    when there is none.
+
+    A planted model holds the forget people of its own ratio only (at another ratio the forget set mixes
+    planted and ordinarily learned people), so any other ratio in ``ratios`` is refused here, before
+    anything runs (``option`` names the argument in the error)."""
     import mini_unlearn as mu
 
+    card = getattr(vlm, "card", {}) or {}
+    planted = planted_ratio(vlm)
+    if planted is not None:
+        wrong = [ratio for ratio in ratios if abs(ratio - planted) > 1e-9]
+        if wrong:
+            raise click.BadParameter(
+                f"the planted model holds the forget people of ratio {planted:g} only; "
+                f"got {', '.join(f'{r:g}' for r in wrong)}: at another ratio its forget set mixes planted and "
+                f"ordinarily learned people. Use {option} {planted:g}", param_hint=option)
     if reference is not None:
         try:
             fixed = mu.models.load_vlm(reference, device=device)
@@ -132,9 +161,21 @@ def retain_only_for(vlm, bench, reference: str | None, device: str | None):
             raise click.BadParameter(f"cannot load a model from {reference!r}: {error}",
                                      param_hint="--reference") from None
         return lambda ratio: fixed
-    card = getattr(vlm, "card", {}) or {}
-    if card.get("cache_key", {}).get("kind") == "vanilla":
+    key = card.get("cache_key") or {}
+    if key.get("kind") == "vanilla":
         return lambda ratio: mu.models.retain_only(bench, ratio, preset=card["preset"], seed=card["seed"], device=device)
+    if planted is not None:
+        try:
+            made_from = mu.models.retain_only_key(bench, planted, preset=card["preset"], seed=card["seed"])
+        except (KeyError, ValueError, TypeError):
+            made_from = None
+        if made_from != key.get("base"):
+            raise click.BadParameter(
+                "this planted model was not made from the course's retain-only model on this benchmark "
+                "(another recipe, preset or benchmark): pass the model it was made from with --reference",
+                param_hint="--model")
+        return lambda ratio: mu.models.retain_only(bench, planted, preset=card["preset"], seed=card["seed"],
+                                                   device=device)
     return None
 
 
@@ -147,12 +188,16 @@ def fail_clearly(run):
 
 
 model_options = [
-    click.option("--model", type=click.Path(), default=None, help="a local checkpoint folder (default: the course model)"),
-    click.option("--preset", default="tiny", show_default=True, help="the course model's preset, without --model"),
+    click.option("--model", type=click.Path(), default=None,
+                 help="a local checkpoint folder, or 'planted': the planted model of chapters 05-08, forget "
+                      "ratio 0.05 only (default: the course model; a folder named planted: ./planted)"),
+    click.option("--preset", default="tiny", show_default=True,
+                 help="the preset of the course model (without --model) or of --model planted"),
     click.option("--bench", "bench_spec", default="course", show_default=True,
                  help="'course' (the generated benchmark) or 'mllmu:PATH' (MLLMU-Bench files)"),
     click.option("--reference", type=click.Path(), default=None,
-                 help="the retain-only model's folder (default: the course's, for the course model)"),
+                 help="the retain-only model's folder (default: the course's, for the course model and "
+                      "the planted model)"),
     click.option("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)"),
 ]
 
@@ -190,9 +235,9 @@ def run(method, ratio, seed, assignments, setting, model, preset, bench_spec, re
         raise click.BadParameter(f"{save!r} exists; the unlearned model is only written to a new folder",
                                  param_hint="--save")
     vlm, bench = load_inputs(model, preset, bench_spec, device)
+    never = retain_only_for(vlm, bench, reference, device, [ratio], "--ratio")
     cell = Cell(methods[0], setting or ("custom" if overrides else "default"), ratio, seed)
     folder = fail_clearly(lambda: mu.results.ResultsFolder(out, mu.results.identity(vlm, bench)))
-    never = retain_only_for(vlm, bench, reference, device)
     for anchor, model_of in (("vanilla", lambda r: vlm), ("retain_only", never)):
         if model_of is not None and not folder.done(Cell(anchor, mu.results.REFERENCE, ratio)):
             folder.write(mu.results.anchor_cell(anchor, model_of(ratio), vlm, bench, ratio, audit=audit))
@@ -247,7 +292,7 @@ def compare(methods, ratios, seeds, tuned, no_default, model, preset, bench_spec
         raise click.BadParameter("--no-default needs --tuned: there is no setting left to run", param_hint="--no-default")
     fail_clearly(lambda: mu.results.plan(names, ratios, seeds, settings))        # every error before any loading
     vlm, bench = load_inputs(model, preset, bench_spec, device)
-    never = retain_only_for(vlm, bench, reference, device)
+    never = retain_only_for(vlm, bench, reference, device, ratios, "--ratios")
     records = fail_clearly(lambda: mu.results.compare(vlm, bench, out, names, ratios, seeds, settings,
                                                       reference=never, audit=audit, device=device))
     click.echo(f"{len(records)} cells in {out}")
@@ -356,11 +401,13 @@ def export_mllmu(directory, n_profiles, seed, file_format):
 
 @main_group.command(epilog=EPILOG)
 @click.option("--directory", default=None, help="where to write them (default: the checkout's data/models)")
-def retrain(directory):
+@click.option("--planted-only", is_flag=True, help="rebuild only the planted model (chapters 05-08's ground "
+              "truth), from the shipped retain-only model: about 3 minutes")
+def retrain(directory, planted_only):
     """Train the course's shipped models from scratch, check them, write data/models."""
-    from mini_unlearn.release import rebuild_course_models
+    from mini_unlearn.release import rebuild_course_models, rebuild_planted
 
-    for folder in rebuild_course_models(directory):
+    for folder in [rebuild_planted(directory)] if planted_only else rebuild_course_models(directory):
         click.echo(f"wrote {folder}")
 
 

@@ -121,3 +121,33 @@ def test_tune_reproduces_the_committed_settings_and_resumes(capsys, tmp_path, mo
     monkeypatch.setattr(tuning, "_run_candidate", lambda *a, **k: pytest.fail("a finished setting ran again"))
     assert main(["tune", "--methods", "manu", "--out", str(out)]) == 0
     assert json.loads((out / "tuned.json").read_text())["methods"]["manu"] == chosen
+
+
+def test_model_planted_is_the_planted_model_and_its_reference_the_retain_only_model_at_its_ratio(capsys):
+    from mini_unlearn.cli import load_inputs, retain_only_for
+    from mini_unlearn.models.planting import planted_key
+    assert main(["compare", "--help"]) == 0
+    assert "'planted'" in capsys.readouterr().out
+    vlm, bench = load_inputs("planted", "tiny", "course", "cpu")
+    assert vlm.card["cache_key"] == planted_key(bench) and vlm.card["cache_key"]["kind"] == "planted"
+    assert mu.models.planted_neurons(vlm)                               # the ground truth rides along
+    never = retain_only_for(vlm, bench, None, "cpu", [0.05])
+    assert never is not None
+    reference = never(0.05)
+    assert reference.card["cache_key"] == mu.models.retain_only_key(bench, 0.05) == vlm.card["cache_key"]["base"]
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["compare", "--methods", "manu", "--ratios", "0.05", "0.10"], "--ratios"),
+    (["run", "--method", "manu", "--ratio", "0.15"], "--ratio"),
+])
+def test_the_planted_model_refuses_another_ratio_before_anything_runs(capsys, tmp_path, monkeypatch, argv, option):
+    from mini_unlearn.results import sweep
+    for module, name in ((mu.results, "anchor_cell"), (mu.results, "run_cell"), (sweep, "anchor_cell"),
+                         (sweep, "run_cell"), (mu.models, "retain_only")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("ran something for a refused ratio"))
+    out = tmp_path / "out"
+    assert main([*argv, "--model", "planted", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert f"Invalid value for {option}" in error and "ratio 0.05 only" in error and f"{option} 0.05" in error
+    assert not out.exists()
