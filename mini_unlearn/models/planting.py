@@ -136,25 +136,32 @@ def plant(vlm: VLM, counts: dict[str, int], seed: int = 0) -> tuple[VLM, dict[st
     return VLM(widened.eval(), vlm.processor, copy.deepcopy(vlm.card)), where
 
 
-def planted_parameters(model, where: dict[str, torch.Tensor]) -> dict[torch.nn.Parameter, torch.Tensor]:
-    """Each trainable parameter → the boolean mask of its planted entries (rows of the producers,
-    columns of the consumer)."""
+def planted_entries(model, where: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Parameter name → the boolean mask (on the CPU) of the entries that belong to the neurons in
+    ``where`` (site name → indices): the producers' rows and bias entries, the consumer's columns."""
+    model = model.model if isinstance(model, VLM) else model
     sites = {site.name: site for site in find_mlp_neurons(model)}
     masks = {}
     for name, index in where.items():
         site: NeuronSite = sites[name]
-        for producer in site.producer_modules(model):
-            for p, dim in ((producer.weight, 0), (producer.bias, 0)):
-                if p is None:
-                    continue
-                mask = torch.zeros_like(p, dtype=torch.bool)
-                mask.index_fill_(dim, index.to(p.device), True)
-                masks[p] = mask
-        consumer = site.module(model).weight
-        mask = torch.zeros_like(consumer, dtype=torch.bool)
-        mask.index_fill_(1, index.to(consumer.device), True)
-        masks[consumer] = mask
+        index = torch.as_tensor(index, dtype=torch.long)
+        owned = [(f"{producer}.{suffix}", 0) for producer in site.producers for suffix in ("weight", "bias")]
+        for key, dim in owned + [(f"{site.name}.weight", 1)]:
+            try:
+                parameter = model.get_parameter(key)
+            except AttributeError:             # a producer without a bias
+                continue
+            mask = torch.zeros(parameter.shape, dtype=torch.bool)
+            mask.index_fill_(dim, index, True)
+            masks[key] = mask
     return masks
+
+
+def planted_parameters(model, where: dict[str, torch.Tensor]) -> dict[torch.nn.Parameter, torch.Tensor]:
+    """Each trainable parameter → the boolean mask of its planted entries (:func:`planted_entries`),
+    on the parameter's device."""
+    return {model.get_parameter(name): mask.to(model.get_parameter(name).device)
+            for name, mask in planted_entries(model, where).items()}
 
 
 def train_planted(vlm: VLM, where: dict[str, torch.Tensor], bench, config: PlantedConfig, *,
@@ -249,4 +256,4 @@ def planted(bench, config: PlantedConfig | None = None, preset: str | Preset = "
 
 
 __all__ = ["PLANTED_VERSION", "PlantedConfig", "make_planted", "plant", "planted", "planted_key", "planted_neurons",
-           "planted_parameters", "planted_positions", "train_planted"]
+           "planted_entries", "planted_parameters", "planted_positions", "train_planted"]

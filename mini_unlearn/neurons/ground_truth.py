@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from ..models.anatomy import find_mlp_neurons
+from ..models.planting import planted_entries
 from ..models.vlm import VLM
 
 
@@ -57,25 +58,8 @@ def neuron_precision_recall(model, selection: dict[str, torch.Tensor], truth: di
 
 def planted_weights(model, truth: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Parameter name → boolean mask of the entries that belong to planted neurons: the producers'
-    rows (and bias entries) and the consumer's columns."""
-    model = model.model if isinstance(model, VLM) else model
-    sites = _sites(model)
-    masks = {}
-    for name, index in truth.items():
-        site, index = sites[name], torch.as_tensor(index, dtype=torch.long)
-        for producer in site.producers:
-            for suffix in ("weight", "bias"):
-                key = f"{producer}.{suffix}"
-                parameter = model.get_parameter(key) if _has(model, key) else None
-                if parameter is not None:
-                    mask = torch.zeros(parameter.shape, dtype=torch.bool)
-                    mask.index_fill_(0, index, True)
-                    masks[key] = mask
-        key = f"{site.name}.weight"
-        mask = torch.zeros(model.get_parameter(key).shape, dtype=torch.bool)
-        mask.index_fill_(1, index, True)
-        masks[key] = mask
-    return masks
+    rows (and bias entries) and the consumer's columns (:func:`~mini_unlearn.models.planting.planted_entries`)."""
+    return planted_entries(model, truth)
 
 
 def _has(model, name: str) -> bool:
