@@ -6,7 +6,7 @@
     python3 course.py book --no-execute    # only render the book
     python3 course.py exercises   # regenerate notebooks/exercises/ from the solution editions
     python3 course.py execute [NOTEBOOK ...]   # execute chapter notebooks in place
-    python3 course.py retrain     # rebuild the shipped course models in data/models (~1 h on 2 cores)
+    python3 course.py retrain     # rebuild the shipped course models in mini_unlearn/data/models (~1 h on 2 cores)
     python3 course.py kernels [SETTING ...]    # the nbval suite with the CPU kernels forced to other
                                                # instruction sets (default: avx2 and default)
 
@@ -218,7 +218,7 @@ def cmd_book(args, extra):
 
 def cmd_retrain(args, extra):
     ensure_venv()
-    with phase("rebuilding the shipped course models (data/models)"):
+    with phase("rebuilding the shipped course models (mini_unlearn/data/models)"):
         run([VENV / "bin" / "mini-unlearn", "retrain"])
 
 
@@ -270,7 +270,7 @@ def main():
     p = sub.add_parser("exercises", help="regenerate notebooks/exercises/")
     p.add_argument("--check", action="store_true", help="only list stale exercise editions")
     p.set_defaults(func=cmd_exercises)
-    p = sub.add_parser("retrain", help="rebuild the shipped course models in data/models from scratch "
+    p = sub.add_parser("retrain", help="rebuild the shipped course models in mini_unlearn/data/models from scratch "
                                        "(about an hour on 2 cores)")
     p.set_defaults(func=cmd_retrain)
     p = sub.add_parser("kernels", help="run the nbval suite with the CPU kernels forced to other instruction "

@@ -55,7 +55,7 @@ from mini_unlearn.models.train_data import one_pass_batches, training_examples
 from mini_unlearn.release import COURSE_RATIO, course_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "data" / "results" / "localisation"
+OUT = ROOT / "mini_unlearn" / "data" / "results" / "localisation"
 STEPS = (3000, 3600, 4200, 4800, 5400, 6000)
 ALPHA = 0.02
 TOWERS = ("vision", "language")

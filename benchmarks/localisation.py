@@ -1,6 +1,6 @@
 """Every localiser of the package against a known answer: the planted model (prints the tables).
 
-    .venv/bin/python benchmarks/localisation.py               # writes data/results/localisation/localisation.csv
+    .venv/bin/python benchmarks/localisation.py               # writes mini_unlearn/data/results/localisation/localisation.csv
     .venv/bin/python benchmarks/localisation.py --no-write    # print only
 
 The planted model (:mod:`mini_unlearn.models.planting`, shipped) keeps its two forget people in a few
@@ -40,7 +40,7 @@ from mini_unlearn.methods.mip_editor import MIPEditorConfig, localise, selection
 from mini_unlearn.neurons.importance import METRICS, official_importance, paper_importance, relative_score
 from mini_unlearn.release import COURSE_RATIO, course_benchmark
 
-OUT = Path(__file__).resolve().parents[1] / "data" / "results" / "localisation"
+OUT = Path(__file__).resolve().parents[1] / "mini_unlearn" / "data" / "results" / "localisation"
 MANU_ALPHA = 0.02
 COLUMNS = ["forget/image+text", "forget/text", "retain/image+text", "retain/text"]
 

@@ -1,7 +1,7 @@
 """How each method's cost grows with the model: the same small job at several sizes, on this machine.
 
     .venv/bin/python benchmarks/scale_costs.py                      # prints the table
-    .venv/bin/python benchmarks/scale_costs.py --json data/results/scale/cpu.json   # what chapter 11b reads
+    .venv/bin/python benchmarks/scale_costs.py --json mini_unlearn/data/results/scale/cpu.json   # what chapter 11b reads
 
 Every size is a real preset or one scaled down with :meth:`~mini_unlearn.models.Preset.scaled`
 (``xl/16``: the ~1 B preset's 12 + 16 layers, heads and images at 1/16 of its widths), built

@@ -400,11 +400,11 @@ def export_mllmu(directory, n_profiles, seed, file_format):
 
 
 @main_group.command(epilog=EPILOG)
-@click.option("--directory", default=None, help="where to write them (default: the checkout's data/models)")
+@click.option("--directory", default=None, help="where to write them (default: the checkout's mini_unlearn/data/models)")
 @click.option("--planted-only", is_flag=True, help="rebuild only the planted model (chapters 05-08's ground "
               "truth), from the shipped retain-only model: about 3 minutes")
 def retrain(directory, planted_only):
-    """Train the course's shipped models from scratch, check them, write data/models."""
+    """Train the course's shipped models from scratch, check them, write mini_unlearn/data/models."""
     from mini_unlearn.release import rebuild_course_models, rebuild_planted
 
     for folder in [rebuild_planted(directory)] if planted_only else rebuild_course_models(directory):

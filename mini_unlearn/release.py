@@ -1,4 +1,4 @@
-"""Rebuilding the course's shipped models: train from scratch, check the bars, write ``data/models/``.
+"""Rebuilding the course's shipped models: train from scratch, check the bars, write ``mini_unlearn/data/models/``.
 
 The course ships five trained models (:mod:`mini_unlearn.models.shipped`), all on the course
 benchmark (40 people + 10 utility people, seed 0), preset ``tiny``, seed 0:
@@ -31,7 +31,7 @@ from .evaluation import evaluate
 from .models import TrainConfig
 from .models.cache import retain_only, retain_only_key, vanilla, vanilla_key
 from .models.planting import PlantedConfig, make_planted, planted_key
-from .models.shipped import default_shipped_dir, write_shipped
+from .models.shipped import writable_shipped_dir, write_shipped
 
 COURSE_BENCHMARK = {"n_profiles": 40, "seed": 0}
 COURSE_RATIO = 0.05
@@ -74,15 +74,15 @@ def rebuild_course_models(directory: str | Path | None = None, *, bench=None, re
                           planting: PlantedConfig | None = None, progress: bool = True) -> list[Path]:
     """Train the course models from scratch, check them against ``bar``, then write them to ``directory``.
 
-    ``directory`` defaults to the checkout's ``data/models``; ``bench`` and ``recipe`` default to the
+    ``directory`` defaults to the checkout's ``mini_unlearn/data/models``; ``bench`` and ``recipe`` default to the
     course's (the tests pass a small benchmark and a few-step recipe); ``ratios`` are the forget ratios
     that get a retain-only model; ``planting`` is the planted model's recipe (default
     :class:`~mini_unlearn.models.PlantedConfig`), made from the retain-only model at its ratio.
     Nothing is written unless every model passes.
     """
-    directory = Path(directory) if directory is not None else default_shipped_dir()
+    directory = Path(directory) if directory is not None else writable_shipped_dir()
     if directory is None:
-        raise ValueError("directory: no data/models folder in this installation; pass the folder to write to")
+        raise ValueError("directory: not a source checkout (an installed package is not rewritten); pass the folder to write to")
     bench = bench if bench is not None else course_benchmark()
     with tempfile.TemporaryDirectory(prefix="mini_unlearn-retrain-") as cache:
         options = {"recipe": recipe, "cache_dir": cache, "retrain": True, "progress": progress}
@@ -102,10 +102,10 @@ def rebuild_course_models(directory: str | Path | None = None, *, bench=None, re
 def rebuild_planted(directory: str | Path | None = None, *, bench=None, planting: PlantedConfig | None = None,
                     bar: float = BAR, progress: bool = True) -> Path:
     """Make the planted model from the shipped (or cached) retain-only model, check it against
-    ``bar`` on the forget and retain people, and write it to ``directory`` (default ``data/models``)."""
-    directory = Path(directory) if directory is not None else default_shipped_dir()
+    ``bar`` on the forget and retain people, and write it to ``directory`` (default ``mini_unlearn/data/models``)."""
+    directory = Path(directory) if directory is not None else writable_shipped_dir()
     if directory is None:
-        raise ValueError("directory: no data/models folder in this installation; pass the folder to write to")
+        raise ValueError("directory: not a source checkout (an installed package is not rewritten); pass the folder to write to")
     bench = bench if bench is not None else course_benchmark()
     planting = planting if planting is not None else PlantedConfig()
     vlm = make_planted(bench, retain_only(bench, planting.ratio, progress=progress), planting, progress=progress)

@@ -11,7 +11,7 @@ import mini_unlearn as mu
 from mini_unlearn.cli import main, split_values
 from mini_unlearn.results.records import MARKER
 
-COMMITTED = Path(__file__).resolve().parent.parent / "data" / "results" / "leaderboard"
+COMMITTED = Path(__file__).resolve().parent.parent / "mini_unlearn" / "data" / "results" / "leaderboard"
 CELL = "manu__default__ratio0.05__seed0.json"
 
 

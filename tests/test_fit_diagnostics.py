@@ -12,7 +12,7 @@ from mini_unlearn.models import ReadingCurriculum, TrainConfig, load_cached, tra
 from mini_unlearn.models.train import train_recipe
 
 FEW = TrainConfig(steps=2, batch_size=4, warmup=1, reading=ReadingCurriculum(reading_steps=2, mcq_weight=3))
-RESULTS = ROOT / "data" / "results" / "localisation"
+RESULTS = ROOT / "mini_unlearn" / "data" / "results" / "localisation"
 
 
 @pytest.fixture(scope="module")

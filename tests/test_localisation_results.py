@@ -8,7 +8,7 @@ import mini_unlearn as mu
 from mini_unlearn import release
 from mini_unlearn.methods.manu import manu_statistics
 
-RESULTS = Path(__file__).resolve().parents[1] / "data" / "results" / "localisation" / "localisation.csv"
+RESULTS = Path(__file__).resolve().parents[1] / "mini_unlearn" / "data" / "results" / "localisation" / "localisation.csv"
 
 
 @pytest.fixture(scope="module")

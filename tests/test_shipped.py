@@ -1,4 +1,4 @@
-"""The shipped course models (data/models): checksums, keys equal to the current code's, a log the recipe retraces."""
+"""The shipped course models (mini_unlearn/data/models): checksums, keys equal to the current code's, a log the recipe retraces."""
 import dataclasses
 import shutil
 
@@ -36,7 +36,7 @@ def test_every_course_model_ships_with_the_key_the_current_code_computes(keys):
     assert len(shipped.shipped_folders()) == len(keys)
     for kind, key in keys.items():
         assert shipped.find_shipped(key) is not None, (
-            f"data/models has no {kind} model whose recorded key equals the key the current recipe and training "
+            f"mini_unlearn/data/models has no {kind} model whose recorded key equals the key the current recipe and training "
             f"code compute: rebuild the course models with `python3 course.py retrain`")
 
 

@@ -4,7 +4,7 @@
 memorised them. Training takes a quarter of an hour on a CPU (``tiny``), so it happens once per
 configuration; every later call (every notebook, every test) loads the cached checkpoint. The
 course's own configurations (the course benchmark, ``tiny``, seed 0: ``vanilla`` and ``retain_only``
-at 5%) are not trained at all: they ship in ``data/models`` (:mod:`.shipped`) and load, checksums
+at 5%) are not trained at all: they ship in ``mini_unlearn/data/models`` (:mod:`.shipped`) and load, checksums
 verified, whenever the requested key equals the key recorded with them.
 
 A checkpoint is reused only when *everything that decides its weights* is the same. The cache key

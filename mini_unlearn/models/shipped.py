@@ -1,4 +1,4 @@
-"""The course's trained models, shipped in ``data/models/`` so no learner and no CI run waits for training.
+"""The course's trained models, shipped in ``mini_unlearn/data/models/`` so no learner and no CI run waits for training.
 
 Training the course's ``tiny`` vanilla model took 15.5 minutes on a CPU (its card's ``wall_seconds``),
 and its retain-only twins (NPO's references, one per forget ratio) 15 to 24. All are committed to
@@ -39,13 +39,25 @@ class ShippedModelError(ValueError):
     """A shipped checkpoint folder whose files do not match its card (corrupted, edited, or incomplete)."""
 
 
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data"   # shipped inside the package: wheels carry it
+
+
 def default_shipped_dir() -> Path | None:
-    """``$MINI_UNLEARN_SHIPPED`` if set, else ``<repo>/data/models`` in a source checkout, else None."""
+    """``$MINI_UNLEARN_SHIPPED`` if set, else the package's ``data/models`` (in a source checkout and in
+    an installed wheel alike), else None."""
     if os.environ.get("MINI_UNLEARN_SHIPPED"):
         return Path(os.environ["MINI_UNLEARN_SHIPPED"]).expanduser()
-    checkout = Path(__file__).resolve().parents[2]
-    folder = checkout / "data" / "models"
-    return folder if (checkout / "pyproject.toml").is_file() and folder.is_dir() else None
+    folder = PACKAGE_DATA / "models"
+    return folder if folder.is_dir() else None
+
+
+def writable_shipped_dir() -> Path | None:
+    """Where ``retrain`` may write the course models by default: ``$MINI_UNLEARN_SHIPPED``, else the
+    package's ``data/models`` only in a source checkout (never inside an installed package)."""
+    if os.environ.get("MINI_UNLEARN_SHIPPED"):
+        return Path(os.environ["MINI_UNLEARN_SHIPPED"]).expanduser()
+    checkout = PACKAGE_DATA.parents[1]
+    return PACKAGE_DATA / "models" if (checkout / "pyproject.toml").is_file() else None
 
 
 def sha256_of(path: Path) -> str:
@@ -148,5 +160,5 @@ def write_shipped(vlm: VLM, directory: str | Path) -> Path:
     return final
 
 
-__all__ = ["CHECKSUMS", "ShippedModelError", "default_shipped_dir", "find_shipped", "read_card", "sha256_of",
+__all__ = ["CHECKSUMS", "PACKAGE_DATA", "ShippedModelError", "default_shipped_dir", "find_shipped", "read_card", "sha256_of",
            "shipped_folders", "shipped_name", "verify", "write_shipped"]

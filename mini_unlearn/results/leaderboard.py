@@ -1,6 +1,6 @@
 """The leaderboard: every cell read against its ratio's anchors, then mean ± spread over the seeds.
 
-    results = mu.results.load("data/results/leaderboard")
+    results = mu.results.load("mini_unlearn/data/results/leaderboard")
     cells = mu.results.cell_table(results)        # one row per method × setting × ratio × seed
     board = mu.results.leaderboard(results)       # one row per method × setting × ratio: mean ± std
     mu.results.pareto_plot(results)               # forget vs kept: ratios × modalities

@@ -210,13 +210,13 @@ def load(path: str | Path) -> Results:
 
 
 def course_results(name: str = "leaderboard") -> Path:
-    """The course's committed results folder ``data/results/<name>`` in a source checkout (chapter 10
-    reads ``leaderboard``, ``tuning`` and ``audit``)."""
-    checkout = Path(__file__).resolve().parents[2]
-    folder = checkout / "data" / "results" / name
-    if not (checkout / "pyproject.toml").is_file() or not folder.is_dir():
-        raise FileNotFoundError(f"no committed results {name!r}: data/results/{name} ships with the course's git "
-                                f"checkout, not with the installed package (or run `mini-unlearn compare` yourself)")
+    """The course's committed results folder ``data/results/<name>``, shipped inside the package (chapter
+    10 reads ``leaderboard``, ``tuning`` and ``audit``)."""
+    folder = Path(__file__).resolve().parents[1] / "data" / "results" / name
+    if not folder.is_dir():
+        known = sorted(p.name for p in folder.parent.glob("*") if p.is_dir())
+        raise FileNotFoundError(f"name: no committed results {name!r} in {folder.parent}; the course ships {known} "
+                                f"(or run `mini-unlearn compare` yourself)")
     return folder
 
 
