@@ -6,6 +6,10 @@ Chapter 01 builds :mod:`mini_unlearn.bench`, chapter 02 :mod:`mini_unlearn.model
 :mod:`mini_unlearn.evaluation` (``mu.evaluate``), chapter 04 :mod:`mini_unlearn.methods`
 (``mu.unlearn``); later chapters add the rest.
 """
+from ._version import package_version
+
+__version__ = package_version()   # pyproject.toml's version, from the installed metadata (see mini_unlearn._version)
+
 from . import bench, checks, models
 from . import attacks, evaluation, methods, neurons
 from . import distributed, results
@@ -15,6 +19,5 @@ from .seeding import seed_everything
 from . import show   # mu.show.pipeline(name): each method's pipeline, drawn
 from .show import show_source
 
-__version__ = "0.1.0"
 __all__ = ["attacks", "bench", "checks", "distributed", "evaluate", "evaluation", "methods", "models", "neurons", "results", "seed_everything", "show", "show_source", "unlearn",
            "__version__"]

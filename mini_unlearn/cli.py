@@ -3,7 +3,8 @@
     mini-unlearn run --method mip_editor --ratio 0.05 --seed 0 [--set lr=1e-4 ...] --out results/
     mini-unlearn tune --methods all --out results/tuning
     mini-unlearn compare --methods all --ratios 0.05 0.10 0.15 --seeds 0 1 2 [--tuned results/tuning] --out results/
-    mini-unlearn report results/ [--out results/report]
+    mini-unlearn report results/ [--out results/report]   # without a retain-only model: what needs none
+    mini-unlearn --version
 
     mini-unlearn exercises [--check] [--notebooks DIR]
     mini-unlearn classroom release COURSE [CHAPTER ...]     # nbgrader assignments (the classroom extra)
@@ -19,6 +20,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from mini_unlearn import __version__   # the package is imported anyway: this module is inside it
 
 EPILOG = "The course, chapter 10, shows what these commands produce: https://github.com/mini-unlearn/mini_unlearn"
 
@@ -94,6 +97,8 @@ def check_ratio_option(ratio: float, option: str = "--ratio") -> float:
         raise click.BadParameter(str(error), param_hint=option) from None
 
 
+NO_REFERENCE = ("no retain-only model (--reference): `mini-unlearn report` gives the scores and the changes "
+                "against the vanilla model, not the share of the gap closed")
 PLANTED = "planted"      # ``--model planted``: the shipped planted model (chapters 05-08's ground truth)
 
 
@@ -209,6 +214,8 @@ def with_model_options(function):
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mini-unlearn", message="%(prog)s %(version)s",
+                      help="Print mini_unlearn's version (mini_unlearn.__version__) and exit.")
 def main_group():
     """mini_unlearn: machine unlearning in vision-language models — run, compare and report methods."""
 
@@ -250,6 +257,8 @@ def run(method, ratio, seed, assignments, setting, model, preset, bench_spec, re
     click.echo(f"wrote {path} ({record.seconds['total']:.1f} s)")
     if save is not None:
         click.echo(f"saved the unlearned model to {result.vlm.save_pretrained(save)}")
+    if never is None and not folder.done(Cell("retain_only", mu.results.REFERENCE, ratio)):
+        click.echo(NO_REFERENCE)
 
 
 @main_group.command(epilog=EPILOG)
@@ -296,6 +305,8 @@ def compare(methods, ratios, seeds, tuned, no_default, model, preset, bench_spec
     records = fail_clearly(lambda: mu.results.compare(vlm, bench, out, names, ratios, seeds, settings,
                                                       reference=never, audit=audit, device=device))
     click.echo(f"{len(records)} cells in {out}")
+    if never is None and mu.results.missing_references(mu.results.load(out)):
+        click.echo(NO_REFERENCE)
 
 
 @main_group.command(epilog=EPILOG)
@@ -309,6 +320,13 @@ def report(results, out):
     written = fail_clearly(lambda: mu.results.write_report(loaded, out or Path(results) / "report"))
     for path in written:
         click.echo(f"wrote {path}")
+    missing = [ratio for ratio in mu.results.missing_references(loaded)
+               if any(r.ratio == ratio and r.setting != mu.results.REFERENCE for r in loaded.records)]
+    if missing:
+        audit = " and the audit" if not mu.results.audit_changes(mu.results.at_ratios(loaded, missing)).empty else ""
+        click.echo(f"no retain-only model at ratio {', '.join(f'{r:g}' for r in missing)}: the report gives what "
+                   f"needs none there (the scores, the changes against the vanilla model{audit}), not the share "
+                   f"of the gap closed; its last section says how to add one (--reference)")
 
 
 @main_group.command(epilog=EPILOG)

@@ -1,8 +1,12 @@
 """The `mini-unlearn` command (chapter 10): run, tune, compare, report — and every bad input refused
 with a one-line error before anything is loaded or written. One test re-runs a committed cell of the
 leaderboard with the command and gets the committed row back."""
+import functools
 import json
+import re
+import shlex
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,8 @@ import mini_unlearn as mu
 from mini_unlearn.cli import main, split_values
 from mini_unlearn.results.records import MARKER
 
-COMMITTED = Path(__file__).resolve().parent.parent / "mini_unlearn" / "data" / "results" / "leaderboard"
+ROOT = Path(__file__).resolve().parent.parent
+COMMITTED = ROOT / "mini_unlearn" / "data" / "results" / "leaderboard"
 CELL = "manu__default__ratio0.05__seed0.json"
 
 
@@ -151,3 +156,84 @@ def test_the_planted_model_refuses_another_ratio_before_anything_runs(capsys, tm
     error = capsys.readouterr().err
     assert f"Invalid value for {option}" in error and "ratio 0.05 only" in error and f"{option} 0.05" in error
     assert not out.exists()
+
+
+def test_a_model_without_a_reference_gets_a_report_and_the_command_that_adds_one(capsys, tmp_path, monkeypatch,
+                                                                                  bench, make_vlm):
+    """A researcher's checkpoint (here an untrained tiny model, as `--model` would load it) and no retain-only
+    model: `report` gives what needs none and says how to add it; the command it prints records the anchor
+    and reads the finished cell back, and the next report has the closure columns."""
+    from mini_unlearn import cli
+    from mini_unlearn.results import running
+    vlm, other = make_vlm(bench), make_vlm(bench, seed=1)
+    monkeypatch.setattr(cli, "load_inputs", lambda *args: (vlm, bench))
+    monkeypatch.setattr(running, "evaluate", functools.partial(running.evaluate, max_new_tokens=3))   # untrained: short
+    out = tmp_path / "mine"
+    assert main(["run", "--method", "ga", "--set", "steps=1", "--set", "batch_size=2", "--ratio", "0.25",
+                 "--out", str(out)]) == 0
+    assert "no retain-only model (--reference)" in capsys.readouterr().out
+    assert main(["report", str(out)]) == 0
+    assert "no retain-only model at ratio 0.25" in capsys.readouterr().out
+    text = (out / "report" / "report.md").read_text()
+    assert "## Changes against the vanilla model" in text and "| closure (weakest) |" not in text
+    command = text.split("```bash\n")[1].split("```")[0].replace("\\\n", " ").splitlines()
+    argv = shlex.split(command[0])
+    assert argv[:4] == ["mini-unlearn", "run", "--model", "YOUR_MODEL"] and command[1] == f"mini-unlearn report {out}"
+
+    monkeypatch.setattr(cli, "retain_only_for", lambda *args: (lambda ratio: other))      # --reference loads it
+    monkeypatch.setattr(mu.results, "run_cell", lambda *a, **k: pytest.fail("a finished cell ran again"))
+    assert main(argv[1:]) == 0
+    assert "ga__custom__ratio0.25__seed0: already in" in capsys.readouterr().out
+    assert (out / "runs" / "retain_only__reference__ratio0.25__seed0.json").is_file()
+    assert main(["report", str(out)]) == 0
+    assert "no retain-only model" not in capsys.readouterr().out
+    text = (out / "report" / "report.md").read_text()
+    assert "| closure (weakest) |" in text and "Left out" not in text and (out / "report" / "pareto-0.25.png").is_file()
+
+
+def test_report_on_committed_cells_without_their_reference(capsys, tmp_path):
+    out = tmp_path / "mine"
+    shutil.copytree(COMMITTED, out, ignore=shutil.ignore_patterns("runs", "*.csv", "report"))
+    (out / "runs").mkdir()
+    for name in (CELL, "vanilla__reference__ratio0.05__seed0.json"):
+        shutil.copy(COMMITTED / "runs" / name, out / "runs" / name)
+    assert main(["report", str(out)]) == 0
+    assert "no retain-only model at ratio 0.05" in capsys.readouterr().out
+    cells = mu.results.cell_table(mu.results.load(COMMITTED)).set_index(["method", "setting", "ratio", "seed"])
+    manu = cells.loc[("manu", "default", 0.05, 0)]
+    row = "| 0.05 | manu | default |"
+    line = next(line for line in (out / "report" / "report.md").read_text().splitlines()
+                if line.startswith(row) and "±" in line)
+    assert f"{manu['retain_drop']:.1f} ± 0.0 | {manu['utility_drop']:.1f} ± 0.0 |" in line    # the committed points lost
+
+
+# ---- one version number ----------------------------------------------------------------------------------
+def test_the_version_is_pyprojects_and_the_command_prints_it(capsys):
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert mu.__version__ == version
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"mini-unlearn {version}\n"
+    literal = re.compile(r"[\"']" + re.escape(version) + r"[\"']")
+    copies = [str(p.relative_to(ROOT)) for p in (ROOT / "mini_unlearn").rglob("*.py") if literal.search(p.read_text())]
+    assert copies == []                                        # written down once: in pyproject.toml
+
+
+def test_a_source_tree_that_was_never_installed_reads_its_pyproject(tmp_path, monkeypatch):
+    from importlib.metadata import PackageNotFoundError
+
+    from mini_unlearn import _version
+
+    def not_installed(name):
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(_version, "version", not_installed)
+    assert _version.package_version() == mu.__version__         # this checkout's pyproject.toml
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[build-system]\nrequires = []\n\n[project]\nname = "mini_unlearn"\nversion = "2.3.4"\n\n'
+                         '[tool.other]\nversion = "9"\n')
+    monkeypatch.setattr(_version, "PYPROJECT", pyproject)
+    assert _version.package_version() == "2.3.4"
+    pyproject.write_text('[project]\nname = "someone_else"\nversion = "2.3.4"\n')
+    assert _version.package_version() == _version.UNKNOWN == "0+unknown"
+    monkeypatch.setattr(_version, "PYPROJECT", tmp_path / "nowhere.toml")
+    assert _version.package_version() == "0+unknown"

@@ -245,7 +245,8 @@ def test_the_report_writes_markdown_html_and_a_plot_per_ratio(swept, tmp_path):
     written = mu.results.write_report(mu.results.load(out), tmp_path / "report")
     assert sorted(p.name for p in written) == ["pareto-0.25.png", "report.html", "report.md"]
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "| ratio | method | setting |" in text and "ga" in text and "manu" in text
+    assert "| ratio | method | setting | closure (weakest) | mean closure |" in text and "ga" in text and "manu" in text
+    assert "## Best per ratio" in text and "Left out" not in text and "## Changes" not in text    # both anchors
     assert (tmp_path / "report" / "pareto-0.25.png").read_bytes()[:4] == b"\x89PNG"
     assert "<table" in (tmp_path / "report" / "report.html").read_text()
 
@@ -255,6 +256,94 @@ def test_a_leaderboard_without_anchors_says_so(tmp_path):
     folder.write(record())
     with pytest.raises(ValueError, match="lack an anchor"):
         mu.results.cell_table(mu.results.load(tmp_path / "r"))
+
+
+# ---- a folder without a retain-only model (a researcher's own checkpoint) --------------------------------
+def test_a_folder_without_a_reference_gets_the_scores_the_changes_and_what_was_left_out(swept, tmp_path):
+    out = tmp_path / "mine"
+    shutil.copytree(swept[0], out)
+    (out / "runs" / f"retain_only__{REFERENCE}__ratio{RATIO:g}__seed0.json").unlink()
+    mine, full = mu.results.load(out), mu.results.load(swept[0])
+    assert mu.results.missing_references(mine) == [RATIO] and mu.results.anchored_ratios(mine) == []
+    assert mu.results.missing_references(full) == [] and mu.results.anchored_ratios(full) == [RATIO]
+    with pytest.raises(ValueError, match="lack an anchor.*--reference"):
+        mu.results.cell_table(mine)
+    changes = mu.results.change_table(mine).set_index(["method", "seed"])
+    ga = changes.loc[("ga", 0)]
+    vanilla = scoring.main_scores(mine.record("vanilla", REFERENCE, RATIO).scores)
+    got = scoring.main_scores(mine.record("ga", "quick", RATIO, 0).scores)
+    fell = (vanilla - got).xs(("forget", "image+text"), level=("split", "modality"))
+    assert ga["forget image+text"] == pytest.approx(100 * fell.mean())
+    forget = (vanilla - got).xs("forget", level="split")
+    assert ga["forget_weakest"] == pytest.approx(100 * forget.min())
+    cells = mu.results.cell_table(full).set_index(["method", "seed"])          # the leaderboard's points lost
+    assert changes[["retain_drop", "utility_drop"]].to_numpy() == pytest.approx(
+        cells.loc[changes.index, ["retain_drop", "utility_drop"]].to_numpy())
+    scores = mu.results.score_table(mine)
+    assert list(scores["method"][:1]) == ["vanilla"] and len(scores) == 1 + 4
+    assert scores.iloc[0]["retain"] == pytest.approx(100 * vanilla.xs("retain", level="split").mean())
+
+    written = mu.results.write_report(mine, tmp_path / "report")
+    assert sorted(p.name for p in written) == ["report.html", "report.md"]            # no Pareto: it reads closures
+    text = (tmp_path / "report" / "report.md").read_text()
+    for part in ("## Scores (no reference needed; ratio 0.25)", "## Changes against the vanilla model",
+                 "| ratio | method | setting | forget, portrait | forget, name | weakest forget task |",
+                 "## Left out: what needs a reference", "closure (weakest), mean closure", "Pareto plot",
+                 "audit's verdict", f"--method ga --setting quick --ratio 0.25 --seed 0 --out {out}",
+                 "retain_only_people(bench, ratio)", "--reference retain-only-0.25"):
+        assert part in text, part
+    assert "## Leaderboard" not in text and "| closure (weakest) |" not in text
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<h2>Left out: what needs a reference</h2>" in page and "<code>--reference</code>" in page
+
+
+def test_a_folder_with_a_reference_at_one_ratio_keeps_its_leaderboard_there(tmp_path):
+    def rows(forget):
+        return [{"split": split, "modality": modality, "task": "cloze", "metric": "accuracy", "score": value, "n": 4}
+                for split, value in (("forget", forget), ("retain", 1.0), ("utility", 1.0), ("test", forget))
+                for modality in ("image+text", "text")]
+
+    me = {"model": {"name": "m", "path": "/models/mine"}, "benchmark": {"name": "b"}}
+    folder = ResultsFolder(tmp_path / "r", me)
+    for ratio in (0.05, 0.1):
+        folder.write(record(method="vanilla", setting=REFERENCE, ratio=ratio, scores=rows(1.0), identity=me))
+        folder.write(record(ratio=ratio, scores=rows(0.25), identity=me))
+    folder.write(record(method="retain_only", setting=REFERENCE, ratio=0.05, scores=rows(0.0), identity=me))
+    results = mu.results.load(tmp_path / "r")
+    titles = [title for title, _ in mu.results.report_sections(results)]
+    assert titles == ["Leaderboard", "Best per ratio", "Scores (no reference needed; ratio 0.1)",
+                      "Changes against the vanilla model", "Left out: what needs a reference"]
+    written = mu.results.write_report(results, tmp_path / "report")
+    assert sorted(p.name for p in written) == ["pareto-0.05.png", "report.html", "report.md"]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| 0.05 | ga | default | 0.75 ± 0.00 |" in text                    # the gap closed, where it can be read
+    assert "| 0.1 | ga | default | 75.0 ± 0.0 | 75.0 ± 0.0 | 75.0 ± 0.0 | 75.0 ± 0.0 | 0.0 ± 0.0 |" in text
+    assert "| 0.1 | ga | default | 0.75" not in text
+    assert "--model /models/mine --reference retain-only-0.1" in text and "ratio0.05__seed0.json" not in text
+
+
+def test_the_audit_is_read_against_the_vanilla_model_without_a_reference(tmp_path):
+    def audit(auc, probe):
+        return [{"attack": "membership", "metric": "AUC loss", "modality": "text", "value": auc, "direction": "down"},
+                {"attack": "linear probe", "metric": "who: forget vs retain", "modality": "text", "value": probe,
+                 "direction": "up"}]
+
+    folder = ResultsFolder(tmp_path / "r", {"model": {"name": "m"}, "benchmark": {"name": "b"}})
+    folder.write(record(method="vanilla", setting=REFERENCE, audit=audit(1.0, 0.5)))
+    folder.write(record(audit=audit(0.5, 0.4)))
+    changes = mu.results.audit_changes(mu.results.load(tmp_path / "r")).set_index("attack")
+    assert changes.loc["membership", ["value", "vanilla", "change"]].tolist() == [0.5, 1.0, -0.5]
+    assert changes.loc["membership", "forgetting_way"] and not changes.loc["linear probe", "forgetting_way"]
+    sections = dict(mu.results.report_sections(mu.results.load(tmp_path / "r")))
+    table = sections["Audit against the vanilla model (ratio 0.05)"][1][1]
+    assert table.columns.tolist() == ["attack", "metric", "asked", "direction", "vanilla", "ga (default, seed 0)"]
+    assert table.iloc[0].tolist() == ["membership", "AUC loss", "name", "down", 1.0, 0.5]
+
+
+def test_records_carry_the_package_version(monkeypatch):
+    assert mu.results.environment()["mini_unlearn"] == mu.__version__
+    monkeypatch.setattr(mu, "__version__", "9.9.9")
+    assert mu.results.environment()["mini_unlearn"] == "9.9.9"          # read from the attribute, not looked up again
 
 
 def test_an_anchor_cell_is_not_an_unlearning_run(small):

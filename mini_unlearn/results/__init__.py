@@ -7,21 +7,25 @@
 
 >>> results = mu.results.load("results/")       # the records: scores, configs, versions, hardware, times
 >>> mu.results.leaderboard(results)             # mean ± std over seeds of the gap closed and the points lost
+>>> mu.results.change_board(results)            # no retain-only model: the points moved against the vanilla model
 
 Data flows bench → models → methods → evaluation → attacks → results: this is the last stage.
 """
 from .environment import environment
 from .records import ANCHORS, REFERENCE, Cell, Results, ResultsFolder, RunRecord, course_results, load
 from .running import EVALUATED_SPLITS, anchor_cell, identity, run_cell
-from .scoring import TARGET, closure_summary, main_scores, progress
+from .scoring import TARGET, closure_summary, kept_drops, main_scores, progress
 from .settings import SETTINGS, parse_overrides
 from .sweep import compare, plan
 from .tuning import GRIDS, VALIDATION_RATIO, Validation, candidates, choose, read_tuned, tune, validation_benchmark
 from .leaderboard import best, cell_table, leaderboard, mean_spread, pareto_plot, verdict_table
-from .report import board_text, write_report
+from .changes import anchored_ratios, at_ratios, audit_changes, change_board, change_table, missing_references, score_table
+from .report import board_text, reference_note, report_sections, write_report
 
 __all__ = ["ANCHORS", "EVALUATED_SPLITS", "GRIDS", "REFERENCE", "SETTINGS", "TARGET", "VALIDATION_RATIO", "Cell",
-           "Results", "ResultsFolder", "RunRecord", "Validation", "anchor_cell", "best", "board_text", "candidates",
-           "cell_table", "choose", "closure_summary", "compare", "course_results", "environment", "identity",
-           "leaderboard", "load", "main_scores", "mean_spread", "parse_overrides", "pareto_plot", "plan", "progress",
-           "read_tuned", "run_cell", "tune", "validation_benchmark", "verdict_table", "write_report"]
+           "Results", "ResultsFolder", "RunRecord", "Validation", "anchor_cell", "anchored_ratios", "at_ratios",
+           "audit_changes", "best", "board_text", "candidates", "cell_table", "change_board", "change_table", "choose",
+           "closure_summary", "compare", "course_results", "environment", "identity", "kept_drops", "leaderboard", "load",
+           "main_scores", "mean_spread", "missing_references", "parse_overrides", "pareto_plot", "plan", "progress",
+           "read_tuned", "reference_note", "report_sections", "run_cell", "score_table", "tune",
+           "validation_benchmark", "verdict_table", "write_report"]

@@ -25,10 +25,12 @@ def library_version(name: str) -> str:
 
 
 def environment(device: str | torch.device | None = None) -> dict:
-    """The package, Python and library versions, and the hardware the run used."""
+    """The package (``mini_unlearn.__version__``), Python and library versions, and the hardware the run used."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {"mini_unlearn": library_version("mini_unlearn"), "python": platform.python_version(), "platform": sys.platform,
+    import mini_unlearn          # the package's own attribute, read when the record is made (not a stage)
+
+    return {"mini_unlearn": mini_unlearn.__version__, "python": platform.python_version(), "platform": sys.platform,
             **{name: library_version(name) for name in LIBRARIES},
             "device": str(device), "hardware": hardware, "threads": torch.get_num_threads()}
 

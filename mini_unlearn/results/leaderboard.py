@@ -31,8 +31,10 @@ def _anchors(results: Results, ratio: float) -> tuple[pd.Series, pd.Series]:
         vanilla = results.record("vanilla", REFERENCE, ratio)
         never = results.record("retain_only", REFERENCE, ratio)
     except KeyError as error:
-        raise ValueError(f"the results at ratio {ratio} lack an anchor (run `mini-unlearn compare` with the "
-                         f"retain-only reference): {error}") from error
+        raise ValueError(f"the results at ratio {ratio:g} lack an anchor, and the gap closed is read between the "
+                         f"vanilla and the retain-only model: {error}. Record it with `mini-unlearn run` or "
+                         f"`compare` and `--reference RETAIN_ONLY_FOLDER`; `mini-unlearn report` reports what "
+                         f"needs no reference (mu.results.change_table)") from error
     return main_scores(vanilla.scores), main_scores(never.scores)
 
 
@@ -148,8 +150,10 @@ def pareto_plot(results: Results, ratio: float | list[float] | None = None, goal
         raise ValueError(f"no unlearned cells at ratio {ratio} in {results.path}")
     cells = cells.assign(kept_drop=cells[["retain_drop", "utility_drop"]].max(axis=1))
     columns = [f"closure {modality}" for modality in MODALITIES]
-    low = min(0.0, float(np.nanmin(cells[columns].to_numpy())))
-    high = max(1.0, float(np.nanmax(cells[columns].to_numpy())))
+    shares = cells[columns].to_numpy(dtype=float)
+    shares = shares[np.isfinite(shares)]             # all NaN: no task separates the anchors
+    low = min(0.0, float(shares.min())) if shares.size else 0.0
+    high = max(1.0, float(shares.max())) if shares.size else 1.0
     right = float(cells["kept_drop"].max())
     figure, axes = plt.subplots(len(ratios), len(MODALITIES), figsize=(10, 3.0 * len(ratios) + 1.0),
                                 sharex=True, sharey=True, squeeze=False, constrained_layout=True)

@@ -45,8 +45,7 @@ def progress(model: pd.Series, vanilla: pd.Series, never_seen: pd.Series, *, goa
     if goal not in GOALS:
         raise ValueError(f"goal must be one of {tuple(GOALS)}; got {goal!r}")
     directions = GOALS[goal]["direction"]
-    closures, drops = {}, {split: [] for split in kept}
-    kept_forget = []
+    closures, kept_forget = {}, []
     for modality in MODALITIES:
         for task in tasks:
             key = ("forget", modality, task)
@@ -56,18 +55,30 @@ def progress(model: pd.Series, vanilla: pd.Series, never_seen: pd.Series, *, goa
                 closures[f"{modality} {task}"] = gap_closed(model[key], vanilla[key], never_seen[key])
             else:
                 kept_forget.append(vanilla[key] - model[key])
-            for split in kept:
-                other = (split, modality, task)
-                if other in model.index:
-                    drops[split].append(vanilla[other] - model[other])
     closure, closure_mean = closure_summary(list(closures.values()))
-    out = {"closure": closure, "closure_mean": closure_mean, "closures": closures}
-    for split, values in drops.items():
-        out[f"{split}_drop"] = 100 * float(np.mean(values)) if values else float("nan")
+    out = {"closure": closure, "closure_mean": closure_mean, "closures": closures,
+           **kept_drops(model, vanilla, kept, tasks)}
     if kept_forget:
         out["forget_kept_drop"] = 100 * float(np.mean(kept_forget))
     out["meets_target"] = meets_target(out)
     return out
+
+
+def kept_drops(model: pd.Series, vanilla: pd.Series, kept: tuple[str, ...] = KEPT_SPLITS, tasks=TASKS) -> dict:
+    """``{"<split>_drop": points}`` for each split of ``kept``: 100 × the mean drop of ``model`` against
+    ``vanilla`` over the tasks and modalities the forget people were scored on too. Needs no retain-only
+    model (the leaderboard's points lost, and :func:`~.changes.change_table`'s)."""
+    drops = {split: [] for split in kept}
+    for modality in MODALITIES:
+        for task in tasks:
+            if ("forget", modality, task) not in model.index:
+                continue
+            for split in kept:
+                other = (split, modality, task)
+                if other in model.index:
+                    drops[split].append(vanilla[other] - model[other])
+    return {f"{split}_drop": 100 * float(np.mean(values)) if values else float("nan")
+            for split, values in drops.items()}
 
 
 def closure_summary(shares) -> tuple[float, float]:
@@ -90,4 +101,4 @@ def meets_target(result: dict) -> bool:
     return bool(result["closure"] >= TARGET["closure"] and worst_drop(result) <= TARGET["drop"])
 
 
-__all__ = ["KEPT_SPLITS", "TARGET", "closure_summary", "main_scores", "meets_target", "progress", "worst_drop"]
+__all__ = ["KEPT_SPLITS", "TARGET", "closure_summary", "kept_drops", "main_scores", "meets_target", "progress", "worst_drop"]
