@@ -1,9 +1,11 @@
 """Two CPU processes (gloo, launched by torchrun as ``accelerate launch`` does) give one process's results.
 
-``benchmarks/data_parallel_check.py run`` takes, from the same initial weights: one gradient as training
-takes it (accelerate's DDP wrapper) and as the methods take it (an all-reduce after backward), MANU's
-neuron statistics, MMUnlearner's saliency, two steps each of GA_Diff, NPO, RMU and MMUnlearner, and three training steps. It runs once
-on one process and once on two; every figure must agree up to the order of floating-point additions.
+``python -m mini_unlearn.distributed.check run`` takes, from the same initial weights: one gradient as
+training takes it (accelerate's DDP wrapper) and as the methods take it (an all-reduce after backward),
+MANU's neuron statistics, MMUnlearner's saliency, two steps each of GA_Diff, NPO, RMU and MMUnlearner,
+and three training steps. It runs once on one process and once on two (``torchrun -m``, so it needs
+the package only, not a source checkout); every figure must agree up to the order of floating-point
+additions.
 
 One exception, and a lesson: the bias of CLIP's attention keys. A key bias adds ``q·b`` to every
 score of a query, and softmax ignores a constant shift, so its gradient is exactly 0 in exact
@@ -11,6 +13,8 @@ arithmetic: what autograd returns is rounding noise (|g| < 1e-9), different for 
 order. AdamW divides by the gradient's own size and turns that noise into full-size steps, so those
 biases are compared separately: their gradients must be noise-sized in both runs.
 """
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,15 +22,14 @@ import torch
 
 import mini_unlearn as mu
 from mini_unlearn import distributed
-from assertions import load_benchmark
+from mini_unlearn.distributed import check
 
 NOISE_ONLY = "self_attn.k_proj.bias"          # CLIP's key biases: gradient 0 in exact arithmetic
 
 
 def run(out: Path, processes: int) -> tuple[dict, dict]:
-    script = load_benchmark("data_parallel_check")
-    script.launch(out, processes)
-    return script.load(out)
+    check.launch(out, processes)
+    return check.load(out)
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +148,21 @@ def test_the_loss_checker_passes_the_answer_and_fails_the_usual_slips(capsys):
     for slip in (lambda t, c, p: t / c, lambda t, c, p: t * p, lambda t, c, p: t / (c * p)):
         with pytest.raises(AssertionError, match="whole batch's mean"):
             mu.checks.check_process_loss(slip)
+
+
+def test_the_check_runs_as_a_module_of_the_package():
+    """What ``launch`` and chapter 11b run: ``python -m`` (and ``torchrun -m``) of the module, not a file
+    of the source checkout."""
+    assert check.MODULE == check.__name__ == "mini_unlearn.distributed.check"
+    assert "benchmarks" not in Path(check.__file__).parts
+
+
+def test_the_check_says_what_it_expected_of_bad_input(tmp_path):
+    for processes in (0, 1.5, "2", True):
+        with pytest.raises(ValueError, match=r"processes: expected a whole number of processes, 1 or more"):
+            check.launch(tmp_path, processes)
+    with pytest.raises(FileNotFoundError, match=r"out: no run in .* figures\.json"):
+        check.load(tmp_path)
+    done = subprocess.run([sys.executable, "-m", check.MODULE, "run"], check=False, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "usage: python -m mini_unlearn.distributed.check [run OUT]" in done.stderr

@@ -1,4 +1,4 @@
-"""One process or many, the same numbers: data parallelism through ``accelerate`` (chapter 11).
+"""One process or many, the same numbers: data parallelism through ``accelerate`` (chapter 11b).
 
 Launch any script that uses the package on several processes, unchanged::
 
@@ -21,13 +21,14 @@ device, and then:
   process ``r`` of ``N`` takes batches ``r, r + N, …`` (:func:`shard`), and the per-process sums
   are added across processes (:func:`all_sum`), so every process ends with the one-process totals.
 
-Covered and tested that way (``benchmarks/data_parallel_check.py``): training, GA / GA_Diff / KL_Min
-(token means), NPO (row means), RMU and RMisU's representation terms (token means), MMUnlearner's
-loop, MANU's statistics and the saliency. Two figures stay per process, so those runs are close to
-one process's but not equal: RMisU with ``target_norm="first_batch"`` (the released code's target
-scale, the mean token norm of the first batch, is taken over the process's rows) and NPO with
-``variant="mllmu"`` (a nonlinear function of the batch-mean loss). Not sharded yet: the evaluation (every process scores
-every question) and the path search of MIP-Editor (every process runs it on all the data).
+Covered and tested that way (:mod:`mini_unlearn.distributed.check` runs them on one process and
+on two): training, GA / GA_Diff / KL_Min (token means), NPO (row means), RMU and RMisU's
+representation terms (token means), MMUnlearner's loop, MANU's statistics and the saliency. Two
+figures stay per process, so those runs are close to one process's but not equal: RMisU with
+``target_norm="first_batch"`` (the released code's target scale, the mean token norm of the first
+batch, is taken over the process's rows) and NPO with ``variant="mllmu"`` (a nonlinear function of
+the batch-mean loss). Not sharded yet: the evaluation (every process scores every question) and the
+path search of MIP-Editor (every process runs it on all the data).
 
 "Exactly" means up to the order of floating-point additions: a sum split over two processes is
 added in another order than one process adds it (measured in the tests: relative differences

@@ -1,8 +1,8 @@
 """One process or two, the same numbers: everything data parallelism touches, on a CPU (chapter 11b).
 
-    .venv/bin/python benchmarks/data_parallel_check.py                  # both runs, then the comparison
-    .venv/bin/python benchmarks/data_parallel_check.py run OUT          # one run, on one process
-    torchrun --nproc_per_node 2 benchmarks/data_parallel_check.py run OUT   # the same run on two (gloo)
+    python -m mini_unlearn.distributed.check                      # both runs, then the comparison
+    python -m mini_unlearn.distributed.check run OUT              # one run, on one process
+    torchrun --nproc_per_node 2 -m mini_unlearn.distributed.check run OUT   # the same run on two (gloo)
 
 ``run`` is an ordinary script that uses the package; under a launcher the package notices and goes
 data-parallel (:mod:`mini_unlearn.distributed`). From the same initial weights it takes one
@@ -10,61 +10,79 @@ gradient as training does (accelerate's DDP wrapper) and as the methods do (an a
 backward), MANU's statistics, MMUnlearner's saliency, two steps of GA_Diff, NPO, RMU and
 MMUnlearner, and three training steps.
 Rank 0 writes ``OUT/tensors.safetensors`` and ``OUT/figures.json`` (the logged losses, the rows each
-process computed). tests/test_distributed.py runs it both ways and checks every figure.
+process computed). :func:`launch` runs it from Python, :func:`compare` lines two runs up; chapter 11b
+and the package's tests run it both ways and check every figure.
+
+It runs from an installed package as from a source checkout, and it exercises the stages that use
+the data-parallel helpers (bench, models, neurons, methods), so it sits at the end of the data flow:
+no module of the package imports it.
 """
+from __future__ import annotations
+
 import json
+import os
 import random
+import site
+import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
-import mini_unlearn as mu
-from mini_unlearn import distributed
-from mini_unlearn.methods.manu import manu_statistics
-from mini_unlearn.models import VLM, build_model, build_processor, build_tokenizer, get_preset
-from mini_unlearn.methods.data import example_batches
-from mini_unlearn.models.train import answer_loss, train
-from mini_unlearn.models.train_data import training_batches, training_examples
-from mini_unlearn.neurons import compute_saliency
+from . import average_gradients, data_parallel_step, is_main, world_size, wrap
+from ..bench import make_benchmark
+from ..methods import unlearn, unlearning_sets
+from ..methods.data import example_batches
+from ..methods.manu import manu_statistics
+from ..models import VLM, build_model, build_processor, build_tokenizer, get_preset
+from ..models.train import answer_loss, train
+from ..models.train_data import training_batches, training_examples
+from ..neurons import compute_saliency
 
+MODULE = "mini_unlearn.distributed.check"     # what ``python -m`` and ``torchrun -m`` run
+USAGE = f"usage: python -m {MODULE} [run OUT]"
 RATIO = 0.25
 # two steps of each loop and loss form: the shared loop (GA_Diff: token means; NPO: row means; RMU:
 # representation means) and MMUnlearner's own loop (masked forget steps, retain steps). NPO's batch of 3
 # splits 1 + 2: a per-process row mean would then differ from the batch's (with 2 + 2 it would not)
 UNLEARNING = {"ga_diff": dict(steps=2), "npo": dict(steps=2, reference="initial", batch_size=3), "rmu": dict(steps=2),
               "mmunlearner": dict(forget_steps=2, retain_per_forget=1)}
+NOISE_ONLY = "self_attn.k_proj.bias"      # CLIP's key biases: softmax ignores them, their gradient is rounding noise
+
+__all__ = ["MODULE", "NOISE_ONLY", "UNLEARNING", "compare", "launch", "load", "one_gradient", "run"]
 
 
 def one_gradient(vlm, batch, through_ddp: bool) -> dict[str, torch.Tensor]:
     """The gradient of the answer cross-entropy of ``batch`` (this process's rows of it), as the
     training step takes it (``through_ddp``: accelerate's DDP wrapper) or as the methods' loop does
-    (a plain backward, then :func:`distributed.average_gradients`)."""
+    (a plain backward, then :func:`~mini_unlearn.distributed.average_gradients`)."""
     model = vlm.model
     model.zero_grad(set_to_none=True)
-    forward = distributed.wrap(model) if through_ddp else model     # the DDP wrapper must outlive backward
-    with distributed.data_parallel_step():
+    forward = wrap(model) if through_ddp else model     # the DDP wrapper must outlive backward
+    with data_parallel_step():
         loss = answer_loss(forward, batch)
     loss.backward()
     if not through_ddp:
-        distributed.average_gradients(list(model.parameters()))
+        average_gradients(list(model.parameters()))
     grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
     return grads
 
 
-def main(out: Path) -> None:
+def run(out: str | Path) -> None:
+    """One run on this process (and, under a launcher, on every other): rank 0 writes ``out``."""
+    out = Path(out)
     torch.set_num_threads(1)                 # two processes on two cores; one process uses one thread too
-    bench = mu.bench.make_benchmark(n_profiles=4, seed=0, n_utility=1)
+    bench = make_benchmark(n_profiles=4, seed=0, n_utility=1)
     preset = get_preset("tiny")
     tokenizer = build_tokenizer(bench, preset.vocab_size)
     vlm = VLM(build_model(preset, tokenizer, seed=0), build_processor(tokenizer, preset), {})
-    tensors, figures = {}, {"processes": distributed.world_size()}
+    tensors, figures = {}, {"processes": world_size()}
     # each stage starts from the same initial weights, so a difference cannot be carried from one to the next
 
     # one seeded batch of 8 forget + retain pairs, as the methods draw it: this process's rows of it
-    forget, retain = mu.methods.unlearning_sets(bench, RATIO)
+    forget, retain = unlearning_sets(bench, RATIO)
     batch = next(example_batches(vlm.processor, forget + retain, 8, random.Random(0)))
     figures["rows_per_process"] = {      # how many rows of an 8-row batch this process computes
         "methods": len(batch["input_ids"]),
@@ -74,17 +92,17 @@ def main(out: Path) -> None:
         tensors.update({f"gradient_{route}/{name}": g for name, g in grads.items()})
 
     for method, options in UNLEARNING.items():
-        result = mu.unlearn(vlm, bench, method, RATIO, progress=False, **{"batch_size": 4, **options})
+        result = unlearn(vlm, bench, method, RATIO, progress=False, **{"batch_size": 4, **options})
         figures[f"{method}_losses"] = result.log.losses
         tensors.update({f"{method}/{name}": p.detach().clone() for name, p in result.vlm.model.named_parameters()})
 
     stats = manu_statistics(vlm, bench, RATIO, batch_size=2)
     for split, by_view in stats.items():
         for view, by_site in by_view.items():
-            for site, site_stats in by_site.items():
+            for site_name, site_stats in by_site.items():
                 for name, total in site_stats.sums().items():
-                    tensors[f"manu/{split}/{view}/{site}/{name}"] = total
-                tensors[f"manu/{split}/{view}/{site}/count"] = torch.tensor([site_stats.count])
+                    tensors[f"manu/{split}/{view}/{site_name}/{name}"] = total
+                tensors[f"manu/{split}/{view}/{site_name}/count"] = torch.tensor([site_stats.count])
 
     saliency = compute_saliency(vlm, bench, RATIO, batch_size=2)
     for name in saliency.masks:
@@ -98,35 +116,49 @@ def main(out: Path) -> None:
     figures["train_losses"] = log.losses
     tensors.update({f"trained/{name}": p.detach().clone() for name, p in vlm.model.named_parameters()})
 
-
-    if distributed.is_main():
+    if is_main():
         out.mkdir(parents=True, exist_ok=True)
         save_file({name: t.contiguous() for name, t in tensors.items()}, str(out / "tensors.safetensors"))
         (out / "figures.json").write_text(json.dumps(figures))
 
 
-NOISE_ONLY = "self_attn.k_proj.bias"      # CLIP's key biases: softmax ignores them, their gradient is rounding noise
+def _child_environment() -> dict[str, str]:
+    """The environment of the launched processes: one thread each, and this very copy of the package.
+
+    An installed package is found by the same interpreter anyway; a source checkout imported through
+    the current directory or ``PYTHONPATH`` is put first on the children's ``PYTHONPATH``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    home = Path(__file__).resolve().parents[2]          # the folder this copy of mini_unlearn is imported from
+    installed = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if home not in installed:
+        env["PYTHONPATH"] = os.pathsep.join([str(home), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
 
 
-def launch(out: Path, processes: int) -> None:
-    """``run`` into ``out`` on ``processes`` CPU processes (torchrun, as ``accelerate launch`` calls it)."""
-    import os
-    import subprocess
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+def launch(out: str | Path, processes: int, timeout: float = 600) -> None:
+    """``run`` into ``out`` on ``processes`` CPU processes (torchrun, as ``accelerate launch`` calls it;
+    one process without a launcher)."""
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"processes: expected a whole number of processes, 1 or more; got {processes!r}")
+    out = Path(out).resolve()
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    command = (launcher if processes > 1 else [sys.executable]) + [str(Path(__file__).resolve()), "run", str(out)]
-    done = subprocess.run(command, check=False, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    command = (launcher if processes > 1 else [sys.executable]) + ["-m", MODULE, "run", str(out)]
+    done = subprocess.run(command, check=False, env=_child_environment(), capture_output=True, text=True,
+                          timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{processes} process(es) failed:\n{done.stderr[-4000:]}")
 
 
-def load(out: Path) -> tuple[dict, dict]:
-    from safetensors.torch import load_file
+def load(out: str | Path) -> tuple[dict, dict]:
+    """The tensors and the figures one run wrote into ``out``."""
+    out = Path(out)
+    if not (out / "figures.json").is_file():
+        raise FileNotFoundError(f"out: no run in {str(out)!r} (expected tensors.safetensors and figures.json "
+                                f"written by `python -m {MODULE} run OUT`)")
     return load_file(str(out / "tensors.safetensors")), json.loads((out / "figures.json").read_text())
 
 
-def compare(one: Path, two: Path):
+def compare(one: str | Path, two: str | Path):
     """Per stage: the largest gap between the runs, relative to the stage's largest value (the key
     biases apart), and for the losses the largest relative gap of a logged loss."""
     import pandas as pd
@@ -148,13 +180,22 @@ def compare(one: Path, two: Path):
     return pd.Series(rows, name="largest relative gap").sort_index(), (first, second)
 
 
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["run"] and len(argv) == 2:
+        run(argv[1])
+        return 0
+    if argv:
+        print(f"{USAGE}\n  expected no arguments (both runs, then the comparison) or `run OUT`; got {argv}",
+              file=sys.stderr)
+        return 2
+    import tempfile
+    folder = Path(tempfile.mkdtemp())
+    launch(folder / "one", 1)
+    launch(folder / "two", 2)
+    gaps, _ = compare(folder / "one", folder / "two")
+    print(gaps.to_string(float_format=lambda v: f"{v:.1e}"))
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "run":
-        main(Path(sys.argv[2]))
-    else:
-        import tempfile
-        folder = Path(tempfile.mkdtemp())
-        launch(folder / "one", 1)
-        launch(folder / "two", 2)
-        gaps, _ = compare(folder / "one", folder / "two")
-        print(gaps.to_string(float_format=lambda v: f"{v:.1e}"))
+    sys.exit(main(sys.argv[1:]))
