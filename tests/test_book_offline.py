@@ -1,9 +1,11 @@
 """The book renders its formulas without a network: MathJax is served from the book itself.
 
-The book is built (no execution: the chapters are committed executed) into a temporary folder; every
-page with math must load MathJax from ``_static/``, and in headless Chromium (Debian's ``chromium``;
-the test is skipped without it), on a network-less ``file://`` page, every formula of chapter 05
-must come out typeset (a ``mjx-container`` each) with no raw ``\\(`` TeX left.
+The book is built as `python3 course.py book --no-execute` and the book workflow builds it, with course.py's
+BOOK_BUILD_ARGS (every page; a warning fails the build; no execution: the chapters are committed
+executed), into a temporary folder. Every page with math must load MathJax from ``_static/``, and in
+headless Chromium (Debian's ``chromium``; the test is skipped without it), on a network-less ``file://``
+page, every formula of chapter 05 must come out typeset (a ``mjx-container`` each) with no raw ``\\(``
+TeX left.
 """
 import re
 import shutil
@@ -12,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tools import course_py
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH_PAGE = "notebooks/05_manu.html"   # a chapter full of formulas, inline and display
@@ -22,12 +26,29 @@ MATH_SPAN = re.compile(r'<(?:span|div) class="math notranslate nohighlight">')
 
 @pytest.fixture(scope="module")
 def built_book(tmp_path_factory):
+    course = course_py()
     out = tmp_path_factory.mktemp("book")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    done = subprocess.run([str(jupyter_book), "build", str(ROOT), "--all", "--path-output", str(out)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run([str(jupyter_book), *course.BOOK_BUILD_ARGS, "--path-output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return out / "_build" / "html"
+    return out / course.BOOK_HTML
+
+
+def test_course_py_builds_the_book_with_the_same_arguments(monkeypatch, tmp_path):
+    """`course.py book --no-execute` runs jupyter-book with BOOK_BUILD_ARGS, the list the fixture uses."""
+    import argparse
+
+    course = course_py()
+    ran = []
+    monkeypatch.setattr(course, "ensure_venv", lambda: None)
+    monkeypatch.setattr(course, "run", lambda cmd: ran.append([str(c) for c in cmd]))
+    monkeypatch.setattr(course, "ROOT", tmp_path)
+    (tmp_path / course.BOOK_HTML).mkdir(parents=True)
+    (tmp_path / course.BOOK_HTML / "index.html").write_text("<html></html>")
+    course.cmd_book(argparse.Namespace(no_execute=True), [])
+    assert ran == [[str(course.VENV / "bin" / "jupyter-book"), *course.BOOK_BUILD_ARGS]]
+    assert course.BOOK_BUILD_ARGS == ["build", ".", "--all", "-W", "--keep-going"]
 
 
 def test_every_page_with_math_loads_mathjax_from_the_book(built_book):
