@@ -150,3 +150,19 @@ def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path, no_probes):
     for folder in written:
         card = shipped.verify(folder)
         assert shipped.find_shipped(card["cache_key"], tmp_path) == folder
+
+
+def test_an_installed_package_is_never_the_default_place_to_retrain_into(tmp_path, monkeypatch, count_training):
+    """In a source checkout retrain writes mini_unlearn/data/models; in an installed package (no
+    pyproject.toml two levels up) it refuses, naming the argument, before anything trains."""
+    monkeypatch.delenv("MINI_UNLEARN_SHIPPED", raising=False)
+    assert shipped.writable_shipped_dir() == shipped.PACKAGE_DATA / "models" == shipped.default_shipped_dir()
+    site = tmp_path / "site-packages" / "mini_unlearn" / "data"
+    (site / "models").mkdir(parents=True)
+    monkeypatch.setattr(shipped, "PACKAGE_DATA", site)
+    assert shipped.default_shipped_dir() == site / "models"     # it still loads from there
+    assert shipped.writable_shipped_dir() is None
+    for rebuild in (release.rebuild_course_models, release.rebuild_planted):
+        with pytest.raises(ValueError, match="^directory: not a source checkout"):
+            rebuild()
+    assert count_training == []

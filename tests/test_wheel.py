@@ -1,0 +1,140 @@
+"""The package as a user installs it: built as a wheel, installed outside the checkout, it loads the
+course models cold and trains nothing.
+
+The distributions are built the way ``python -m build`` builds them (the sdist first, then the wheel
+from the unpacked sdist, so a file the sdist forgets is missing from the wheel too), offline and
+without build isolation. The wheel goes into a fresh virtual environment in a temporary folder; that
+environment borrows the course venv's third-party packages through a ``.pth`` line (installing torch
+again would take minutes and the network) but not its editable ``mini_unlearn``, which the import
+check below rules out. ``twine check`` (from the tools venv course.py installs) checks both
+distributions' metadata.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tools import tool_path
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+SHIPPED = sorted(p.name for p in (ROOT / "mini_unlearn" / "data" / "models").iterdir() if p.is_dir())
+
+# What a learner's first cell and a researcher's script do: load the course models, read the results.
+LOAD = """
+import json, sys, time
+t0 = time.perf_counter()
+import mini_unlearn as mu
+bench = mu.bench.make_benchmark(n_profiles=40, seed=0)
+t1 = time.perf_counter()
+for key in (mu.models.vanilla_key(bench), mu.models.retain_only_key(bench, 0.05)):
+    if mu.models.shipped.find_shipped(key) is None:   # vanilla() would train for a quarter of an hour
+        sys.exit(f"no shipped model for {key['kind']} in the installed package")
+vanilla = mu.models.vanilla(bench, preset="tiny", seed=0)
+retain_only = mu.models.retain_only(bench, 0.05, preset="tiny", seed=0)
+t2 = time.perf_counter()
+folder = mu.models.shipped.find_shipped(vanilla.card["cache_key"])
+board = mu.results.load(mu.results.course_results("leaderboard"))
+from mini_unlearn.distributed import check   # chapter 11b runs it under torchrun -m from the package
+assert (mu.results.course_results("scale") / "cpu.json").is_file()
+print(json.dumps({"package": mu.__file__, "version": mu.__version__, "shipped": str(folder),
+                  "kinds": [vanilla.card["kind"], retain_only.card["kind"]], "records": len(board.records),
+                  "import_and_bench_s": t1 - t0, "load_s": t2 - t1}))
+"""
+
+
+def run(cmd, **kwargs):
+    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False, **kwargs)
+    assert done.returncode == 0, f"{' '.join(map(str, cmd))}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    """``{"sdist": path, "wheel": path, "seconds": build time}``, built from the checkout's files as git
+    sees them (a clone has no egg-info from earlier builds, whose file lists setuptools would reuse)."""
+    out = tmp_path_factory.mktemp("dist")
+    clone = out / "clone"
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT)
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, clone / name)
+    t0 = time.perf_counter()
+    name = run([sys.executable, "-c", f"from setuptools import build_meta as b; print(b.build_sdist({str(out)!r}))"],
+               cwd=clone).strip().splitlines()[-1]
+    sdist = out / name
+    with tarfile.open(sdist) as archive:
+        archive.extractall(out / "unpacked", filter="data")
+    source = next((out / "unpacked").iterdir())
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+         "-w", out, source])
+    wheel = next(out.glob("*.whl"))
+    return {"sdist": sdist, "wheel": wheel, "seconds": time.perf_counter() - t0}
+
+
+@pytest.fixture(scope="module")
+def installed(dist, tmp_path_factory):
+    """A fresh venv outside the checkout with the wheel installed: ``(python, seconds to install)``."""
+    home = tmp_path_factory.mktemp("user")
+    venv = home / "venv"
+    t0 = time.perf_counter()
+    run([sys.executable, "-m", "venv", "--without-pip", venv])
+    python = venv / "bin" / "python"
+    target = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
+    (target / "course_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
+         "--ignore-installed", "-q", dist["wheel"]])
+    return python, time.perf_counter() - t0
+
+
+def test_the_distributions_pass_twine_check(dist):
+    out = run([tool_path("twine"), "check", "--strict", dist["sdist"], dist["wheel"]])
+    assert out.count("PASSED") == 2, out
+
+
+def test_the_wheel_carries_the_code_the_models_the_results_and_the_licences(dist):
+    import zipfile
+    names = zipfile.ZipFile(dist["wheel"]).namelist()
+    assert dist["wheel"].name == f"mini_unlearn-{VERSION}-py3-none-any.whl"
+    for model in SHIPPED:
+        for file in ("config.json", "model.safetensors", "mini_unlearn.json", "tokenizer.json"):
+            assert f"mini_unlearn/data/models/{model}/{file}" in names, f"the wheel lacks {model}/{file}"
+    for folder in ("leaderboard", "tuning", "audit", "localisation", "scale"):
+        assert any(n.startswith(f"mini_unlearn/data/results/{folder}/") for n in names), folder
+    licences = {Path(n).name for n in names if "/licenses/" in n}
+    assert licences == {"LICENSE", "LICENSE-CC-BY-4.0.txt"}, licences
+    assert not [n for n in names if n.startswith(("tests/", "notebooks/", "benchmarks/"))]
+
+
+def test_an_installed_wheel_loads_the_course_models_cold_without_training(dist, installed, tmp_path):
+    python, install_seconds = installed
+    cache = tmp_path / "cache"          # where training would write: it must stay empty
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINI_UNLEARN", "PYTHONPATH"))}
+    env.update(MINI_UNLEARN_CACHE=str(cache), PYTHONNOUSERSITE="1")
+    t0 = time.perf_counter()
+    seen = json.loads(run([python, "-c", LOAD], cwd=tmp_path, env=env).strip().splitlines()[-1])
+    wall = time.perf_counter() - t0
+    site = Path(python).parents[1]
+    assert Path(seen["package"]).is_relative_to(site), f"imported {seen['package']}, not the installed wheel"
+    assert Path(seen["shipped"]).is_relative_to(site / "lib") and Path(seen["shipped"]).name in SHIPPED
+    assert seen["version"] == VERSION and seen["kinds"] == ["vanilla", "retain_only"] and seen["records"] > 0
+    assert not cache.exists() or not any(cache.rglob("*")), "the installed package trained (it wrote to the cache)"
+    print(f"\nsdist and wheel built in {dist['seconds']:.1f} s ({dist['wheel'].stat().st_size / 2**20:.1f} MiB wheel); "
+          f"install {install_seconds:.1f} s; import + benchmark {seen['import_and_bench_s']:.1f} s; "
+          f"both models loaded in {seen['load_s']:.1f} s; whole script {wall:.1f} s")
+    assert seen["load_s"] < 60, f"loading took {seen['load_s']:.0f} s: is it training?"
+
+
+def test_the_installed_command_runs(installed):
+    python, _ = installed
+    out = run([Path(python).parent / "mini-unlearn", "--help"])
+    assert "run" in out and "report" in out
