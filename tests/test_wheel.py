@@ -1,21 +1,14 @@
 """The package as a user installs it: built as a wheel, installed outside the checkout, it loads the
 course models cold and trains nothing.
 
-The distributions are built the way ``python -m build`` builds them (the sdist first, then the wheel
-from the unpacked sdist, so a file the sdist forgets is missing from the wheel too), offline and
-without build isolation. The wheel goes into a fresh virtual environment in a temporary folder; that
-environment borrows the course venv's third-party packages through a ``.pth`` line (installing torch
-again would take minutes and the network) but not its editable ``mini_unlearn``, which the import
-check below rules out. ``twine check`` (from the tools venv course.py installs) checks both
-distributions' metadata.
+benchmarks/installed_wheel.py builds the distributions (sdist from the git-tracked files, the wheel
+from the unpacked sdist, offline) and installs the wheel into a fresh venv in a temporary folder that
+borrows the course venv's third-party packages but not its editable ``mini_unlearn`` (the import
+check below rules it out); that script also runs every chapter from the wheel. ``twine check``
+(from the tools venv course.py installs) checks both distributions' metadata.
 """
+import importlib.util
 import json
-import os
-import shutil
-import subprocess
-import sys
-import sysconfig
-import tarfile
 import time
 import tomllib
 from pathlib import Path
@@ -26,6 +19,9 @@ from tools import tool_path
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+spec = importlib.util.spec_from_file_location("installed_wheel", ROOT / "benchmarks" / "installed_wheel.py")
+installed_wheel = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(installed_wheel)
 SHIPPED = sorted(p.name for p in (ROOT / "mini_unlearn" / "data" / "models").iterdir() if p.is_dir())
 
 # What a learner's first cell and a researcher's script do: load the course models, read the results.
@@ -51,53 +47,20 @@ print(json.dumps({"package": mu.__file__, "version": mu.__version__, "shipped": 
 """
 
 
-def run(cmd, **kwargs):
-    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False, **kwargs)
-    assert done.returncode == 0, f"{' '.join(map(str, cmd))}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    """``{"sdist": path, "wheel": path, "seconds": build time}``, built from the checkout's files as git
-    sees them (a clone has no egg-info from earlier builds, whose file lists setuptools would reuse)."""
-    out = tmp_path_factory.mktemp("dist")
-    clone = out / "clone"
-    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT)
-    for name in filter(None, listed.split("\0")):
-        if (ROOT / name).is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, clone / name)
-    t0 = time.perf_counter()
-    name = run([sys.executable, "-c", f"from setuptools import build_meta as b; print(b.build_sdist({str(out)!r}))"],
-               cwd=clone).strip().splitlines()[-1]
-    sdist = out / name
-    with tarfile.open(sdist) as archive:
-        archive.extractall(out / "unpacked", filter="data")
-    source = next((out / "unpacked").iterdir())
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-         "-w", out, source])
-    wheel = next(out.glob("*.whl"))
-    return {"sdist": sdist, "wheel": wheel, "seconds": time.perf_counter() - t0}
+    """``{"sdist": path, "wheel": path, "seconds": build time}``, built from the checkout."""
+    return installed_wheel.build_distributions(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture(scope="module")
 def installed(dist, tmp_path_factory):
     """A fresh venv outside the checkout with the wheel installed: ``(python, seconds to install)``."""
-    home = tmp_path_factory.mktemp("user")
-    venv = home / "venv"
-    t0 = time.perf_counter()
-    run([sys.executable, "-m", "venv", "--without-pip", venv])
-    python = venv / "bin" / "python"
-    target = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
-    (target / "course_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
-         "--ignore-installed", "-q", dist["wheel"]])
-    return python, time.perf_counter() - t0
+    return installed_wheel.install_wheel(dist["wheel"], tmp_path_factory.mktemp("user"))
 
 
 def test_the_distributions_pass_twine_check(dist):
-    out = run([tool_path("twine"), "check", "--strict", dist["sdist"], dist["wheel"]])
+    out = installed_wheel.run([tool_path("twine"), "check", "--strict", dist["sdist"], dist["wheel"]])
     assert out.count("PASSED") == 2, out
 
 
@@ -118,10 +81,9 @@ def test_the_wheel_carries_the_code_the_models_the_results_and_the_licences(dist
 def test_an_installed_wheel_loads_the_course_models_cold_without_training(dist, installed, tmp_path):
     python, install_seconds = installed
     cache = tmp_path / "cache"          # where training would write: it must stay empty
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINI_UNLEARN", "PYTHONPATH"))}
-    env.update(MINI_UNLEARN_CACHE=str(cache), PYTHONNOUSERSITE="1")
+    env = installed_wheel.user_environment(cache)
     t0 = time.perf_counter()
-    seen = json.loads(run([python, "-c", LOAD], cwd=tmp_path, env=env).strip().splitlines()[-1])
+    seen = json.loads(installed_wheel.run([python, "-c", LOAD], cwd=tmp_path, env=env).strip().splitlines()[-1])
     wall = time.perf_counter() - t0
     site = Path(python).parents[1]
     assert Path(seen["package"]).is_relative_to(site), f"imported {seen['package']}, not the installed wheel"
@@ -136,5 +98,5 @@ def test_an_installed_wheel_loads_the_course_models_cold_without_training(dist, 
 
 def test_the_installed_command_runs(installed):
     python, _ = installed
-    out = run([Path(python).parent / "mini-unlearn", "--help"])
+    out = installed_wheel.run([Path(python).parent / "mini-unlearn", "--help"])
     assert "run" in out and "report" in out
