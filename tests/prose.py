@@ -8,8 +8,9 @@ cross-chapter claim is asserted by a cell that reads the shipped results or mode
 
 Two kinds of figure are exempt, and say why where they stand:
 
-- a figure from a paper or its code: its paragraph (or table row) links the source (arxiv.org,
-  github.com, doi.org), as in "In the paper ([arXiv:2502.15910](https://arxiv.org/abs/2502.15910)) …";
+- a figure from a paper or its code: its paragraph (or table row) cites the paper (a ``{cite}`` or
+  ``{cite:p}`` role, "In the paper {cite:p}`liu2025manu` …") or links the source (arxiv.org,
+  github.com, doi.org);
 - a figure that is a definition, not a measurement: listed in an HTML comment in the same cell,
   `<!-- not measured: 0.5 (the paper's weight) -->` (invisible in Jupyter and in the book).
 
@@ -40,9 +41,9 @@ NUMBER = re.compile(
     r"(?P<tail>\s?%|\s?(?:" + UNITS + r")\b)?"
     r"(?!\d|\.\d)"                           # not followed by more digits (a version 2.13.0)
 )
-CITED = re.compile(r"arxiv\.org|github\.com|doi\.org", re.IGNORECASE)
+CITED = re.compile(r"arxiv\.org|github\.com|doi\.org|\{cite(?::\w+)?\}`", re.IGNORECASE)   # a link or a {cite} role
 EXEMPT = re.compile(r"<!--\s*not measured:(.*?)-->", re.DOTALL)
-URL_OR_TAG = re.compile(r"\]\([^)]*\)|https?://\S+|<[^>]+>|\{[a-z]+\}`[^`]*`|^\s*\(\S+\)=\s*$|\[\^?\w+\]", re.MULTILINE)
+URL_OR_TAG = re.compile(r"\]\([^)]*\)|https?://\S+|<[^>]+>|\{[a-z]+(?::[a-z]+)?\}`[^`]*`|^\s*\(\S+\)=\s*$|\[\^?\w+\]", re.MULTILINE)
 CODE_FENCE = re.compile(r"^```(?!\{math\}).*?^```", re.MULTILINE | re.DOTALL)   # shell commands, not claims
 # names, not figures: "Exercise 5.1", "§6.2", "Python 3.10", and an exercise's time estimate
 NOT_FIGURES = re.compile(r"^#+\s*[\d.]+\s|[Ee]xercises?\s+\d+(?:\.\d+)?|§\s?[\d.–-]+|Python\s+\d+\.\d+"

@@ -46,7 +46,8 @@ def test_a_percentage_may_be_printed_as_a_fraction_and_a_rate_in_any_notation():
 def test_cited_figures_and_stated_definitions_are_exempt():
     cited = "In the paper ([arXiv:2502.15910](https://arxiv.org/abs/2502.15910)) forget falls 51.7 → 41.25."
     defined = "<!-- not measured: 0.5 (the paper's weight) -->\nBoth terms weigh 0.5."
-    assert not prose.unsupported([(0, cited), (1, defined)], "")
+    by_role = "In the paper {cite:p}`liu2025manu`, forget falls 51.7 → 41.25."
+    assert not prose.unsupported([(0, cited), (1, defined), (2, by_role)], "")
     uncited = "In the paper forget falls 51.7 → 41.25."
     assert [f for _, f, _ in prose.unsupported([(0, uncited)], "")] == ["51.7", "41.25"]
 
