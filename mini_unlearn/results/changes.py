@@ -24,6 +24,7 @@ import pandas as pd
 from ..bench.questions import MODALITIES
 from ..evaluation.tasks import TASKS
 from .records import REFERENCE, Results, RunRecord
+from .leaderboard import over_seeds
 from .scoring import kept_drops, main_scores
 
 # the columns of score_table / change_table: a split, and a modality (None: the mean over both)
@@ -120,14 +121,7 @@ def change_board(results: Results, columns=CHANGES) -> pd.DataFrame:
     """Per method × setting × ratio: the mean and the standard deviation over seeds of :func:`change_table`'s
     ``columns``, the number of seeds and the mean seconds a cell took (:func:`~.leaderboard.mean_spread`
     prints it)."""
-    cells = change_table(results)
-    if cells.empty:
-        raise ValueError(f"{results.path} holds no unlearned cells, only anchors")
-    grouped = cells.groupby(["ratio", "method", "setting"], sort=False)
-    frame = grouped[list(columns)].agg(["mean", "std"])
-    frame[("seeds", "n")] = grouped.size()
-    frame[("seconds", "mean")] = grouped["seconds"].mean()
-    return frame.sort_index(level=["ratio"], sort_remaining=False)
+    return over_seeds(change_table(results), columns, results.path)
 
 
 def audit_changes(results: Results) -> pd.DataFrame:

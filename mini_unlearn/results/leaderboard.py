@@ -66,13 +66,20 @@ def cell_table(results: Results, goal: str = "forget_both") -> pd.DataFrame:
 def leaderboard(results: Results, goal: str = "forget_both", columns=SHOWN) -> pd.DataFrame:
     """Per method × setting × ratio: the mean and the standard deviation over seeds of ``columns``,
     the number of seeds and how many of them meet the target."""
-    cells = cell_table(results, goal)
+    return over_seeds(cell_table(results, goal), columns, results.path, counted=("meets_target",))
+
+
+def over_seeds(cells: pd.DataFrame, columns, path, counted=()) -> pd.DataFrame:
+    """``cells`` (one row per cell) per method × setting × ratio: the mean and the standard deviation over
+    seeds of ``columns``, the number of seeds, how many seeds count each ``counted`` column, and the mean
+    seconds a cell took. ``path`` names the folder when there is no unlearned cell."""
     if cells.empty:
-        raise ValueError(f"{results.path} holds no unlearned cells, only anchors")
+        raise ValueError(f"{path} holds no unlearned cells, only anchors")
     grouped = cells.groupby(["ratio", "method", "setting"], sort=False)
     frame = grouped[list(columns)].agg(["mean", "std"])
     frame[("seeds", "n")] = grouped.size()
-    frame[("meets_target", "seeds")] = grouped["meets_target"].sum()
+    for name in counted:
+        frame[(name, "seeds")] = grouped[name].sum()
     frame[("seconds", "mean")] = grouped["seconds"].mean()
     return frame.sort_index(level=["ratio"], sort_remaining=False)
 
