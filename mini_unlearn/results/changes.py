@@ -75,6 +75,11 @@ def _view(scores: pd.Series, split: str, modality: str | None) -> pd.Series:
     return chosen
 
 
+def _mean(part: pd.Series) -> float:
+    """The mean of a view, NaN when the view is empty (a split the run did not score)."""
+    return float(part.mean()) if len(part) else float("nan")
+
+
 def _cell(record: RunRecord) -> dict:
     return {"method": record.method, "setting": record.setting, "ratio": record.ratio, "seed": record.seed}
 
@@ -86,8 +91,7 @@ def score_table(results: Results) -> pd.DataFrame:
     rows = []
     for record in sorted(results.records, key=lambda r: (r.ratio, r.setting != REFERENCE, r.method != "vanilla")):
         scores = main_scores(record.scores)
-        rows.append({**_cell(record), **{name: 100 * float(_view(scores, *where).mean()) if len(_view(scores, *where))
-                                         else float("nan") for name, where in VIEWS.items()}})
+        rows.append({**_cell(record), **{name: 100 * _mean(_view(scores, *where)) for name, where in VIEWS.items()}})
     return pd.DataFrame(rows)
 
 
@@ -105,8 +109,7 @@ def change_table(results: Results) -> pd.DataFrame:
         fell = (vanilla - scores).dropna() * 100
         row = _cell(record)
         for name in ("forget image+text", "forget text", "test image+text"):
-            part = _view(fell, *VIEWS[name])
-            row[name] = float(part.mean()) if len(part) else float("nan")
+            row[name] = _mean(_view(fell, *VIEWS[name]))
         forget = [fell[("forget", m, t)] for m in MODALITIES for t in TASKS if ("forget", m, t) in fell.index]
         row["forget_weakest"] = float(min(forget)) if forget else float("nan")
         row.update(kept_drops(scores, vanilla))
