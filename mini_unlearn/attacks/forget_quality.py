@@ -2,9 +2,13 @@
 saw the forget people? (chapter 09)
 
 TOFU's **truth ratio** of a question compares the wrong answers with the right one, each scored by its
-length-normalised likelihood ``p̄(a | q) = exp(mean_t log p(a_t | q, a_<t))``::
+length-normalised likelihood ``p̄(a | q) = exp(mean_t log p(a_t | q, a_<t))``. As open-unlearning and
+TOFU's evaluation code compute it, the wrong answers' ``log p̄`` are averaged first — a **geometric** mean::
 
-    R_truth = mean over wrong answers a' of p̄(a' | q) / p̄(a | q)
+    R_truth = exp(mean over wrong answers a' of log p̄(a' | q)) / p̄(a | q)
+
+(``mean="arithmetic"``: the mean of the ratios ``p̄(a' | q) / p̄(a | q)``, the formula as the TOFU paper
+prints it; it is never smaller than the geometric one.)
 
 A model that knows the answer gives ``R ≪ 1``; one that does not, ``R`` near 1. Here the answers are the
 MCQ's four options, each written into the fact's answer sentence (:meth:`Benchmark.option_sentences`)
@@ -34,11 +38,23 @@ def check_mcqs(bench, questions) -> list:
     return questions
 
 
-def truth_ratio(log_likelihoods: torch.Tensor, correct: int) -> float:
-    """``R_truth`` of one question from its options' length-normalised log-likelihoods (``correct``: the index of
-    the right one): the mean over the wrong options of ``p̄(a') / p̄(a) = exp(log p̄(a') − log p̄(a))``."""
+MEANS: tuple[str, ...] = ("geometric", "arithmetic")
+
+
+def check_mean(mean: str) -> str:
+    if mean not in MEANS:
+        raise ValueError(f"mean must be one of {MEANS}; got {mean!r}")
+    return mean
+
+
+def truth_ratio(log_likelihoods: torch.Tensor, correct: int, mean: str = "geometric") -> float:
+    """``R_truth`` of one question from its options' length-normalised log-likelihoods ``log p̄`` (``correct``:
+    the index of the right one): ``exp(mean over the wrong options of log p̄(a') − log p̄(a))``, the geometric
+    mean of the ratios ``p̄(a') / p̄(a)`` (open-unlearning, TOFU's code); ``mean="arithmetic"``: their mean."""
     log_likelihoods = torch.as_tensor(log_likelihoods, dtype=torch.float64)
     wrong = torch.cat([log_likelihoods[:correct], log_likelihoods[correct + 1:]])
+    if check_mean(mean) == "geometric":
+        return float(torch.exp(wrong.mean() - log_likelihoods[correct]))
     return float(torch.exp(wrong - log_likelihoods[correct]).mean())
 
 
@@ -52,12 +68,12 @@ def option_rows(vlm, bench, questions, normalize: str, batch_size: int = 8):
                 yield i, q, row, LETTERS.index(q.correct)
 
 
-def truth_ratios(vlm, bench, questions, batch_size: int = 8) -> np.ndarray:
+def truth_ratios(vlm, bench, questions, batch_size: int = 8, mean: str = "geometric") -> np.ndarray:
     """``R_truth`` of each MCQ among ``questions`` (the others are skipped), in order."""
-    questions = check_mcqs(bench, questions)
+    questions, mean = check_mcqs(bench, questions), check_mean(mean)
     ratios = np.zeros(len(questions))
     for i, _, row, correct in option_rows(vlm, bench, questions, "mean", batch_size):
-        ratios[i] = truth_ratio(row, correct)
+        ratios[i] = truth_ratio(row, correct, mean)
     return ratios
 
 
@@ -98,4 +114,4 @@ def forget_quality(vlm, reference, bench, ratio: float = 0.05, split: str = "for
     return pd.DataFrame(rows)
 
 
-__all__ = ["check_mcqs", "forget_quality", "ks_test", "option_rows", "option_scores", "truth_ratio", "truth_ratios"]
+__all__ = ["MEANS", "check_mcqs", "check_mean", "forget_quality", "ks_test", "option_rows", "option_scores", "truth_ratio", "truth_ratios"]

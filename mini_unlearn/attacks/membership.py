@@ -4,22 +4,26 @@ never saw? (chapter 09)
 Each attack gives every training pair a *membership score*, higher meaning "more likely seen in
 training"; the area under the ROC curve (scikit-learn) of forget people's pairs against never-seen
 people's pairs measures what is left. AUC ≈ 1: the model still treats the forget people as familiar;
-≈ 0.5: it cannot tell them from strangers (what a model that never saw them gives). The scores, as in
-open-unlearning and MUSE, from the answer tokens' log-probabilities ``log p(x_t)``:
+≈ 0.5: it cannot tell them from strangers (what a model that never saw them gives). The scores, as open-unlearning computes them for MUSE and TOFU, from the answer
+tokens' log-probabilities ``log p(x_t)``:
 
 * ``loss`` — the mean ``log p(x_t)`` (Yeom et al.: minus the loss);
 * ``zlib`` — the loss over the answer's zlib-compressed length in bytes (Carlini et al.: a text that
   is simply easy, short or repetitive, gets less credit), negated so higher = member;
-* ``min_k`` — the mean of the lowest ``k`` fraction of ``log p(x_t)`` (Min-K%, Shi et al.): a seen text
-  has few very unlikely tokens;
+* ``min_k`` — the mean of the lowest ``int(k · n)`` (at least one) of the ``n`` values ``log p(x_t)``
+  (Min-K%, Shi et al.): a seen text has few very unlikely tokens. As in open-unlearning, the answer's last
+  token (the end-of-answer ``</s>``) is left out of Min-K% and Min-K%++; the loss and zlib attacks keep it;
 * ``min_k++`` — Min-K% of ``(log p(x_t) − μ_t) / σ_t``, with ``μ_t, σ_t`` the mean and standard deviation
   of ``log p(z)`` under the model's own next-token distribution at position t (Min-K%++, Zhang et al.);
+  the variance ``σ_t²`` is floored at ``1e-6`` (open-unlearning's guard for a near one-hot row);
 * ``reference`` — the mean ``log p(x_t)`` minus a reference model's on the same tokens (Carlini et al.;
   MUSE's PrivLeak compares with the retain-only model).
+
+Scores here are "higher = member"; open-unlearning's are "higher = non-member" with the labels swapped,
+so the AUCs are the same numbers.
 """
 from __future__ import annotations
 
-import math
 import random
 import zlib
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ from ..models.train_data import canonical_batch, training_examples
 
 MIA_ATTACKS: tuple[str, ...] = ("loss", "zlib", "min_k", "min_k++", "reference")
 K = 0.2          # Min-K%: the lowest 20 % of the tokens (the Min-K% paper's default)
+VARIANCE_FLOOR = 1e-6   # Min-K%++: σ_t² below this is raised to it (open-unlearning's min_k_plus_plus.py)
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,9 @@ def check_k(k) -> float:
 
 
 def lowest_mean(values: np.ndarray, k: float) -> float:
-    """The mean of the lowest ``ceil(k · n)`` values (at least one)."""
-    count = max(1, math.ceil(check_k(k) * len(values)))
+    """The mean of the lowest ``int(k · n)`` values, at least one (the Min-K% paper's and open-unlearning's
+    count: ``k · n`` rounded down)."""
+    count = max(1, int(check_k(k) * len(values)))
     return float(np.sort(values)[:count].mean())
 
 
@@ -65,13 +71,17 @@ def zlib_bytes(text: str) -> int:
 
 
 def membership_scores(stats: TokenStats, k: float = K, reference: TokenStats | None = None) -> dict[str, float]:
-    """Every attack's score of one answer (higher = more likely a member); ``reference`` adds the reference attack."""
-    if len(stats.log_probs) == 0:
-        raise ValueError("an answer with no scored tokens has no membership score")
+    """Every attack's score of one answer (higher = more likely a member); ``reference`` adds the reference attack.
+
+    Min-K% and Min-K%++ leave out the last scored token (the end of the answer), as open-unlearning does."""
+    if len(stats.log_probs) < 2:
+        raise ValueError("an answer needs at least two scored tokens: Min-K% leaves out the last one (the end "
+                         f"of the answer) and scores the rest; got {len(stats.log_probs)}")
     loss = -float(stats.log_probs.mean())
-    normalised = (stats.log_probs - stats.mu) / np.maximum(stats.sigma, 1e-12)
-    scores = {"loss": -loss, "zlib": -loss / zlib_bytes(stats.text), "min_k": lowest_mean(stats.log_probs, k),
-              "min_k++": lowest_mean(normalised, k)}
+    sigma = np.sqrt(np.maximum(stats.sigma ** 2, VARIANCE_FLOOR))
+    normalised = (stats.log_probs - stats.mu) / sigma
+    scores = {"loss": -loss, "zlib": -loss / zlib_bytes(stats.text), "min_k": lowest_mean(stats.log_probs[:-1], k),
+              "min_k++": lowest_mean(normalised[:-1], k)}
     if reference is not None:
         scores["reference"] = float(stats.log_probs.mean() - reference.log_probs.mean())
     return scores
@@ -206,12 +216,21 @@ def forget_vs_holdout(bench, ratio: float = 0.05) -> tuple[list, list]:
 
 
 def privleak(auc: float, reference_auc: float) -> float:
-    """MUSE's PrivLeak: ``(AUC − AUC_retain-only) / AUC_retain-only``; 0 means no more leak than a model that
-    never saw the forget set, positive values a leak (the vanilla model: large), negative over-unlearning."""
-    if not 0 < reference_auc <= 1:
-        raise ValueError(f"reference_auc must be an AUC in (0, 1]; got {reference_auc!r}")
-    return (auc - reference_auc) / reference_auc
+    """MUSE's PrivLeak, in percent, as MUSE and open-unlearning compute it::
+
+        PrivLeak = ((1 − AUC) − (1 − AUC_retain-only)) / (1 − AUC_retain-only) × 100
+
+    MUSE reads its AUCs as ``1 − AUC`` of the "higher = member" convention used here, hence the ``1 −``.
+    0: no more leak than the model that never saw the forget set. **Negative: a leak** (under-unlearning;
+    a model that gives every forget person away, AUC 1 against a retain-only 0.5, scores −100). Positive:
+    over-unlearning (the forget people now look *less* familiar than strangers)."""
+    for name, value in (("auc", auc), ("reference_auc", reference_auc)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be an AUC in [0, 1]; got {value!r}")
+    if reference_auc == 1:
+        raise ValueError("reference_auc must be below 1: PrivLeak divides by 1 − reference_auc")
+    return ((1 - auc) - (1 - reference_auc)) / (1 - reference_auc) * 100
 
 
-__all__ = ["K", "MIA_ATTACKS", "TokenStats", "auc_table", "check_k", "forget_vs_holdout", "labelled_scores",
+__all__ = ["K", "MIA_ATTACKS", "VARIANCE_FLOOR", "TokenStats", "auc_table", "check_k", "forget_vs_holdout", "labelled_scores",
            "lowest_mean", "membership_auc", "membership_scores", "mia_auc", "mia_scores", "name_mask", "people_names", "privleak", "token_stats", "zlib_bytes"]

@@ -12,7 +12,7 @@ __all__ = ["check_membership_auc", "check_min_k_score", "check_truth_ratio"]
 # -- Min-K% --------------------------------------------------------------------------------------------
 
 def _min_k_cases() -> list[Case]:
-    """Answers' token log-probabilities of several lengths, and fractions k where ⌈k·n⌉ ≠ ⌊k·n⌋."""
+    """Answers' token log-probabilities of several lengths, and fractions k where ⌊k·n⌋ ≠ ⌈k·n⌉."""
     import numpy as np
     rng = np.random.default_rng(29)
     cases = []
@@ -22,23 +22,24 @@ def _min_k_cases() -> list[Case]:
     return cases
 
 
-def _min_k_floor(log_probs, k=0.2):
+def _min_k_ceil(log_probs, k=0.2):
     import numpy as np
-    count = max(1, math.floor(k * len(log_probs)))
+    count = max(1, math.ceil(k * len(log_probs)))
     return float(np.sort(np.asarray(log_probs))[:count].mean())
 
 
 def _min_k_highest(log_probs, k=0.2):
     import numpy as np
-    count = max(1, math.ceil(k * len(log_probs)))
+    count = max(1, int(k * len(log_probs)))
     return float(np.sort(np.asarray(log_probs))[-count:].mean())
 
 
-@slips(Slip(_min_k_floor, "k·n is rounded down; Min-K% keeps the lowest ⌈k·n⌉ tokens (math.ceil), at least one"),
+@slips(Slip(_min_k_ceil, "k·n is rounded up; Min-K% keeps the lowest int(k·n) tokens (rounded down, as the Min-K% "
+                         "paper's code and open-unlearning do), at least one"),
        Slip(_min_k_highest, "these are the highest k% of the log-probabilities; Min-K% averages the LOWEST ones, "
                             "the most surprising tokens (the start of the sorted array)"))
 def check_min_k_score(fn: Callable) -> None:
-    """Chapter 09: ``fn(log_probs, k)`` → Min-K%: the mean of the lowest ``⌈k·n⌉`` of the ``n`` token
+    """Chapter 09: ``fn(log_probs, k)`` → Min-K%: the mean of the lowest ``int(k·n)`` of the ``n`` token
     log-probabilities (at least one token)."""
     from ..attacks.membership import lowest_mean
     compare("min_k_score", fn, lowest_mean, _min_k_cases(), atol=1e-9, slips=check_min_k_score.slips,
@@ -120,19 +121,20 @@ def _truth_ratio_inverted(log_likelihoods, correct):
     return float(torch.exp(right - wrong).mean())
 
 
-def _truth_ratio_exp_of_mean(log_likelihoods, correct):
+def _truth_ratio_mean_of_ratios(log_likelihoods, correct):
     import torch
     wrong, right = _wrong_and_right(log_likelihoods, correct)
-    return float(torch.exp(wrong.mean() - right))
+    return float(torch.exp(wrong - right).mean())
 
 
 @slips(Slip(_truth_ratio_inverted, "the ratio is inverted: it is p̄(wrong) / p̄(right), exp(log p̄(a') − log p̄(a)), "
                                    "so a model that knows the answer gives R ≪ 1"),
-       Slip(_truth_ratio_exp_of_mean, "this is the exponential of the mean log-ratio; R_truth is the mean, over the "
-                                      "wrong options, of the exponentials"))
+       Slip(_truth_ratio_mean_of_ratios, "this is the arithmetic mean of the ratios (the formula as TOFU's paper "
+                                         "prints it); TOFU's code and open-unlearning average the wrong options' "
+                                         "log p̄ first: exp(mean log p̄(wrong) − log p̄(correct))"))
 def check_truth_ratio(fn: Callable) -> None:
-    """Chapter 09: ``fn(log_likelihoods, correct)`` → TOFU's truth ratio: the mean over the wrong options of
-    ``exp(log p̄(wrong) − log p̄(correct))``."""
+    """Chapter 09: ``fn(log_likelihoods, correct)`` → TOFU's truth ratio as its code computes it:
+    ``exp(mean over the wrong options of log p̄(wrong) − log p̄(correct))``."""
     from ..attacks.forget_quality import truth_ratio
     compare("truth_ratio", fn, truth_ratio, _truth_cases(), atol=1e-9, slips=check_truth_ratio.slips,
             adapt=as_float)
