@@ -22,8 +22,9 @@ def test_each_score_on_a_constructed_answer():
     scores = membership.membership_scores(s, k=0.4)
     assert scores["loss"] == pytest.approx(-6.6 / 5)
     assert scores["zlib"] == pytest.approx(-(6.6 / 5) / membership.zlib_bytes("Dunmere."))
-    assert scores["min_k"] == pytest.approx((-4.0 - 2.0) / 2)                 # the 2 lowest of 5 tokens
-    assert scores["min_k++"] == pytest.approx(((-4.0 + 1) / 2 + (-2.0 + 1) / 2) / 2)
+    # Min-K% and Min-K%++ leave out the last token (-0.2): int(0.4 · 4) = 1, the lowest of the other 4
+    assert scores["min_k"] == pytest.approx(-4.0)
+    assert scores["min_k++"] == pytest.approx((-4.0 + 1) / 2)
     assert "reference" not in scores
     ref = membership.membership_scores(s, reference=stats([-1.0] * 5))["reference"]
     assert ref == pytest.approx(-6.6 / 5 + 1.0)
@@ -61,11 +62,13 @@ def test_mia_auc_is_near_one_on_a_model_that_memorised_them_and_near_half_on_one
     never = mu.attacks.mia_auc(retain_only, forget, unseen, names=names).set_index(["attack", "modality"])["auc"]
     for attack in ("loss", "zlib", "min_k", "min_k++"):
         assert seen[(attack, "all")] > 0.9, attack
-    for attack in ("loss", "zlib", "min_k"):                  # measured: 0.53, 0.53, 0.58 (min_k++ 0.66)
-        assert abs(never[(attack, "all")] - 0.5) < 0.15, attack
-    # scored with the names, the holdout strangers' rarer name tokens give them away even to retain-only
+    # the model that never saw either group is at chance in each modality, names left out or scored: the
+    # holdout names are made of the forget people's name parts, so the tokenizer splits both alike
     confounded = mu.attacks.mia_auc(retain_only, forget, unseen).set_index(["attack", "modality"])["auc"]
-    assert confounded[("loss", "text")] > 0.9 > never[("loss", "text")]
+    for aucs in (never, confounded):
+        for modality in ("image+text", "text"):
+            mean = np.mean([aucs[(attack, modality)] for attack in ("loss", "zlib", "min_k", "min_k++")])
+            assert abs(mean - 0.5) <= 0.1, (modality, mean)
     with_ref = mu.attacks.mia_auc(vanilla, forget, unseen, reference=retain_only, names=names)
     with_ref = with_ref.set_index(["attack", "modality"])
     assert with_ref.loc[("reference", "all"), "auc"] > 0.8                 # measured 0.86
@@ -86,11 +89,12 @@ def test_name_mask_leaves_out_exactly_the_name_tokens(course, make_vlm):
     assert membership.name_mask(tokenizer, ids, "Nobody Here").all()
 
 
-def test_privleak_is_the_auc_gap_relative_to_the_reference():
-    assert membership.privleak(0.9, 0.6) == pytest.approx(0.5)
-    assert membership.privleak(0.3, 0.6) == pytest.approx(-0.5)
-    with pytest.raises(ValueError, match="reference_auc"):
-        membership.privleak(0.9, 0.0)
+def test_privleak_refuses_what_it_cannot_divide_by():
+    with pytest.raises(ValueError, match="reference_auc must be below 1"):
+        membership.privleak(0.9, 1.0)
+    for bad in ((1.2, 0.5), (0.9, -0.1), (True, 0.5)):
+        with pytest.raises(ValueError, match="must be an AUC in"):
+            membership.privleak(*bad)
 
 
 def test_bad_input_to_the_attacks_is_refused(course, make_vlm):
@@ -146,3 +150,14 @@ def test_option_scores_agree_with_mcq_by_likelihood(course):
     rows = unknown.set_index("question_id").loc[[q.id for q in text]]
     np.testing.assert_allclose(rows["correct"] + 3 * rows["wrong_mean"], everything.double().sum(dim=1).numpy(),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("ratio", [0.10, 0.15])
+def test_a_model_that_never_saw_them_is_at_chance_at_the_larger_ratios_too(ratio):
+    # each ratio's holdout names are made of that ratio's forget people's name parts (measured means 0.43–0.57)
+    bench = mu.bench.make_benchmark(n_profiles=40, seed=0)
+    forget, unseen = mu.attacks.forget_vs_holdout(bench, ratio)
+    retain_only = mu.models.retain_only(bench, ratio, preset="tiny", seed=0, progress=False)
+    aucs = mu.attacks.mia_auc(retain_only, forget, unseen, names=membership.people_names(bench))
+    means = aucs[aucs["modality"] != "all"].groupby("modality")["auc"].mean()
+    assert ((means - 0.5).abs() <= 0.1).all(), means.to_dict()

@@ -206,6 +206,27 @@ def test_holdout_people_are_new_people_that_no_model_trains_on(bench):
     assert "holdout" not in mu.bench.SPLITS                     # evaluate() and summary() leave them out
 
 
+def test_holdout_names_recombine_the_forget_people_names_at_every_ratio(bench):
+    # holdout i = the first name of forget person i with the surname of forget person i ^ 1 (0↔1, 2↔3, 4↔5)
+    forget = [bench.profile(i).name.split(" ", 1) for i in bench.forget_order[:6]]
+    expected = [f"{forget[i][0]} {forget[i ^ 1][1]}" for i in range(6)]
+    assert [p.name for p in bench.holdout_profiles] == expected
+    for ratio in mu.bench.PAPER_RATIOS:     # each ratio's holdout names use that ratio's forget people only
+        parts = {part for i in bench.forget_ids(ratio) for part in bench.profile(i).name.split(" ", 1)}
+        used = {part for i in bench.holdout_ids(ratio) for part in bench.profile(i).name.split(" ", 1)}
+        assert used == parts
+    assert mu.bench.profiles.recombined_names(["Ab Cd", "Ef Cd", "Gh Ij"], 3) == ["Ab Ij", "Ef Ij", "Gh Cd"]
+    with pytest.raises(ValueError, match="n_holdout must be at most n_profiles"):
+        make_benchmark(n_profiles=4, seed=0, n_utility=1, n_holdout=5)
+    with pytest.raises(ValueError, match="holdout_names must be one of"):
+        make_benchmark(n_profiles=4, seed=0, n_utility=1, holdout_names="random")
+    drawn = make_benchmark(n_profiles=40, seed=0, holdout_names="syllables")     # new names, nothing else changes
+    recombined_parts = {part for name in expected for part in name.split(" ")}
+    assert not {part for p in drawn.holdout_profiles for part in p.name.split(" ")} & recombined_parts
+    assert [p.face for p in drawn.holdout_profiles] == [p.face for p in bench.holdout_profiles]
+    assert drawn.forget_order == bench.forget_order and drawn.profiles == bench.profiles
+
+
 def test_the_holdout_split_matches_the_forget_split_in_size_and_is_nested(bench):
     previous = []
     for ratio in mu.bench.PAPER_RATIOS:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .images import ImageRef, RenderedImage
 from .portraits import sample_faces, test_views
-from .profiles import FACTS, Profile, make_names, make_profiles
+from .profiles import FACTS, Profile, make_names, make_profiles, recombined_names
 from .questions import (MODALITIES, TEMPLATES, QAPair, Question, balanced_letters, phrase, profile_questions,
                         training_pairs, with_image)
 from .splits import ALL_SPLITS, HOLDOUT, PAPER_RATIOS, SPLITS, Split, check_ratio, forget_and_retain
@@ -160,25 +160,40 @@ def _check_count(value, argument: str, minimum: int) -> int:
     return value
 
 
+HOLDOUT_NAMES: tuple[str, ...] = ("recombined", "syllables")    # how make_benchmark names the holdout people
+
+
 def default_n_holdout(n_profiles: int) -> int:
     """As many holdout people as the largest paper ratio (15 %) forgets, at least one."""
     return max(1, math.floor(max(PAPER_RATIOS) * n_profiles + 0.5 + 1e-9))
 
 
 def make_benchmark(n_profiles: int = DEFAULT_N_PROFILES, seed: int = 0, *, n_utility: int = DEFAULT_N_UTILITY,
-                   n_test_views: int = DEFAULT_N_TEST_VIEWS, n_holdout: int | None = None) -> Benchmark:
+                   n_test_views: int = DEFAULT_N_TEST_VIEWS, n_holdout: int | None = None,
+                   holdout_names: str = "recombined") -> Benchmark:
     """A benchmark of ``n_profiles`` fictitious people plus ``n_utility`` utility people.
 
     Every random choice comes from its own stream seeded by ``seed`` (faces, names, facts, option
     order, forget order, test views), so the result depends on the arguments only. ``n_holdout``
     people (default: as many as 15 % forgets) come from streams of their own, after everyone else,
-    so adding or removing them changes nobody else's name, face, questions or split.
+    so adding or removing them changes nobody else's name, face, questions or split. Their names
+    recombine the forget people's first names and surnames (:func:`.profiles.recombined_names`): holdout
+    person ``i`` is named from forget people ``i`` and ``i ^ 1``, so at every ratio the holdout names are
+    made of the forget people's name parts, and a tokenizer trained without the holdout people still
+    splits their names as it splits the forget people's. ``holdout_names="syllables"`` draws new
+    syllable names instead, like everyone else's: chapter 09 measures what that does to a membership
+    attack on a model that never saw either group.
     """
     n_profiles = _check_count(n_profiles, "n_profiles", 2)
     seed = check_seed(seed)
     n_utility = _check_count(n_utility, "n_utility", 1)
     n_test_views = _check_count(n_test_views, "n_test_views", 1)
     n_holdout = default_n_holdout(n_profiles) if n_holdout is None else _check_count(n_holdout, "n_holdout", 0)
+    if holdout_names not in HOLDOUT_NAMES:
+        raise ValueError(f"holdout_names must be one of {HOLDOUT_NAMES}; got {holdout_names!r}")
+    if n_holdout > n_profiles and holdout_names == "recombined":
+        raise ValueError(f"n_holdout must be at most n_profiles = {n_profiles} (each holdout name recombines two "
+                         f"forget people's names); got {n_holdout}")
 
     def stream(purpose: str) -> random.Random:
         return random.Random(f"mini_unlearn/{seed}/{purpose}")
@@ -192,7 +207,14 @@ def make_benchmark(n_profiles: int = DEFAULT_N_PROFILES, seed: int = 0, *, n_uti
 
     questions, pairs = {}, {}
     _add_questions(people + utility, stream("letters"), stream("options"), questions, pairs)
-    holdout = make_profiles(make_names(n_holdout, stream("holdout-names"), taken=names),
+    forget_order = [p.id for p in people]
+    stream("forget-order").shuffle(forget_order)
+    by_id = {p.id: p.name for p in people}
+    if holdout_names == "recombined":
+        new_names = recombined_names([by_id[i] for i in forget_order], n_holdout, taken=names)
+    else:
+        new_names = make_names(n_holdout, stream("holdout-names"), taken=names)
+    holdout = make_profiles(new_names,
                             sample_faces(n_holdout, stream("holdout-faces"), avoid=faces),
                             stream("holdout-facts"), id_prefix="h", kind="holdout")
     _add_questions(holdout, stream("holdout-letters"), stream("holdout-options"), questions, pairs)
@@ -203,8 +225,6 @@ def make_benchmark(n_profiles: int = DEFAULT_N_PROFILES, seed: int = 0, *, n_uti
         views = test_views(person.face, n_test_views, seed=views_rng.randrange(2**31))
         test_images[person.id] = RenderedImage(person.face, views_rng.choice(views))
 
-    forget_order = [p.id for p in people]
-    stream("forget-order").shuffle(forget_order)
     return Benchmark(f"mini-mllmu(n={n_profiles}, seed={seed})", people, utility, questions, pairs,
                      test_images, forget_order, holdout_profiles=holdout)
 

@@ -116,6 +116,32 @@ def make_names(n: int, rng: random.Random, taken=()) -> list[str]:
     return names
 
 
+def recombined_names(names: list[str], n: int, taken=()) -> list[str]:
+    """``n`` new names made of the first names and surnames in ``names``: name ``i`` is the first name of
+    ``names[i]`` with the surname of its partner ``names[i ^ 1]`` (0 with 1, 2 with 3, …; a last, unpaired
+    name takes the one before it), or of the next name along when that combination is already taken.
+
+    The holdout people are named this way from the forget people, in forget order (chapter 09): a tokenizer
+    trained on the forget people's text then splits a holdout name into the same pieces as theirs, so a
+    model that never saw either reads the two groups' names alike. Needs ``n <= len(names)``."""
+    if n > len(names):
+        raise ValueError(f"n must be at most len(names) = {len(names)} (each new name recombines two of them); got {n}")
+    parts = [name.split(" ", 1) for name in names]
+    seen, out = set(taken) | set(names), []
+    for i in range(n):
+        first_partner = i ^ 1 if i ^ 1 < len(names) else i - 1
+        partners = [first_partner, *(j % len(names) for j in range(i + 1, i + len(names)))]
+        for j in partners:
+            name = f"{parts[i][0]} {parts[j][1]}"
+            if j != i and name not in seen:
+                break
+        else:
+            raise ValueError(f"names: no unused recombination is left for the first name {parts[i][0]!r}")
+        seen.add(name)
+        out.append(name)
+    return out
+
+
 def make_facts(rng: random.Random) -> dict[str, str]:
     """One value per fact in :data:`FACTS`, drawn from :data:`FACT_POOLS`."""
     return {key: rng.choice(FACT_POOLS[key]) for key in FACTS}
