@@ -166,7 +166,8 @@ def hand_path_scores(model, x, m, path0, *, fisher=False, variant="paper", at=No
         chosen0[path0] = True
         hooks = [model.down0.register_forward_pre_hook(replace("down0", chosen0)),
                  model.down1.register_forward_pre_hook(replace("down1", torch.ones(4, dtype=torch.bool)))]
-        objective(model, {"x": x}).sum().backward()
+        value = objective(model, {"x": x}).sum()
+        (value / m if variant == "released" else value).backward()    # released: output.loss, a mean over copies
         for h in hooks:
             h.remove()
         for name, steps in per_step.items():

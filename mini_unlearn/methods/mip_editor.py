@@ -38,8 +38,8 @@ from .base import UnlearnLog, check_positive, make_config, register
 from .data import check_loss_on, unlearning_sets
 from .loop import run_gradient_loop
 from .monitor import split_monitor
-from .rmisu import (TARGET_NORMS, RepresentationConfig, control_vector, mean_token_norm, representation_loss,
-                    resolve_layer, rmisu_forget_loss)
+from .rmisu import (TARGET_NORMS, RepresentationConfig, check_mse_positions, control_vector, mean_token_norm,
+                    representation_loss, resolve_layer, rmisu_forget_loss)
 
 LOCALISE: tuple[str, ...] = ("path", "point", "none")
 EDITS: tuple[str, ...] = ("rmisu", "prune")
@@ -54,9 +54,10 @@ class MIPEditorConfig(RepresentationConfig):
     ``lam`` (λ) times each token's norm (``target_norm="token"``) or the first forget batch's mean token
     norm (``"first_batch"``, the released code's commented-out line), retain-representation weight
     ``gamma`` (γ) and retain cross-entropy weight ``retain_ce_weight``, the retain CE on the answer
-    tokens (``loss_on="answer"``) or every non-pad token (``"sequence"``, as the released code labels);
-    ``lr`` = 5e-3 and 60 steps are measured on the course model (released: 5e-4, one epoch; the paper:
-    2e-5 with LoRA, 4 epochs)."""
+    tokens (``loss_on="answer"``) or every non-pad token (``"sequence"``, as the released code labels),
+    and the two MSEs averaged over the real tokens (``mse_positions="real"``) or over every position,
+    pads included (``"all"``, as the released code; :mod:`.rmisu`); ``lr`` = 5e-3 and 60 steps are
+    measured on the course model (released: 5e-4, one epoch; the paper: 2e-5 with LoRA, 4 epochs)."""
 
     lr: float = 5e-3
     k: int = K
@@ -70,6 +71,7 @@ class MIPEditorConfig(RepresentationConfig):
     retain_ce_weight: float = 1.0
     target_norm: str = "token"
     loss_on: str = "answer"
+    mse_positions: str = "real"
 
     def __post_init__(self):
         super().__post_init__()
@@ -87,6 +89,7 @@ class MIPEditorConfig(RepresentationConfig):
             raise ValueError("edit='prune' needs neurons to prune: use localise='path' or 'point'")
         check_positive(self.lam, "lam", finite=True)
         check_loss_on(self.loss_on)
+        check_mse_positions(self.mse_positions)
         if self.target_norm not in TARGET_NORMS:
             raise ValueError(f"target_norm must be one of {TARGET_NORMS}; got {self.target_norm!r}")
         for name in ("gamma", "retain_ce_weight"):
@@ -184,7 +187,8 @@ def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, origi
             fixed["norm"] = mean_token_norm(frozen, mask)
         return rmisu_forget_loss(h, frozen, u, config.lam, mask, norm=fixed.get("norm"))
     loss_fn = representation_loss(original.model, layer, forget_loss, gamma=config.gamma,
-                                  retain_ce_weight=config.retain_ce_weight, loss_on=config.loss_on)
+                                  retain_ce_weight=config.retain_ce_weight, loss_on=config.loss_on,
+                                  mse_positions=config.mse_positions)
     log = run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
                             grad_clip=config.grad_clip, train="all", seed=config.seed, progress=progress,
                             monitor=monitor, probe_every=probe_every, desc="mip_editor", parameters=parameters,

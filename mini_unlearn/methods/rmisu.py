@@ -31,6 +31,15 @@ stream ``h`` after decoder layer ℓ.
 
 ``mean ‖·‖²`` is the mean squared error over real tokens and hidden units (``F.mse_loss`` on the
 tokens the attention mask keeps). ``u`` is drawn once, uniform in [0, 1) and normalised (as RMU).
+
+**Which positions the MSEs average over** (``mse_positions``, RMisU only). The released code applies
+``F.mse_loss`` to the whole ``[batch, tokens, hidden]`` tensor: every position, pads included, in the
+retain MSE and the forget MSE alike (and its commented-out target norm averages over every position
+too). We average over the real tokens (``"real"``, the default) on purpose: a pad is not text, and
+its hidden state depends on how much the batch happened to be padded, so with ``"all"`` the retain
+term also holds the pads' states in place, the forget term spends its effort pushing pads toward the
+target, and each real token's weight shrinks as its batch gets more padding. ``mse_positions="all"``
+is the released behaviour, for a like-for-like comparison (:func:`mse_mask`).
 """
 from __future__ import annotations
 
@@ -82,6 +91,23 @@ def rmisu_forget_loss(h_forget: torch.Tensor, h_forget_frozen: torch.Tensor, u: 
     if norm is None:
         norm = h_forget_frozen.detach().float().norm(dim=-1, keepdim=True)
     return _token_mse(h_forget, lam * norm * u.to(h_forget.device), mask)
+
+
+MSE_POSITIONS: tuple[str, ...] = ("real", "all")
+
+
+def check_mse_positions(mse_positions: str) -> str:
+    if mse_positions not in MSE_POSITIONS:
+        raise ValueError(f"mse_positions must be one of {MSE_POSITIONS} ('real': the MSEs average over the real "
+                         f"tokens; 'all': over every position, pads included, as the released code does); "
+                         f"got {mse_positions!r}")
+    return mse_positions
+
+
+def mse_mask(attention_mask: torch.Tensor, mse_positions: str = "real") -> torch.Tensor | None:
+    """The token mask the representation MSEs average over: the attention mask (``"real"``: real tokens
+    only), or None (``"all"``: every position, pads included — the released code's ``F.mse_loss``)."""
+    return attention_mask if check_mse_positions(mse_positions) == "real" else None
 
 
 def retain_representation_loss(h_retain: torch.Tensor, h_frozen: torch.Tensor, mask=None) -> torch.Tensor:
@@ -138,11 +164,15 @@ def hidden_states(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Te
 # ---------------------------------------------------------------------------------------------------
 # The shared loop
 
-def representation_loss(frozen, layer: int, forget_loss, gamma: float, retain_ce_weight: float, loss_on: str = "answer"):
+def representation_loss(frozen, layer: int, forget_loss, gamma: float, retain_ce_weight: float, loss_on: str = "answer",
+                        mse_positions: str = "real"):
     """The loss function of the shared gradient loop (:func:`.loop.run_gradient_loop`) for RMU and RMisU:
     ``forget_loss(h_f, mask, h_f_frozen) + γ·mean‖h_r − h_r^frozen‖² + retain_ce_weight·CE(D_r)``, with
-    every ``h`` read after language-model layer ``layer``, ``frozen`` the input model and the retain CE
-    on the answer tokens or the whole sequence (``loss_on``)."""
+    every ``h`` read after language-model layer ``layer``, ``frozen`` the input model, the retain CE
+    on the answer tokens or the whole sequence (``loss_on``), and both MSEs' ``mask`` from
+    :func:`mse_mask` (``mse_positions``: the real tokens, or every position as the released code)."""
+    check_mse_positions(mse_positions)
+
     def loss_fn(model, forget_batch, retain_batch):
         with capture_hidden(model, layer) as store:
             model(**{k: v for k, v in forget_batch.items() if k != "labels"})
@@ -152,8 +182,9 @@ def representation_loss(frozen, layer: int, forget_loss, gamma: float, retain_ce
         with torch.no_grad():
             h_retain_frozen = hidden_states(frozen, retain_batch, layer)
             h_forget_frozen = hidden_states(frozen, forget_batch, layer)
-        forget_term = forget_loss(h_forget, forget_batch["attention_mask"], h_forget_frozen)
-        retain_term = retain_representation_loss(h_retain, h_retain_frozen, retain_batch["attention_mask"])
+        forget_term = forget_loss(h_forget, mse_mask(forget_batch["attention_mask"], mse_positions), h_forget_frozen)
+        retain_term = retain_representation_loss(h_retain, h_retain_frozen,
+                                                 mse_mask(retain_batch["attention_mask"], mse_positions))
         return {"loss": forget_term + gamma * retain_term + retain_ce_weight * retain_ce,
                 "forget_mse": forget_term, "retain_mse": retain_term, "retain_ce": retain_ce}
     return loss_fn
@@ -234,6 +265,7 @@ def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress,
     return log
 
 
-__all__ = ["RMUConfig", "RepresentationConfig", "TARGET_NORMS", "capture_hidden", "check_layer", "control_vector",
-           "hidden_states", "language_layers", "mean_token_norm", "representation_loss", "resolve_layer", "rmu_parameters", "retain_representation_loss", "rmisu_forget_loss",
+__all__ = ["MSE_POSITIONS", "RMUConfig", "RepresentationConfig", "TARGET_NORMS", "capture_hidden", "check_layer",
+           "check_mse_positions", "control_vector", "hidden_states", "language_layers", "mean_token_norm", "mse_mask",
+           "representation_loss", "resolve_layer", "rmu_parameters", "retain_representation_loss", "rmisu_forget_loss",
            "rmisu_loss", "rmu_forget_loss"]

@@ -31,15 +31,27 @@ activation (``a → g·a``) that scales the layer and the earlier path jointly �
 then acts only through the joint scaling (its share is reported as ``path_term``) and, on the course
 model, ranks almost as the point-wise attribution does; chapter 07 compares the two.
 
-**``variant="released"``** reproduces the released code (book/appendix/mip_editor.md, 'Localisation: IGI
-and IFI' and 'Position 0, the objective, and the borrowed CLS gradient'):
+**``variant="released"``** reproduces the released code (``ig.py``, ``fisher.py``; book/appendix/mip_editor.md,
+'Localisation: IGI and IFI' and 'Position 0, the objective, and the borrowed CLS gradient'):
 the same product formula, at **sequence position 0** only (the attention-sink ``<s>`` token; for the
 vision tower the CLS token), the left Riemann sum (``k = 0..m−1``), the objective is the loss over the
 **whole sequence** (every non-pad token), only the **last** path neuron of each earlier layer enters
 the sums (a loop overwrites instead of accumulating), IFI squares the gradient **z-scored per neuron
 across the m steps** — so ``Σ_k z_k² = m − 1`` for every neuron and the released IFI ranks by the
 activation alone (:func:`zscore_fisher` shows it) — and the last vision layer, whose CLS token LLaVA
-drops, borrows the previous layer's gradients as the released code does for LLaVA.
+drops, borrows the previous layer's gradients as the released code does for LLaVA. Two more details
+of the released code, kept here:
+
+* **Earlier path layers are written whole.** At position 0 the released code overwrites *every*
+  neuron of each earlier path layer: its path neurons with ``α_k ×`` their clean value, all the others
+  with their clean value. Those others are then constants — they do not follow the interpolated
+  layers below, and no gradient passes through them. (The paper variant leaves them live: every other
+  neuron "keeps its value" as the model computes it. With two language layers the two agree, since
+  nothing below layer 0 is interpolated; from the third layer on they differ.)
+* **One mean over the m copies.** The released code differentiates ``output.loss`` of the m-copy
+  batch, the mean over the copies, so its gradients — and the IGI scores — are ``1/m`` of those of
+  the summed objective the other variants use. The released variant differentiates the same mean.
+  (IFI's z-score does not depend on the scale.)
 
 **Point-wise** (``cascade=False``): each layer interpolated alone, no earlier path — MANU-like, for the
 chapter's "path vs point" comparison. Per layer the path is the top-k by score (k = 5); paths of
@@ -324,7 +336,9 @@ def path_score(steps: torch.Tensor, grads: torch.Tensor, path_steps: torch.Tenso
 
 def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade, variant):
     """``variant="paper"`` / ``"released"``: the path's summed step sizes × its summed (squared) gradients,
-    per attributed position, summed over the positions (the module docstring)."""
+    per attributed position, summed over the positions (the module docstring). The released variant also
+    holds each earlier path layer's other neurons at their clean values and differentiates the mean of the
+    objective over the m copies (the released code's ``output.loss``), not its sum."""
     device = next(model.parameters()).device
     steps = alphas(m, variant).to(device)
     # the sums below run in fp32 whatever the model's dtype (a bf16 model: bf16 activations and gradients)
@@ -344,11 +358,15 @@ def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade
         chosen = {s.name: path[s.name] for s in sites if s.name in path} if cascade else {}
         chosen[site.name] = None                                         # the whole layer
         watched = dict.fromkeys([*chosen, *([borrow[site.name]] if site.name in borrow else [])])
+        # released: each earlier path layer is written whole, its other neurons held at their clean values
+        pinned = [name for name, indices in chosen.items() if indices is not None] if released else []
         seen = {}
-        with interpolated(model, clean, {name: chosen.get(name, _NOTHING) for name in watched}, at, steps, seen):
+        with interpolated(model, clean, {name: chosen.get(name, _NOTHING) for name in watched}, at, steps, seen,
+                          pinned=pinned):
             value = objective_fn(model, batch)
+        total = value.mean() if released else value.sum()                # released: output.loss, a mean over copies
         names = list(seen)
-        grads = dict(zip(names, torch.autograd.grad(value.sum(), [seen[n] for n in names], allow_unused=True)))
+        grads = dict(zip(names, torch.autograd.grad(total, [seen[n] for n in names], allow_unused=True)))
         grads = {n: (g if g is not None else torch.zeros_like(seen[n])).detach().float() for n, g in grads.items()}
         own = grads[site.name]
         if site.name in borrow and not bool(own[:, at[site.name]].any()):
@@ -394,10 +412,13 @@ def clean_activations(model, batch, sites, objective_fn) -> dict[str, torch.Tens
 
 @contextmanager
 def interpolated(model, clean: dict[str, torch.Tensor], chosen: dict[str, torch.Tensor | None],
-                 at: dict[str, torch.Tensor], steps: torch.Tensor, seen: dict):
+                 at: dict[str, torch.Tensor], steps: torch.Tensor, seen: dict, pinned=()):
     """Within the block, copy k of the batch sees each chosen neuron's activation replaced by
     ``steps[k] × its clean value`` at the positions ``at`` (``chosen[name]``: neuron indices, None for all).
-    ``seen[name]`` receives each site's (interpolated) activation tensor, to take gradients against."""
+    At the sites named in ``pinned`` every other neuron is replaced too, by its clean value (a constant:
+    it no longer follows the layers below, and no gradient passes through it); elsewhere the other
+    neurons keep the value the model computes. ``seen[name]`` receives each site's (interpolated)
+    activation tensor, to take gradients against."""
     def hook(_module, args, name, mask, values):
         x = torch.where(mask, values.to(args[0].dtype), as_rows(args[0], values.shape[0]))
         seen[name] = x
@@ -409,8 +430,10 @@ def interpolated(model, clean: dict[str, torch.Tensor], chosen: dict[str, torch.
         if indices is not None:
             neurons = torch.zeros_like(neurons)
             neurons[indices.to(steps.device)] = True
-        mask = at[name].to(steps.device)[:, None] & neurons[None, :]        # [tokens, width]
-        values = steps[:, None, None] * clean[name][None]                  # [m, tokens, width]
+        scale = torch.where(neurons[None, :], steps[:, None], 1.0)        # [m, width]: α_k if chosen, else 1
+        written = torch.ones_like(neurons) if name in pinned else neurons  # the neurons the hook replaces
+        mask = at[name].to(steps.device)[:, None] & written[None, :]        # [tokens, width]
+        values = scale[:, None, :] * clean[name][None]                     # [m, tokens, width]
         hooks[name] = partial(hook, name=name, mask=mask, values=values)
     with pre_hooks(model, hooks):
         yield
