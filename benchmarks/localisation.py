@@ -12,6 +12,8 @@ per tower:
   functions alone (the paper's, language tower only: the paper scores vision neurons by σ alone; the
   released code's, both towers), each at MANU's own budget (the top α = 2 % of each tower) and at the
   planted share (α = 1/33, where a perfect localiser finds every planted neuron and nothing else);
+  the released code's rows as that code computes them: statistics per batch of 4 samples, averaged,
+  and ``int(α·N)`` neurons selected with every tie at the threshold (so a row may find more);
 * MMUnlearner's saliency mask (chapter 06), both groups, at its default threshold: a mask of weights,
   so its precision and recall count MLP weights (a planted neuron owns its input rows and its
   output column);
@@ -35,7 +37,7 @@ import pandas as pd
 import torch
 
 import mini_unlearn as mu
-from mini_unlearn.methods.manu import manu_statistics
+from mini_unlearn.methods.manu import BATCH_SIZES, manu_statistics
 from mini_unlearn.methods.mip_editor import MIPEditorConfig, localise, selection as path_selection
 from mini_unlearn.neurons.importance import METRICS, official_importance, paper_importance, relative_score
 from mini_unlearn.release import COURSE_RATIO, course_benchmark
@@ -65,18 +67,25 @@ def single_function_scores(stats, variant: str, metric: str) -> dict[str, torch.
 
 
 def neuron_localisers(vlm, bench, truth, towers) -> dict[str, dict[str, torch.Tensor]]:
-    """Name → selection (site → indices) for every neuron localiser."""
+    """Name → selection (site → indices) for every neuron localiser.
+
+    Each MANU variant is run as its method runs it: statistics in batches of ``BATCH_SIZES[variant]``
+    (the paper's sums over samples do not depend on it; the released code's per-batch averages do, and
+    its scripts read 4 samples a batch), and the top α selected by the variant's rule: ``round(α·N)``
+    (``select_top``) for the paper's, ``int(α·N)`` and every tie at the threshold (``select_released``)
+    for the released code's."""
     found = {"planted (oracle)": truth}
-    stats = manu_statistics(vlm, bench, COURSE_RATIO)
     share = sum(len(v) for v in truth.values()) / sum(s.width for s in mu.models.find_mlp_neurons(vlm.model))
     for variant in ("paper", "official"):
+        stats = manu_statistics(vlm, bench, COURSE_RATIO, batch_size=BATCH_SIZES[variant])
+        select = mu.neurons.select_released if variant == "official" else mu.neurons.select_top
         scores = mu.neurons.neuron_scores(stats, variant)
-        found[f"MANU {variant}"] = mu.neurons.select_top(scores, MANU_ALPHA, "per_tower", towers)
-        found[f"MANU {variant} @ planted share"] = mu.neurons.select_top(scores, share, "per_tower", towers)
+        found[f"MANU {variant}"] = select(scores, MANU_ALPHA, "per_tower", towers)
+        found[f"MANU {variant} @ planted share"] = select(scores, share, "per_tower", towers)
         for metric in METRICS:
             single = single_function_scores(stats, variant, metric)
-            found[f"MANU {variant}: {metric} only"] = mu.neurons.select_top(
-                single, MANU_ALPHA, "per_tower", {n: towers[n] for n in single})
+            found[f"MANU {variant}: {metric} only"] = select(single, MANU_ALPHA, "per_tower",
+                                                             {n: towers[n] for n in single})
     for variant, localise_as in (("paper", "path"), ("released", "path"), ("paper", "point")):
         name = {"path": f"MIP-Editor paths ({variant})", "point": "point-wise attribution"}[localise_as]
         found[name] = path_selection(localise(vlm, bench, COURSE_RATIO,

@@ -63,3 +63,15 @@ def test_a_press_measures_the_pruned_model_with_a_probe(vlm, bench, scores):
     assert probe(vlm.model) == base
     with pytest.raises(ValueError, match="at least one set of scores"):
         mu.neurons.pruning_control(vlm, {}, probe, {})
+
+
+def test_official_scores_are_selected_as_the_released_code_does(vlm, sites):
+    # every score equal: the released rule keeps every tie at the threshold (the whole tower), select_top
+    # exactly round(α·N) of it
+    towers = mu.neurons.site_towers(vlm)
+    flat = {site.name: torch.ones(site.width) for site in sites}
+    control = mu.neurons.pruning_control(vlm, {"official": flat, "paper": flat}, lambda model: {}, towers)
+    total = sum(site.width for site in sites)
+    assert control.drive(alpha=0.1, variant="official")["neurons pruned"] == total
+    top = mu.neurons.select_top(flat, 0.1, "per_tower", towers)
+    assert control.drive(variant="paper")["neurons pruned"] == sum(map(len, top.values())) < total

@@ -22,7 +22,7 @@ RATIO = 0.25
 QUICK = {"ga": dict(steps=2), "ga_diff": dict(steps=2), "kl_min": dict(steps=2), "npo": dict(steps=2, reference="initial"),
          "manu": dict(alpha=0.05), "mmunlearner": dict(forget_steps=2), "rmu": dict(steps=2),
          "mip_editor": dict(steps=2, k=2, m=2)}
-VARIANTS = [("manu", dict(variant="official")),
+VARIANTS = [("manu", dict(variant="official", batch_size=8)),   # batches of 4 would leave one sample alone
             *[("mmunlearner", dict(preset=p, lora_rank=r, forget_steps=2, retain_per_forget=1))
               for p in ("vision", "language", "both") for r in (0, 4)]]
 VARIANT_FAMILIES = ("llava", "qwen2_5_vl", "idefics3")   # flat pixels, packed patches, per-row images

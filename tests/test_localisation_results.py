@@ -6,7 +6,7 @@ import pytest
 
 import mini_unlearn as mu
 from mini_unlearn import release
-from mini_unlearn.methods.manu import manu_statistics
+from mini_unlearn.methods.manu import BATCH_SIZES, manu_statistics
 
 RESULTS = Path(__file__).resolve().parents[1] / "mini_unlearn" / "data" / "results" / "localisation" / "localisation.csv"
 
@@ -33,8 +33,11 @@ def test_the_committed_manu_rows_are_what_the_code_computes(table):
     vlm = mu.models.planted(bench, device="cpu", progress=False)
     truth = mu.models.planted_neurons(vlm)
     towers = mu.neurons.site_towers(vlm.model)
-    scores = mu.neurons.neuron_scores(manu_statistics(vlm, bench, release.COURSE_RATIO), "official")
-    found = mu.neurons.select_top(scores, 0.02, "per_tower", towers)
+    # the released code's rows as the method runs them: per-batch statistics of 4 samples a batch, and
+    # int(α·N) neurons with every tie at the threshold (mu.unlearn(..., method="manu", variant="official"))
+    stats = manu_statistics(vlm, bench, release.COURSE_RATIO, batch_size=BATCH_SIZES["official"])
+    scores = mu.neurons.neuron_scores(stats, "official")
+    found = mu.neurons.select_released(scores, 0.02, "per_tower", towers)
     live = mu.neurons.neuron_precision_recall(vlm, found, truth).set_index("tower")
     committed = table[table["localiser"] == "MANU official"].set_index("tower")
     for tower in ("vision", "language"):

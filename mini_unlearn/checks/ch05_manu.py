@@ -182,7 +182,8 @@ def _select_per_layer(scores, alpha, towers):
        Slip(_select_per_layer, "the top α of each layer (each site), not of each tower: rank all of a tower's "
                                "neurons together, whichever layer they are in"),
        Slip(_select_floor, "the count is rounded down: the top α of N neurons is round(α·N) (at least 1), "
-                           "e.g. 2 of 16 at α = 0.1, not int(α·N) = 1"),
+                           "e.g. 2 of 16 at α = 0.1, not int(α·N) = 1 (the released code floors, with ties: "
+                           "that is select_released, the 'official' variant's rule)"),
        Slip(_select_nan_first, "NaN scores were picked: torch.sort and torch.topk rank NaN above every number, "
                                "so put them last (torch.nan_to_num(s, nan=-inf)) and never select one"))
 def check_select_per_tower(fn: Callable) -> None:

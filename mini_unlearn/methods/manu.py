@@ -12,8 +12,12 @@ Training-free, in two stages:
    paper and the released code prune both towers; or the top α of all of them, or of each layer)
    (:func:`mini_unlearn.neurons.prune_neurons`).
 
-The paper's defaults: α from 1% to 5% (the released code: 2%), τ = 0.1. The selected neurons, their
-scores and the counts per layer are kept in ``result.log.details``.
+The paper's defaults: α from 1% to 5% (the released code: 2%), τ = 0.1. ``variant="official"`` also
+selects as the released code does — ``int(α·N)`` neurons and every tie at the threshold
+(:func:`mini_unlearn.neurons.importance.select_released`) — and its statistics are per batch, by default
+of the released scripts' 4 samples; ``"paper"`` takes exactly ``round(α·N)`` and reads 32 samples a
+batch, which only sets the speed there. The selected neurons, their scores and the counts per layer are
+kept in ``result.log.details``.
 """
 from __future__ import annotations
 
@@ -23,11 +27,12 @@ from ..bench.questions import MODALITIES
 from ..models.train_data import make_batch
 from ..neurons.activations import AGGREGATIONS, LANGUAGE_TOKENS, TAU, collect_stats
 from ..neurons.edit import SCOPES, check_alpha, prune_neurons, select_top, site_towers
-from ..neurons.importance import EPS, VARIANTS, neuron_scores
+from ..neurons.importance import EPS, VARIANTS, neuron_scores, select_released
 from .base import UnlearnLog, register
 from .data import unlearning_sets
 
 TOWERS: tuple[str, ...] = ("vision", "language")
+BATCH_SIZES: dict[str, int] = {"paper": 32, "official": 4}   # official: the released scripts' --batch_size
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,11 @@ class MANUConfig:
     ``aggregation``: per sample, ``"mean"`` over real tokens or the ``"last"`` token (MIP-Editor's
     re-implementation). ``language_tokens``: the language model's token mean over the ``"text"``
     tokens (default; a view with the portrait and one without then compare the same kind of tokens)
-    or ``"all"`` (image placeholders included)."""
+    or ``"all"`` (image placeholders included). ``batch_size``: samples per batch of the statistics
+    passes; ``None`` (default) takes :data:`BATCH_SIZES` of the variant: 32 for ``"paper"``, whose
+    statistics are sums over samples (the batch size sets the speed only), and 4 for ``"official"``,
+    the released scripts' ``--batch_size``, whose per-batch statistics depend on it. A batch size that
+    leaves one sample alone in a batch is refused by ``"official"`` (no n − 1 standard deviation)."""
 
     alpha: float = 0.02
     variant: str = "paper"
@@ -47,7 +56,7 @@ class MANUConfig:
     tau: float = TAU
     eps: float = EPS
     aggregation: str = "mean"
-    batch_size: int = 32
+    batch_size: int | None = None
     language_tokens: str = "text"
 
     def __post_init__(self):
@@ -65,8 +74,11 @@ class MANUConfig:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {self.aggregation!r}")
         if self.language_tokens not in LANGUAGE_TOKENS:
             raise ValueError(f"language_tokens must be one of {LANGUAGE_TOKENS}; got {self.language_tokens!r}")
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", BATCH_SIZES[self.variant])
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}")
+            raise ValueError(f"batch_size must be a positive integer (or None: {BATCH_SIZES} by variant); "
+                             f"got {self.batch_size!r}")
         if not self.eps > 0:
             raise ValueError(f"eps must be > 0; got {self.eps!r}")
 
@@ -79,27 +91,28 @@ def pair_batches(processor, examples, batch_size: int):
 
 
 def manu_statistics(vlm, bench, ratio: float = 0.05, *, tau: float = TAU, aggregation: str = "mean",
-                    batch_size: int = 32, language_tokens: str = "text"):
-    """``stats[set][view][site]``: per-neuron statistics of the forget and retain pairs in both views."""
+                    batch_size: int = 32, language_tokens: str = "text", towers: tuple[str, ...] = TOWERS):
+    """``stats[set][view][site]``: per-neuron statistics of the forget and retain pairs in both views, for
+    the sites of ``towers``. ``batch_size`` matters to the released code's per-batch statistics only
+    (``variant="official"``: :class:`MANUConfig` takes 4 for it)."""
     forget, retain = unlearning_sets(bench, ratio, "both")
     stats = {}
     for name, examples in (("forget", forget), ("retain", retain)):
         stats[name] = {}
         for view in MODALITIES:
             chosen = [e for e in examples if e.modality == view]
-            stats[name][view] = collect_stats(vlm, pair_batches(vlm.processor, chosen, batch_size),
+            stats[name][view] = collect_stats(vlm, pair_batches(vlm.processor, chosen, batch_size), towers=towers,
                                               aggregation=aggregation, tau=tau, language_tokens=language_tokens)
     return stats
 
 
 def manu_scores(vlm, bench, ratio: float = 0.05, config: MANUConfig | None = None):
-    """Per site (module name), every neuron's MANU score; sites outside ``config.towers`` are left out."""
+    """Per site (module name) of ``config.towers``, every neuron's MANU score."""
     config = config or MANUConfig()
     stats = manu_statistics(vlm, bench, ratio, tau=config.tau, aggregation=config.aggregation,
-                            batch_size=config.batch_size, language_tokens=config.language_tokens)
-    scores = neuron_scores(stats, config.variant, config.eps)
-    towers = {name: s.site.tower for name, s in stats["forget"]["image+text"].items()}
-    return {name: score for name, score in scores.items() if towers[name] in config.towers}
+                            batch_size=config.batch_size, language_tokens=config.language_tokens,
+                            towers=config.towers)
+    return neuron_scores(stats, config.variant, config.eps)
 
 
 def _prepare(vlm, bench, ratio, config, progress=True):
@@ -114,7 +127,8 @@ def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every)
     if monitor is not None:
         log.probes.append({"step": 0, **monitor(vlm.model)})
     scores = manu_scores(vlm, bench, ratio, config)
-    selection = select_top(scores, config.alpha, config.scope, towers=site_towers(vlm.model))
+    select = select_released if config.variant == "official" else select_top    # int(α·N) + ties, or round(α·N)
+    selection = select(scores, config.alpha, config.scope, towers=site_towers(vlm.model))
     pruning = prune_neurons(vlm.model, selection)
     counts = pruning.counts()
     counts = counts[counts["tower"].isin(config.towers)].reset_index(drop=True)
@@ -124,4 +138,4 @@ def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every)
     return log
 
 
-__all__ = ["MANUConfig", "manu_scores", "manu_statistics", "pair_batches"]
+__all__ = ["BATCH_SIZES", "MANUConfig", "manu_scores", "manu_statistics", "pair_batches"]

@@ -15,7 +15,7 @@ from .edit import SCOPES, Pruning, check_alpha, prune_neurons, select_top, site_
 from .control import pruning_control
 from .importance import (METRICS, VARIANTS, importance_abs, importance_freq, importance_rms, importance_var,
                          literal_vision_score, neuron_scores, official_importance, official_score, paper_importance,
-                         paper_score, relative_score, vision_score)
+                         paper_score, relative_score, select_released, vision_score)
 from .ground_truth import (mlp_parameter_towers, neuron_precision_recall, planted_weights, random_selection,
                            share_on, top_share, weight_precision_recall)
 from .paths import NeuronPaths, attribute_sample, find_paths, zscore_fisher
@@ -25,5 +25,5 @@ from .saliency import (SaliencyMask, compute_saliency, maskable_parameters, pres
 __all__ = ["AGGREGATIONS", "METRICS", "SCOPES", "TAU", "VARIANTS", "NeuronPaths", "NeuronStats", "Pruning", "SaliencyMask", "aggregate_tokens", "attribute_sample",
            "check_alpha", "collect_stats", "ground_truth", "mlp_parameter_towers", "neuron_precision_recall", "planted_weights", "random_selection", "share_on", "top_share", "weight_precision_recall", "compute_saliency", "find_paths", "importance", "importance_abs", "importance_freq", "importance_rms",
            "importance_var", "literal_vision_score", "maskable_parameters", "mean_activations", "neuron_scores", "official_importance", "official_score",
-           "paper_importance", "paper_score", "paths", "preserve_examples", "preserve_sets", "prune_neurons", "pruning_control", "question_batches", "recording", "relative_score", "saliency", "saliency_control", "saliency_mask", "salient_shares", "select_top", "site_towers", "squared_gradients",
+           "paper_importance", "paper_score", "paths", "preserve_examples", "preserve_sets", "prune_neurons", "pruning_control", "question_batches", "recording", "relative_score", "saliency", "saliency_control", "saliency_mask", "salient_shares", "select_released", "select_top", "site_towers", "squared_gradients",
            "vision_score", "zscore_fisher"]

@@ -22,7 +22,7 @@ samples (count 0), which :meth:`NeuronStats.mean` reports as NaN rather than 0.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -37,6 +37,92 @@ LANGUAGE_TOKENS: tuple[str, ...] = ("all", "text")
 
 TAU = 0.1   # MANU's firing threshold (paper and code)
 STAT_FIELDS: tuple[str, ...] = ("total", "total_abs", "total_sq", "above", "abs_above")
+BATCH_STATISTICS: tuple[str, ...] = ("mean_abs", "abs_above", "std", "rms")
+RELEASED_CHUNK = 10   # the released MANU code averages its per-batch statistics in chunks of 10 batches
+
+
+def batch_statistics(values: torch.Tensor, tau: float = TAU) -> torch.Tensor:
+    """``[4, width]``: the released MANU code's statistics of one batch, over its samples (the rows of
+    ``values``): mean ``|x|``, the share of ``|x| > τ``, the sample standard deviation (``torch.std``:
+    divided by n − 1; NaN for a one-sample batch) and ``sqrt(mean x²)`` — :data:`BATCH_STATISTICS`."""
+    values = values.detach().double().cpu()
+    if values.shape[0] > 1:
+        std = values.std(dim=0)
+    else:
+        std = torch.full(values.shape[1:], float("nan"), dtype=torch.float64)
+    return torch.stack([values.abs().mean(dim=0), (values.abs() > tau).double().mean(dim=0), std,
+                        (values ** 2).mean(dim=0).sqrt()])
+
+
+@dataclass
+class BatchAverages:
+    """The released MANU code's aggregation: per-batch statistics, averaged over the batches.
+
+    Each :meth:`add` is one batch, the batch with index ``index`` in the whole stream. Its four
+    statistics (:func:`batch_statistics`) are averaged over each *chunk* of :data:`RELEASED_CHUNK`
+    consecutive batches, and the chunk averages are averaged (the last chunk may hold fewer batches and
+    counts as one). A batch is not weighted by its number of samples, so the result depends on the
+    batch size. Streaming: ``closed`` sums the statistics of the chunks before the current one (full
+    chunks, 10 batches each), ``open`` those of the current chunk, whatever the number of batches.
+    """
+
+    tau: float = TAU
+    batches: int = 0
+    single_sample_batches: int = 0
+    open_chunk: int = 0
+    closed: torch.Tensor | None = None
+    open: torch.Tensor | None = None
+
+    def add(self, values: torch.Tensor, index: int) -> None:
+        """Add one batch, ``[samples, width]``."""
+        statistics = batch_statistics(values, self.tau)
+        if self.open is None:
+            self.closed, self.open = torch.zeros_like(statistics), torch.zeros_like(statistics)
+        chunk = index // RELEASED_CHUNK
+        if chunk != self.open_chunk:          # the current chunk is complete
+            self.closed += self.open
+            self.open = torch.zeros_like(statistics)
+            self.open_chunk = chunk
+        self.open += statistics
+        self.batches += 1
+        self.single_sample_batches += int(values.shape[0] == 1)
+
+    def sum_across_processes(self, width: int) -> None:
+        """Merge every process's batches. The launcher deals batches round robin (:func:`..distributed.shard`),
+        so a chunk's batches may sit on several processes: a process's current chunk is closed unless it is
+        the last chunk of all, then ``closed`` and ``open`` add up across processes."""
+        if not distributed.is_distributed():
+            return
+        zeros = torch.zeros(len(BATCH_STATISTICS), width, dtype=torch.float64)
+        closed = self.closed if self.closed is not None else zeros.clone()
+        open_ = self.open if self.open is not None else zeros.clone()
+        counts = distributed.all_sum(torch.tensor([float(self.batches), float(self.single_sample_batches)],
+                                                  dtype=torch.float64))
+        self.batches, self.single_sample_batches = int(counts[0].item()), int(counts[1].item())
+        last_chunk = max(self.batches - 1, 0) // RELEASED_CHUNK
+        if self.open_chunk != last_chunk:
+            closed, open_ = closed + open_, zeros.clone()
+        self.closed, self.open = distributed.all_sum(closed.clone()), distributed.all_sum(open_.clone())
+        self.open_chunk = last_chunk
+
+    def averages(self, width: int, what: str = "this set") -> dict[str, torch.Tensor]:
+        """Per neuron, each of :data:`BATCH_STATISTICS` averaged over the chunks of batches (NaN with no batch).
+
+        A one-sample batch has no n − 1 standard deviation: ``torch.std`` gives NaN there, which would make
+        the released code's I_var NaN for every neuron of the site (and its selection prune nothing in that
+        tower). Refused with a ValueError instead, naming ``batch_size``."""
+        if self.batches == 0:
+            nan = torch.full((width,), float("nan"), dtype=torch.float64)
+            return {name: nan.clone() for name in BATCH_STATISTICS}
+        if self.single_sample_batches:
+            raise ValueError(f"{what}: {self.single_sample_batches} of its {self.batches} batches hold a single "
+                             "sample, which has no n − 1 standard deviation (the released MANU code's I_var is NaN "
+                             "then, and it prunes nothing in that tower); choose a batch_size that leaves at least "
+                             "2 samples in the last batch")
+        chunks = (self.batches - 1) // RELEASED_CHUNK + 1
+        in_last_chunk = self.batches - RELEASED_CHUNK * (chunks - 1)
+        average = (self.closed / RELEASED_CHUNK + self.open / in_last_chunk) / chunks
+        return dict(zip(BATCH_STATISTICS, average))
 
 
 @dataclass
@@ -45,7 +131,8 @@ class NeuronStats:
 
     ``count`` samples; per neuron the sum, the sum of ``|x|``, the sum of ``x²``, and how many values
     were above ``tau`` (``above``, ``x > τ``: the paper's frequency) and had ``|x| > τ``
-    (``abs_above``: the released code's).
+    (``abs_above``: the released code's). Each :meth:`add` is one batch: ``per_batch``
+    (:class:`BatchAverages`) keeps the released code's per-batch statistics of the same values.
     """
 
     site: NeuronSite
@@ -56,10 +143,18 @@ class NeuronStats:
     total_sq: torch.Tensor | None = None
     above: torch.Tensor | None = None
     abs_above: torch.Tensor | None = None
+    per_batch: BatchAverages | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.per_batch is None:
+            self.per_batch = BatchAverages(self.tau)
 
     def add(self, values: torch.Tensor) -> None:
-        """Add ``[samples, width]`` per-sample activations."""
+        """Add one batch of ``[samples, width]`` per-sample activations."""
         values = values.detach().double().cpu()
+        # the batch's index in the whole stream: a launcher deals batches round robin (distributed.shard)
+        index = self.per_batch.batches * distributed.world_size() + distributed.rank()
+        self.per_batch.add(values, index)
         if self.total is None:
             zeros = torch.zeros(values.shape[-1], dtype=torch.float64)
             self.total, self.total_abs, self.total_sq = zeros.clone(), zeros.clone(), zeros.clone()
@@ -82,6 +177,7 @@ class NeuronStats:
         self.count = int(distributed.all_sum(count).item())
         for attr, total in zip(STAT_FIELDS, sums):
             setattr(self, attr, total.clone())
+        self.per_batch.sum_across_processes(self.site.width)
 
     def _zeros_if_empty(self, value: torch.Tensor | None) -> torch.Tensor:
         return value if value is not None else torch.zeros(self.site.width, dtype=torch.float64)
@@ -113,6 +209,10 @@ class NeuronStats:
 
     def rms(self) -> torch.Tensor:
         return self.mean_square().sqrt()
+
+    def batch_averages(self) -> dict[str, torch.Tensor]:
+        """The released MANU code's statistics: per batch, then averaged (:meth:`BatchAverages.averages`)."""
+        return self.per_batch.averages(self.site.width, f"site {self.site.name}")
 
 
 def aggregate_tokens(h: torch.Tensor, mask: torch.Tensor | None, how: str = "mean") -> torch.Tensor:
@@ -222,5 +322,6 @@ def mean_activations(vlm: VLM, questions, *, aggregation: str = "mean", batch_si
     return {name: s.mean() for name, s in stats.items()}
 
 
-__all__ = ["AGGREGATIONS", "LANGUAGE_TOKENS", "TAU", "NeuronStats", "aggregate_tokens", "collect_stats", "mean_activations",
+__all__ = ["AGGREGATIONS", "BATCH_STATISTICS", "LANGUAGE_TOKENS", "RELEASED_CHUNK", "TAU", "BatchAverages",
+           "NeuronStats", "batch_statistics", "aggregate_tokens", "collect_stats", "mean_activations",
            "question_batches", "recording"]

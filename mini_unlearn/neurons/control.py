@@ -1,7 +1,8 @@
 """A live control over MANU's pruning: move α, pick the scores, prune, measure, undo (chapter 05).
 
 :func:`pruning_control` returns a :class:`mini_unlearn.controls.LiveControl`. Each press of its button
-selects the top α of each tower by the chosen scores (:func:`.edit.select_top`), prunes them in place
+selects the top α of each tower by the chosen scores (:func:`.edit.select_top`; MANU's released scores,
+named ``"official"``, as the released code selects, :func:`.importance.select_released`), prunes them in place
 (:func:`.edit.prune_neurons`), runs ``measure`` on the pruned model, and undoes the pruning, so the
 model is bit for bit what it was before the press. Chapter 05 draws the same measurement over a few α
 as a static figure for the book.
@@ -14,15 +15,21 @@ import torch
 
 from ..controls import LiveControl
 from .edit import check_alpha, prune_neurons, select_top
+from .importance import select_released
 
 NOTE = ("A live control (it runs in Jupyter with a kernel): prune the top α of each tower by the chosen "
         "scores, measure, undo. The book shows the same sweep as a static figure.")
 
 
 def pruning_control(vlm, scores: dict[str, dict[str, torch.Tensor]], measure: Callable[[torch.nn.Module], dict],
-                    towers: dict[str, str], *, scope: str = "per_tower", alpha: float = 0.05) -> LiveControl:
+                    towers: dict[str, str], *, scope: str = "per_tower", alpha: float = 0.05,
+                    rules: dict[str, Callable] | None = None) -> LiveControl:
     """A slider over α (0.3 % to 30 %, log scale) and a menu over ``scores`` (name → per-site scores,
     e.g. ``{"official": …, "paper": …}``).
+
+    ``rules`` (name → a selection function like :func:`.edit.select_top`) says how each set of scores
+    picks its top α; by default ``"official"`` uses :func:`.importance.select_released` (the released
+    code's ``int(α·N)`` and ties) and every other name :func:`.edit.select_top`.
 
     A press returns ``{"neurons pruned": n, **measure(model)}`` — ``measure`` maps the pruned model to
     named numbers (e.g. :func:`mini_unlearn.methods.split_monitor`) — and draws them as bars.
@@ -32,9 +39,11 @@ def pruning_control(vlm, scores: dict[str, dict[str, torch.Tensor]], measure: Ca
     if not scores:
         raise ValueError("pruning_control needs at least one set of scores, e.g. {'official': scores}")
     model = getattr(vlm, "model", vlm)
+    rules = {"official": select_released, **(rules or {})}
 
     def readings(alpha: float, variant: str) -> dict[str, float]:
-        pruning = prune_neurons(model, select_top(scores[variant], check_alpha(alpha), scope, towers))
+        select = rules.get(variant, select_top)
+        pruning = prune_neurons(model, select(scores[variant], check_alpha(alpha), scope, towers))
         try:
             measured = measure(model)
         finally:

@@ -33,12 +33,32 @@ Three readings of ours, each where the paper's formula cannot be taken as printe
   people's portraits than across the retain people's. (:func:`literal_vision_score` is the literal
   reading, for comparison.)
 
-``"official"`` — the released code (franciscoliu/MANU). No comparison of views: per data set,
-``I_abs = mean|z|``, ``I_freq = share of |z| > τ``, ``I_var = std(z)``, ``I_rms = sqrt(mean z²)``;
-vision neurons are scored on the multimodal data, language neurons on the text-only data; and the
-score is a weighted sum of per-metric ratios, with the frequency weight 0::
+``"official"`` — the released code (franciscoliu/MANU, ``prune/prune_utility.py``). No comparison of
+views: per data set, ``I_abs = mean|z|``, ``I_freq = share of |z| > τ``, ``I_var = std(z)``,
+``I_rms = sqrt(mean z²)``; vision neurons are scored on the multimodal data, language neurons on the
+text-only data; and the score is a weighted sum of per-metric ratios, with the frequency weight 0::
 
     S = Σ_m w_m · (I_m(D_f) / (I_m(D_r) + 1e-5) − 1),   w = {abs: 2, freq: 0, var: 2, rms: 2}
+
+Three details of the released code that this variant reproduces, and the paper variant does not:
+
+* **Per batch, then averaged.** The four statistics are taken over each batch's samples and averaged
+  over the batches — in chunks of 10 batches, then over the chunks (``collect_feedforward_activations``;
+  :class:`.activations.BatchAverages`). A batch counts once whatever its size, so the statistics
+  depend on the batch size: ``MANUConfig.batch_size``, for this variant by default 4, the released
+  scripts' ``--batch_size``. Batches are consecutive samples in the data's order (the released
+  DataLoaders shuffle).
+* **``I_var`` is ``torch.std``: divided by n − 1** within each batch (a one-sample batch has none:
+  refused, see :meth:`.activations.BatchAverages.averages`).
+* **The top α: ``int(α·N)`` and every tie** (:func:`select_released`, ``compute_top_k_pruning_mask``):
+  the count is floored, the threshold is the ``int(α·N)``-th largest score, and every neuron scoring
+  ``>=`` it is pruned, so a tie at the threshold prunes more than ``int(α·N)``.
+
+The paper variant keeps the package's own choices there, deliberately: statistics of the whole set
+(sums over samples, independent of how they are batched), the population variance (the paper writes
+Var without saying which; with all samples in one set the two differ by n/(n − 1) only), and exactly
+``round(α·N)`` neurons with ties to the lower index (:func:`mini_unlearn.neurons.select_top`), so α
+means the share pruned whatever the scores.
 
 Where the statistics are read differs too. Both variants here read a neuron where it is one: the
 input of ``fc2`` / ``down_proj``, after the activation function (and, in the language model, after
@@ -47,14 +67,17 @@ the gate). The released code hooks the *outputs* of vision ``fc1`` and ``fc2`` a
 not a neuron — and pools every token, pads included (a bug also pools all layers: book/appendix/manu.md,
 'What the released code does differently'). Both variants here aggregate each sample's tokens first
 (:mod:`.activations`; MANU reads the question and answer tokens, not the image placeholders).
-Both select the top α **within each tower**, as the released code does (``scope="per_tower"``,
-:func:`mini_unlearn.neurons.select_top`).
+Both select the top α **within each tower**, as the released code does (``scope="per_tower"``), each
+by its own rule (:func:`mini_unlearn.neurons.select_top`, :func:`select_released`).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 from .activations import NeuronStats
+from .edit import SCOPES, check_alpha
 
 METRICS: tuple[str, ...] = ("abs", "freq", "var", "rms")
 VARIANTS: tuple[str, ...] = ("paper", "official")
@@ -131,17 +154,54 @@ def literal_vision_score(forget_multi: NeuronStats, retain_multi: NeuronStats, e
 # -- the released code: one view per tower, per-set statistics ------------------------------------
 
 def official_importance(stats: NeuronStats) -> dict[str, torch.Tensor]:
-    """Per-set statistics of the released code: mean|z|, share of |z| > τ, std(z), sqrt(mean z²)."""
-    if stats.count == 0:                  # never ran: every statistic is NaN
-        return {m: stats.mean() for m in METRICS}
-    return {"abs": stats.mean_abs(), "freq": stats.sums()["abs_above"] / stats.count,
-            "var": stats.variance().sqrt(), "rms": stats.rms()}
+    """The released code's per-set statistics: mean|z|, share of |z| > τ, std(z) (n − 1) and sqrt(mean z²),
+    each per batch and averaged over the batches (:meth:`NeuronStats.batch_averages`; NaN if it never ran)."""
+    averages = stats.batch_averages()
+    return {"abs": averages["mean_abs"], "freq": averages["abs_above"], "var": averages["std"], "rms": averages["rms"]}
 
 
 def official_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor],
                    weights: dict[str, float] = OFFICIAL_WEIGHTS, eps: float = 1e-5) -> torch.Tensor:
     """``Σ_m w_m · (I_m(D_f) / (I_m(D_r) + ε) − 1)``: a weighted sum of per-metric ratios."""
     return sum(weights[m] * (forget[m] / (retain[m] + eps) - 1) for m in METRICS)
+
+
+def select_released(scores: dict[str, torch.Tensor], alpha: float, scope: str = "per_tower",
+                    towers: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
+    """The released code's top α (``compute_top_k_pruning_mask``): the indices of the selected neurons per site.
+
+    Per group of neurons — each tower (``"per_tower"``, the released code's; ``towers`` maps each site to
+    its tower), all of them (``"global"``) or each site (``"per_layer"``) — with N neurons in the group:
+    ``k = int(α·N)`` (floored), the threshold is the k-th largest score, and **every** neuron scoring
+    ``>=`` the threshold is selected: ties at the threshold are all kept, so more than k can be
+    selected. NaN scores are never selected. A group with ``int(α·N) = 0`` is refused (the released code
+    fails there: ``topk`` of 0 has no k-th value). :func:`mini_unlearn.neurons.select_top` is the
+    package's rule: exactly ``round(α·N)``, ties to the lower index."""
+    alpha = check_alpha(alpha)
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}")
+    if not scores:
+        raise ValueError("no neuron scores to select from")
+    if scope == "per_tower":
+        missing = [name for name in scores if towers is None or name not in towers]
+        if missing:
+            raise ValueError(f"scope='per_tower' needs towers={{site: tower}} for every site "
+                             f"(mu.neurons.site_towers(model)); missing {missing[:3]}")
+        group_of = {name: towers[name] for name in scores}
+    else:
+        group_of = {name: "all" if scope == "global" else name for name in scores}
+    selection = {}
+    for group in dict.fromkeys(group_of.values()):
+        names = [name for name in scores if group_of[name] == group]
+        flat = torch.cat([scores[name].double().flatten() for name in names])
+        k = int(alpha * flat.numel())
+        if k == 0:
+            raise ValueError(f"alpha={alpha} selects int(alpha·N) = 0 of the {flat.numel()} neurons of {group!r} "
+                             f"(the released code's count, floored); raise alpha to at least 1/{flat.numel()}")
+        threshold = torch.topk(torch.nan_to_num(flat, nan=-math.inf), k).values[-1]
+        for name in names:
+            selection[name] = (scores[name].double() >= threshold).nonzero().flatten()
+    return {name: selection[name] for name in scores}
 
 
 # -- all sites at once ------------------------------------------------------------------------------
@@ -169,4 +229,4 @@ def neuron_scores(stats: dict[str, dict[str, dict[str, NeuronStats]]], variant: 
 
 __all__ = ["EPS", "METRICS", "OFFICIAL_WEIGHTS", "VARIANTS", "importance_abs", "importance_freq", "importance_rms",
            "importance_var", "literal_vision_score", "neuron_scores", "official_importance", "official_score",
-           "paper_importance", "paper_score", "relative_score", "vision_score"]
+           "paper_importance", "paper_score", "relative_score", "select_released", "vision_score"]
