@@ -15,8 +15,8 @@ The expected values are computed here, independently of :mod:`mini_unlearn.neuro
   overwrites); the layer's path is its top-k.
 
 On two language layers "whole" and "path neurons only" agree (nothing below layer 0 is interpolated),
-so these tests use three and four. A scratch run of the actual ``ig.py`` on the same models and
-samples agrees with the package to ~2e-7 (relative); see the issue-34 report.
+so these tests use three and four. The released ``ig.py`` itself, run once on the same models and
+samples, agreed with the package to about 2e-7 (relative).
 """
 import dataclasses
 from types import SimpleNamespace
