@@ -1,6 +1,7 @@
 """The `mini-unlearn` command (chapter 10): run, tune, compare, report — and every bad input refused
 with a one-line error before anything is loaded or written. One test re-runs a committed cell of the
 leaderboard with the command and gets the committed row back."""
+import dataclasses
 import functools
 import json
 import re
@@ -113,7 +114,9 @@ def test_the_command_reproduces_a_committed_cell_and_resumes(capsys, tmp_path, m
 def test_tune_reproduces_the_committed_settings_and_resumes(capsys, tmp_path, monkeypatch):
     from mini_unlearn.results import tuning
     committed = COMMITTED.parent / "tuning"
-    monkeypatch.setitem(tuning.GRIDS, "manu", {"alpha": tuning.GRIDS["manu"]["alpha"][:2]})   # two of its six
+    from mini_unlearn.methods import base
+    two = dataclasses.replace(base.get("manu"), grid={"alpha": tuning.GRIDS["manu"]["alpha"][:2]})   # two of six
+    monkeypatch.setitem(base._REGISTRY, "manu", two)
     out = tmp_path / "tuning"
     assert main(["tune", "--methods", "manu", "--out", str(out)]) == 0
     assert "manu: {'alpha'" in capsys.readouterr().out

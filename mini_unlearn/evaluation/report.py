@@ -18,13 +18,12 @@ from ..text import COLUMN
 from .tasks import METRIC, TASKS
 
 # Two definitions of multimodal unlearning (book/appendix/benchmark.md, 'Two meanings of "forgotten"').
-# "down" = should fall after
-# unlearning, "up" = should stay as high as the vanilla model's.
+# "down" = should fall after unlearning, "up" = should stay as high as the vanilla model's. Each method
+# names its goal where it is registered (mu.methods.register(..., goal=...)).
 GOALS: dict[str, dict] = {
     "forget_both": {
         "about": "Forget the person in both modalities: asked with their portrait or by their name, the "
                  "model should no longer know them (MLLMU-Bench's own goal; MANU and MIP-Editor).",
-        "methods": ("manu", "mip_editor", "rmu", "ga", "ga_diff", "kl_min", "npo"),
         "direction": {("forget", "image+text"): "down", ("forget", "text"): "down",
                       ("test", "image+text"): "down", ("test", "text"): "down",
                       ("retain", "image+text"): "up", ("retain", "text"): "up",
@@ -33,7 +32,6 @@ GOALS: dict[str, dict] = {
     "forget_visual": {
         "about": "Forget only the visual link: shown the portrait the model should no longer recognise "
                  "the person, but asked by name it should still know them (MMUnlearner's reformulation).",
-        "methods": ("mmunlearner",),
         "direction": {("forget", "image+text"): "down", ("forget", "text"): "up",
                       ("test", "image+text"): "down", ("test", "text"): "up",
                       ("retain", "image+text"): "up", ("retain", "text"): "up",

@@ -13,10 +13,11 @@ value, the forget ratio and the forget/retain sets.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 import torch
@@ -29,7 +30,12 @@ from ..text import fit
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its name, hyperparameter dataclass, the function that runs it, and its goal."""
+    """Everything the package knows about a registered method, in one place (:func:`register`).
+
+    Who reads what: :func:`unlearn` the config, ``prepare`` and ``run``; :mod:`.memory` (``footprint``)
+    ``trains``, ``reads_input``, ``holds_reference``, ``statistics_per_weight`` and ``lora_on_head``;
+    :mod:`mini_unlearn.results.tuning` ``grid`` and ``while_tuning``; :mod:`mini_unlearn.results` (what
+    "forgotten" means) ``goal``; the tests ``quick``. Listings follow the order of registration."""
 
     name: str
     config: type
@@ -39,6 +45,13 @@ class MethodSpec:
     prepare: Callable | None = None   # (vlm, bench, ratio, config, progress) -> extra arguments of run,
     #                                   validated and built before the model is copied
     reads_input: bool = False         # reads the (frozen) input model at every step: KL, hidden-state targets
+    holds_reference: bool = False     # holds another frozen model at every step (NPO's reference)
+    trains: Callable | None = None    # (model, config) -> the tensors it updates: gradients and AdamW state
+    statistics_per_weight: int = 0    # fp32 numbers kept per trained weight besides (MMUnlearner's saliencies)
+    lora_on_head: bool = False        # with lora_rank, its adapters include the LM head (MMUnlearner's mask)
+    grid: dict = field(default_factory=dict)           # the tuning grid: hyperparameter -> values to try
+    while_tuning: dict = field(default_factory=dict)   # hyperparameters fixed while tuning only
+    quick: dict = field(default_factory=dict)          # a run of seconds on a tiny model (the tests')
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -67,25 +80,71 @@ _REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register(name: str, config: type, summary: str, goal: str = "forget_both", prepare: Callable | None = None,
-             reads_input: bool = False):
-    """Decorator: ``@register("ga", GAConfig, "gradient ascent")`` over ``run(vlm, bench, ratio, config, **context)``.
+             reads_input: bool = False, **about):
+    """Decorator: ``@register("ga", GAConfig, "gradient ascent", trains=..., grid=..., quick=...)`` over
+    ``run(vlm, bench, ratio, config, **context)``: the one place a method says everything about itself.
 
     ``prepare(vlm, bench, ratio, config, progress=...)`` returns the data and references ``run`` receives
-    as keyword arguments; it runs before any weight changes, so its errors leave the model untouched."""
+    as keyword arguments; it runs before any weight changes, so its errors leave the model untouched.
+    ``about``: the other fields of :class:`MethodSpec` (``trains``, ``holds_reference``,
+    ``statistics_per_weight``, ``lora_on_head``, ``grid``, ``while_tuning``, ``quick``). Every setting of
+    ``grid`` (with ``while_tuning``) and ``quick`` must be a valid config, checked here."""
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"the config of method {name!r} must be a dataclass; got {config!r}")
+    fields = {f.name for f in dataclasses.fields(MethodSpec)} - {"name", "config", "run", "summary", "goal",
+                                                                 "prepare", "reads_input"}
+    unknown = sorted(set(about) - fields)
+    if unknown:
+        raise TypeError(f"register: no field {', '.join(map(repr, unknown))}; the fields are {sorted(fields)}")
+    grid = about.get("grid") or {}
+    if any(not isinstance(values, (list, tuple)) or not values for values in grid.values()):
+        raise ValueError(f"grid of method {name!r}: each hyperparameter needs a non-empty list of values; got {grid!r}")
+    for setting in grid_settings(grid):
+        config(**{**setting, **(about.get("while_tuning") or {})})
+    config(**(about.get("quick") or {}))
 
     def decorate(run: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].run is not run:
             raise ValueError(f"a method named {name!r} is already registered")
-        _REGISTRY[name] = MethodSpec(name, config, run, summary, goal, prepare, reads_input)
+        _REGISTRY[name] = MethodSpec(name, config, run, summary, goal, prepare, reads_input, **about)
         return run
     return decorate
+
+
+def grid_settings(grid: dict) -> list[dict]:
+    """Every setting of a grid (every key × every value), in order."""
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
 
 def available() -> list[str]:
     """The names ``unlearn`` accepts, in the order they were registered."""
     return list(_REGISTRY)
+
+
+class RegistryField(Mapping):
+    """One field of every registered method, by name, read live from the registry: e.g.
+    ``RegistryField("grid")["manu"]`` is MANU's tuning grid. Methods whose value is empty are left out,
+    the order is the registration order, and a method registered later (in a test, a notebook) shows up."""
+
+    def __init__(self, field_name: str):
+        if field_name not in {f.name for f in dataclasses.fields(MethodSpec)}:
+            raise ValueError(f"MethodSpec has no field {field_name!r}")
+        self.field_name = field_name
+
+    def __getitem__(self, method: str):
+        value = getattr(_REGISTRY[method], self.field_name) if method in _REGISTRY else None
+        if not value:
+            raise KeyError(method)
+        return value
+
+    def __iter__(self):
+        return (name for name, spec in _REGISTRY.items() if getattr(spec, self.field_name))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"RegistryField({self.field_name!r}: {dict(self)!r})"
 
 
 def get(method: str) -> MethodSpec:
@@ -253,5 +312,6 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     return UnlearnResult(new, method, ratio, config, log, changed_parameters(vlm.model, new.model))
 
 
-__all__ = ["MethodSpec", "UnlearnLog", "UnlearnResult", "available", "changed_parameters", "check_positive",
-           "check_positive_int", "check_seed", "describe", "get", "make_config", "part_of", "register", "unlearn"]
+__all__ = ["MethodSpec", "RegistryField", "UnlearnLog", "UnlearnResult", "available", "changed_parameters", "check_positive",
+           "check_positive_int", "check_seed", "describe", "get", "grid_settings", "make_config", "part_of", "register",
+           "unlearn"]

@@ -38,7 +38,7 @@ from ..models.train import answer_logits, answer_loss
 from ..models.vlm import VLM
 from .base import check_positive, check_positive_int, check_seed, register
 from .data import check_forget_on, check_loss_on, scored_on, unlearning_sets
-from .loop import check_trainable, low_rank, run_gradient_loop
+from .loop import check_trainable, low_rank, run_gradient_loop, trainable_parameters
 from .losses import KL_REDUCTIONS, ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
 
 
@@ -166,7 +166,18 @@ def _npo_prepare(vlm, bench, ratio, config, progress=True):
     return context
 
 
-@register("ga", GAConfig, "gradient ascent on the forget pairs", prepare=_sets)
+def _trained(model, config) -> list:
+    """What a gradient method updates: the parameters of ``config.train`` (:func:`.loop.trainable_parameters`)."""
+    return trainable_parameters(model, config.train)
+
+
+# what every gradient method registers besides its config: what it trains, its tuning grid (learning rate ×
+# steps, on both modalities' pairs) and a run of seconds
+GRADIENT = dict(trains=_trained, grid={"lr": [3e-5, 1e-4, 3e-4], "steps": [50, 100], "forget_on": ["both"]},
+                quick={"steps": 2})
+
+
+@register("ga", GAConfig, "gradient ascent on the forget pairs", prepare=_sets, **GRADIENT)
 def gradient_ascent(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
     def loss_fn(model, forget_batch, _):
         forget_ce = answer_loss(model, forget_batch)
@@ -174,7 +185,7 @@ def gradient_ascent(vlm, bench, ratio, config, *, forget, retain, original, prog
     return _run(vlm, config, forget, None, loss_fn, "ga", progress, monitor, probe_every)
 
 
-@register("ga_diff", GADiffConfig, "gradient ascent on forget + descent on retain pairs", prepare=_sets)
+@register("ga_diff", GADiffConfig, "gradient ascent on forget + descent on retain pairs", prepare=_sets, **GRADIENT)
 def gradient_difference(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
     def loss_fn(model, forget_batch, retain_batch):
         forget_ce, retain_ce = answer_loss(model, forget_batch), answer_loss(model, retain_batch)
@@ -184,7 +195,7 @@ def gradient_difference(vlm, bench, ratio, config, *, forget, retain, original, 
 
 
 @register("kl_min", KLMinConfig, "gradient ascent on forget + CE and KL to the input model on retain",
-          prepare=_sets, reads_input=True)
+          prepare=_sets, reads_input=True, **GRADIENT)
 def kl_minimisation(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
     reference = original.model
 
@@ -200,8 +211,11 @@ def kl_minimisation(vlm, bench, ratio, config, *, forget, retain, original, prog
     return _run(vlm, config, forget, retain, loss_fn, "kl_min", progress, monitor, probe_every)
 
 
+# while tuning, NPO's reference is the model before unlearning: the retain-only model of the validation
+# people would have to be trained (mini_unlearn.results.tuning says why)
 @register("npo", NPOConfig, "negative preference optimisation against a reference model (β = 0.4)",
-          prepare=_npo_prepare)
+          prepare=_npo_prepare, holds_reference=True,
+          **{**GRADIENT, "while_tuning": {"reference": "initial"}, "quick": {"steps": 2, "reference": "initial"}})
 def negative_preference_optimisation(vlm, bench, ratio, config, *, forget, retain, original, reference, progress,
                                      monitor, probe_every):
     ref_model = reference.model

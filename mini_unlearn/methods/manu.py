@@ -121,7 +121,8 @@ def _prepare(vlm, bench, ratio, config, progress=True):
 
 
 @register("manu", MANUConfig, "prune the neurons most specific to the forget people, in both towers (training-free)",
-          prepare=_prepare)
+          prepare=_prepare, trains=lambda model, config: [],          # it trains nothing: it zeroes weights
+          grid={"alpha": [0.01, 0.02, 0.05, 0.1, 0.2, 0.3]}, quick={"alpha": 0.05})
 def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every):
     log = UnlearnLog()
     if monitor is not None:

@@ -18,15 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from ..models.anatomy import find_mlp_neurons
 from ..models.precision import LOW_PRECISION
 from ..models.vlm import VLM
-from ..neurons.saliency import check_preset, maskable_parameters
 from .base import get, make_config
-from .loop import trainable_parameters
-from .rmisu import resolve_layer, rmu_parameters
 
-KNOWN = ("ga", "ga_diff", "kl_min", "npo", "manu", "mmunlearner", "rmu", "mip_editor")
 GiB = 2 ** 30
 
 
@@ -36,21 +31,12 @@ def _count(parameters) -> int:
 
 def trained_tensors(model, method: str, config) -> list[torch.nn.Parameter]:
     """The model's tensors ``method`` updates (gets gradients and AdamW state for; under MMUnlearner's
-    LoRA, the masked weights its adapters are merged into)."""
-    if method in ("ga", "ga_diff", "kl_min", "npo"):
-        return trainable_parameters(model, config.train)
-    if method == "manu":
-        return []
-    if method == "mmunlearner":
-        return [p for group in check_preset(config.preset) for p in maskable_parameters(model, group).values()]
-    if method == "rmu":
-        return rmu_parameters(model, resolve_layer(model, config.layer), config.update_layers)[1]
-    if method == "mip_editor":      # the producers of every layer holding a path neuron: here, every layer
-        if config.localise == "none":
-            return list(model.parameters())
-        return [p for site in find_mlp_neurons(model) for module in site.producer_modules(model)
-                for p in module.parameters()]
-    raise ValueError(f"footprint knows no method {method!r}; known: {list(KNOWN)}")
+    LoRA, the masked weights its adapters are merged into): what the method registered as ``trains``."""
+    spec = get(method)
+    if spec.trains is None:
+        raise ValueError(f"method {method!r} does not say what it trains: register it with trains=(model, config) "
+                         "-> the tensors it updates, for the memory footprint")
+    return list(spec.trains(model, config))
 
 
 def trained_parameters(model, method: str, config) -> tuple[int, int]:
@@ -58,12 +44,13 @@ def trained_parameters(model, method: str, config) -> tuple[int, int]:
     with ``lora_rank``, the adapters' ``r × (in + out)`` per weight matrix, the LM head left out of the
     gradient methods' adapters) and how
     many per-weight fp32 statistics it keeps besides (MMUnlearner: the saliencies F_f and F_p)."""
+    spec = get(method)
     tensors = list({id(p): p for p in trained_tensors(model, method, config)}.values())
-    statistics = 2 * _count(tensors) if method == "mmunlearner" else 0
+    statistics = spec.statistics_per_weight * _count(tensors)
     if getattr(config, "lora_rank", 0):          # MMUnlearner's masked adapters; the gradient methods' plain ones
         head = model.get_output_embeddings()
         linear = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)
-                  and (m is not head or method == "mmunlearner")}
+                  and (m is not head or spec.lora_on_head)}
         return sum(config.lora_rank * (p.shape[0] + p.shape[1]) for p in tensors if id(p) in linear), statistics
     return _count(tensors), statistics
 
@@ -82,7 +69,8 @@ def footprint(model, method: str, *, dtype: torch.dtype = torch.bfloat16, input_
     trained, statistics = trained_parameters(model, method, config)
     master = 4 if dtype in LOW_PRECISION else 0
     parts = {"input": n * width if input_on_device else 0,
-             "reference": n * width if (get(method).reads_input or method == "npo") and not input_on_device else 0,
+             "reference": n * width if (get(method).reads_input or get(method).holds_reference)
+             and not input_on_device else 0,
              "copy": n * width,
              "gradients": trained * width,
              "optimizer": trained * (8 + master),
@@ -133,4 +121,4 @@ def reference_model(name: str) -> torch.nn.Module:
         return FAMILIES[family].model_class(config())
 
 
-__all__ = ["KNOWN", "REFERENCE_MODELS", "footprint", "reference_model", "trained_parameters", "trained_tensors"]
+__all__ = ["REFERENCE_MODELS", "footprint", "reference_model", "trained_parameters", "trained_tensors"]

@@ -160,9 +160,17 @@ def _prepare(vlm, bench, ratio, config, progress=True):
     return {"forget": forget, "retain": retain, "layer": layer, "found": found}
 
 
+def _trained(model, config) -> list:
+    """The producers of every layer that holds a path neuron (here, every layer); all of the model unlocalised."""
+    if config.localise == "none":
+        return list(model.parameters())
+    return [p for site in find_mlp_neurons(model) for module in site.producer_modules(model) for p in module.parameters()]
+
+
 @register("mip_editor", MIPEditorConfig,
           "IGI/IFI neuron paths in both towers, then RMisU along the paths (or prune them)", prepare=_prepare,
-          reads_input=True)
+          reads_input=True, trains=_trained, grid={"k": [3, 5, 8], "steps": [30, 60]},
+          quick={"steps": 2, "k": 2, "m": 2})
 def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, original, progress, monitor, probe_every):
     model = vlm.model
     chosen = selection(found)

@@ -204,9 +204,16 @@ def _unmasked_targets(model, preset: str) -> dict[str, torch.Tensor]:
     return names
 
 
+def _trained(model, config) -> list:
+    """The weights the saliency mask is drawn over (under LoRA, the ones its adapters merge into)."""
+    return [p for group in check_preset(config.preset) for p in maskable_parameters(model, group).values()]
+
+
 @register("mmunlearner", MMUnlearnerConfig,
           "gradient ascent masked by weight saliency, interleaved with retain descent (keeps text knowledge)",
-          goal="forget_visual", prepare=_prepare)
+          goal="forget_visual", prepare=_prepare, trains=_trained,
+          statistics_per_weight=2, lora_on_head=True,             # the saliencies F_f and F_p; the mask's adapters
+          grid={"threshold": [0.5, 1.0], "lr": [3e-4, 1e-3, 3e-3]}, quick={"forget_steps": 2})
 def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_forget, original, progress, monitor,
                 probe_every):
     torch.manual_seed(config.seed)

@@ -27,7 +27,6 @@ runs use the chosen learning rate and steps with the default reference.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 import time
@@ -40,6 +39,7 @@ from ..evaluation import evaluate_questions
 from ..evaluation.report import Report
 from ..evaluation.tasks import TASKS
 from ..methods import get, unlearn
+from ..methods.base import RegistryField, grid_settings
 from ..seeding import seed_everything
 from .environment import environment
 from .records import Cell, ResultsFolder, RunRecord, write_atomic
@@ -52,23 +52,17 @@ VALIDATION_RATIO = 0.05
 RETAIN_PEOPLE = 10
 TUNED_FILE = "tuned.json"
 
-_GRADIENT = {"lr": [3e-5, 1e-4, 3e-4], "steps": [50, 100], "forget_on": ["both"]}
-GRIDS: dict[str, dict[str, list]] = {
-    "ga": _GRADIENT, "ga_diff": _GRADIENT, "kl_min": _GRADIENT, "npo": _GRADIENT,
-    "manu": {"alpha": [0.01, 0.02, 0.05, 0.1, 0.2, 0.3]},
-    "mmunlearner": {"threshold": [0.5, 1.0], "lr": [3e-4, 1e-3, 3e-3]},
-    "rmu": {"lr": [5e-4, 1e-3, 3e-3], "steps": [30, 60]},
-    "mip_editor": {"k": [3, 5, 8], "steps": [30, 60]},
-}
-WHILE_TUNING: dict[str, dict] = {"npo": {"reference": "initial"}}   # see the module doc
+# each method registers its own grid and its overrides while tuning (mu.methods.register(..., grid=...,
+# while_tuning=...)); these read them from the registry
+GRIDS = RegistryField("grid")
+WHILE_TUNING = RegistryField("while_tuning")     # NPO's reference: see the module doc
 
 
 def candidates(method: str) -> list[dict]:
     """The settings of ``method``'s grid, in order (every key × every value)."""
     if method not in GRIDS:
         raise ValueError(f"method {method!r} has no tuning grid; grids exist for {sorted(GRIDS)}")
-    grid = GRIDS[method]
-    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    return grid_settings(GRIDS[method])
 
 
 def validation_benchmark(bench, reported_ratios=REPORTED_RATIOS):
@@ -163,7 +157,7 @@ def tune(vlm, bench, methods, out, *, seed: int = 0, reported_ratios=REPORTED_RA
     write_atomic(folder.path / TUNED_FILE, json.dumps(
         {"rule": f"among settings losing <= {TARGET['drop']:g} retain points: max weakest-task closure, then max "
                  "mean closure, then fewest points; if none, fewest points lost", "validation_ratio": VALIDATION_RATIO, "retain_people": RETAIN_PEOPLE,
-         "reported_ratios": list(reported_ratios), "seed": seed, "while_tuning": WHILE_TUNING,
+         "reported_ratios": list(reported_ratios), "seed": seed, "while_tuning": dict(WHILE_TUNING),
          "methods": chosen}, indent=1, sort_keys=True) + "\n")
     return chosen
 
