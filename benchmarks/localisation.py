@@ -39,7 +39,7 @@ import torch
 import mini_unlearn as mu
 from mini_unlearn.methods.manu import BATCH_SIZES, manu_statistics
 from mini_unlearn.methods.mip_editor import MIPEditorConfig, localise, selection as path_selection
-from mini_unlearn.neurons.importance import METRICS, official_importance, paper_importance, relative_score
+from mini_unlearn.neurons.importance import METRICS, SELECTIONS, official_importance, paper_importance, relative_score
 from mini_unlearn.release import COURSE_RATIO, course_benchmark
 
 OUT = Path(__file__).resolve().parents[1] / "mini_unlearn" / "data" / "results" / "localisation"
@@ -78,7 +78,7 @@ def neuron_localisers(vlm, bench, truth, towers) -> dict[str, dict[str, torch.Te
     share = sum(len(v) for v in truth.values()) / sum(s.width for s in mu.models.find_mlp_neurons(vlm.model))
     for variant in ("paper", "official"):
         stats = manu_statistics(vlm, bench, COURSE_RATIO, batch_size=BATCH_SIZES[variant])
-        select = mu.neurons.select_released if variant == "official" else mu.neurons.select_top
+        select = SELECTIONS[variant]
         scores = mu.neurons.neuron_scores(stats, variant)
         found[f"MANU {variant}"] = select(scores, MANU_ALPHA, "per_tower", towers)
         found[f"MANU {variant} @ planted share"] = select(scores, share, "per_tower", towers)

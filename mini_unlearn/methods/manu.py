@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from ..bench.questions import MODALITIES
 from ..models.train_data import make_batch
 from ..neurons.activations import AGGREGATIONS, LANGUAGE_TOKENS, TAU, collect_stats
-from ..neurons.edit import SCOPES, check_alpha, prune_neurons, select_top, site_towers
-from ..neurons.importance import EPS, VARIANTS, neuron_scores, select_released
+from ..neurons.edit import SCOPES, check_alpha, prune_neurons, site_towers
+from ..neurons.importance import EPS, SELECTIONS, VARIANTS, neuron_scores
 from .base import UnlearnLog, register
 from .data import unlearning_sets
 
@@ -128,7 +128,7 @@ def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every)
     if monitor is not None:
         log.probes.append({"step": 0, **monitor(vlm.model)})
     scores = manu_scores(vlm, bench, ratio, config)
-    select = select_released if config.variant == "official" else select_top    # int(α·N) + ties, or round(α·N)
+    select = SELECTIONS[config.variant]            # round(α·N), or the released code's int(α·N) and ties
     selection = select(scores, config.alpha, config.scope, towers=site_towers(vlm.model))
     pruning = prune_neurons(vlm.model, selection)
     counts = pruning.counts()

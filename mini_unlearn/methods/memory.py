@@ -63,14 +63,13 @@ def footprint(model, method: str, *, dtype: torch.dtype = torch.bfloat16, input_
     methods that read a frozen model at every step (``reads_input``, and NPO's reference) then take a
     copy of it to the device instead."""
     model = model.model if isinstance(model, VLM) else model
-    config = make_config(method, **hyperparameters)
+    spec, config = get(method), make_config(method, **hyperparameters)
     n = sum(p.numel() for p in model.parameters())
     width = torch.tensor([], dtype=dtype).element_size()
     trained, statistics = trained_parameters(model, method, config)
     master = 4 if dtype in LOW_PRECISION else 0
     parts = {"input": n * width if input_on_device else 0,
-             "reference": n * width if (get(method).reads_input or get(method).holds_reference)
-             and not input_on_device else 0,
+             "reference": n * width if (spec.reads_input or spec.holds_reference) and not input_on_device else 0,
              "copy": n * width,
              "gradients": trained * width,
              "optimizer": trained * (8 + master),

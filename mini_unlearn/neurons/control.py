@@ -2,7 +2,7 @@
 
 :func:`pruning_control` returns a :class:`mini_unlearn.controls.LiveControl`. Each press of its button
 selects the top α of each tower by the chosen scores (:func:`.edit.select_top`; MANU's released scores,
-named ``"official"``, as the released code selects, :func:`.importance.select_released`), prunes them in place
+named ``"official"``, as the released code selects: :data:`.importance.SELECTIONS`), prunes them in place
 (:func:`.edit.prune_neurons`), runs ``measure`` on the pruned model, and undoes the pruning, so the
 model is bit for bit what it was before the press. Chapter 05 draws the same measurement over a few α
 as a static figure for the book.
@@ -15,7 +15,7 @@ import torch
 
 from ..controls import LiveControl
 from .edit import check_alpha, prune_neurons, select_top
-from .importance import select_released
+from .importance import SELECTIONS
 
 NOTE = ("A live control (it runs in Jupyter with a kernel): prune the top α of each tower by the chosen "
         "scores, measure, undo. The book shows the same sweep as a static figure.")
@@ -28,8 +28,9 @@ def pruning_control(vlm, scores: dict[str, dict[str, torch.Tensor]], measure: Ca
     e.g. ``{"official": …, "paper": …}``).
 
     ``rules`` (name → a selection function like :func:`.edit.select_top`) says how each set of scores
-    picks its top α; by default ``"official"`` uses :func:`.importance.select_released` (the released
-    code's ``int(α·N)`` and ties) and every other name :func:`.edit.select_top`.
+    picks its top α; by default a MANU variant's name uses that variant's rule
+    (:data:`.importance.SELECTIONS`: ``"official"`` the released code's ``int(α·N)`` and ties) and every
+    other name :func:`.edit.select_top`.
 
     A press returns ``{"neurons pruned": n, **measure(model)}`` — ``measure`` maps the pruned model to
     named numbers (e.g. :func:`mini_unlearn.methods.split_monitor`) — and draws them as bars.
@@ -39,7 +40,7 @@ def pruning_control(vlm, scores: dict[str, dict[str, torch.Tensor]], measure: Ca
     if not scores:
         raise ValueError("pruning_control needs at least one set of scores, e.g. {'official': scores}")
     model = getattr(vlm, "model", vlm)
-    rules = {"official": select_released, **(rules or {})}
+    rules = {**SELECTIONS, **(rules or {})}
 
     def readings(alpha: float, variant: str) -> dict[str, float]:
         select = rules.get(variant, select_top)

@@ -31,6 +31,28 @@ def check_alpha(alpha) -> float:
     return float(alpha)
 
 
+def selection_groups(scores: dict[str, torch.Tensor], scope: str,
+                     towers: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """The groups of sites a top-α selection ranks within, group → site names: all of them together
+    (``"global"``), each tower (``"per_tower"``: ``towers`` maps each site to its tower, e.g.
+    :func:`site_towers`) or each site (``"per_layer"``). Clear errors for a bad ``scope``, no scores, or a
+    site with no tower."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}")
+    if not scores:
+        raise ValueError("no neuron scores to select from")
+    if scope == "per_tower":
+        missing = [name for name in scores if towers is None or name not in towers]
+        if missing:
+            raise ValueError(f"scope='per_tower' needs towers={{site: tower}} for every site "
+                             f"(mu.neurons.site_towers(model)); missing {missing[:3]}")
+    groups: dict[str, list[str]] = {}
+    for name in scores:
+        group = "all" if scope == "global" else towers[name] if scope == "per_tower" else name
+        groups.setdefault(group, []).append(name)
+    return groups
+
+
 def select_top(scores: dict[str, torch.Tensor], alpha: float, scope: str = "global",
                towers: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
     """The indices of the highest-scoring neurons per site: ``round(α·N)`` of all N neurons (at least 1)
@@ -38,32 +60,18 @@ def select_top(scores: dict[str, torch.Tensor], alpha: float, scope: str = "glob
     site to its tower, e.g. :func:`site_towers`), or ``round(α·width)`` within each site
     (``"per_layer"``). NaN scores are never picked; ties go to the lower index."""
     alpha = check_alpha(alpha)
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}")
-    if not scores:
-        raise ValueError("no neuron scores to select from")
+    groups = selection_groups(scores, scope, towers)
     clean = {name: torch.nan_to_num(s.double(), nan=-math.inf) for name, s in scores.items()}
-    if scope == "per_layer":
-        return {name: _top(s, max(1, round(alpha * s.numel()))) for name, s in clean.items()}
-    if scope == "per_tower":
-        missing = [name for name in clean if towers is None or name not in towers]
-        if missing:
-            raise ValueError(f"scope='per_tower' needs towers={{site: tower}} for every site "
-                             f"(mu.neurons.site_towers(model)); missing {missing[:3]}")
-        selection = {}
-        for tower in dict.fromkeys(towers[name] for name in clean):
-            selection.update(select_top({n: s for n, s in scores.items() if towers[n] == tower}, alpha, "global"))
-        return {name: selection[name] for name in clean}
-    names = list(clean)
-    flat = torch.cat([clean[n] for n in names])
-    chosen = _top(flat, max(1, round(alpha * flat.numel())))
-    selection, start = {}, 0
-    for name in names:
-        width = clean[name].numel()
-        inside = chosen[(chosen >= start) & (chosen < start + width)] - start
-        selection[name] = inside.sort().values
-        start += width
-    return selection
+    selection = {}
+    for names in groups.values():
+        flat = torch.cat([clean[n] for n in names])
+        chosen = _top(flat, max(1, round(alpha * flat.numel())))
+        start = 0
+        for name in names:
+            width = clean[name].numel()
+            selection[name] = (chosen[(chosen >= start) & (chosen < start + width)] - start).sort().values
+            start += width
+    return {name: selection[name] for name in scores}
 
 
 def _top(values: torch.Tensor, k: int) -> torch.Tensor:
@@ -136,4 +144,4 @@ def prune_neurons(model, selection: dict[str, torch.Tensor]) -> Pruning:
     return pruning
 
 
-__all__ = ["SCOPES", "Pruning", "check_alpha", "prune_neurons", "select_top", "site_towers"]
+__all__ = ["SCOPES", "Pruning", "check_alpha", "prune_neurons", "select_top", "selection_groups", "site_towers"]

@@ -77,7 +77,7 @@ import math
 import torch
 
 from .activations import NeuronStats
-from .edit import SCOPES, check_alpha
+from .edit import check_alpha, select_top, selection_groups
 
 METRICS: tuple[str, ...] = ("abs", "freq", "var", "rms")
 VARIANTS: tuple[str, ...] = ("paper", "official")
@@ -178,21 +178,8 @@ def select_released(scores: dict[str, torch.Tensor], alpha: float, scope: str = 
     fails there: ``topk`` of 0 has no k-th value). :func:`mini_unlearn.neurons.select_top` is the
     package's rule: exactly ``round(α·N)``, ties to the lower index."""
     alpha = check_alpha(alpha)
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}")
-    if not scores:
-        raise ValueError("no neuron scores to select from")
-    if scope == "per_tower":
-        missing = [name for name in scores if towers is None or name not in towers]
-        if missing:
-            raise ValueError(f"scope='per_tower' needs towers={{site: tower}} for every site "
-                             f"(mu.neurons.site_towers(model)); missing {missing[:3]}")
-        group_of = {name: towers[name] for name in scores}
-    else:
-        group_of = {name: "all" if scope == "global" else name for name in scores}
     selection = {}
-    for group in dict.fromkeys(group_of.values()):
-        names = [name for name in scores if group_of[name] == group]
+    for group, names in selection_groups(scores, scope, towers).items():
         flat = torch.cat([scores[name].double().flatten() for name in names])
         k = int(alpha * flat.numel())
         if k == 0:
@@ -202,6 +189,9 @@ def select_released(scores: dict[str, torch.Tensor], alpha: float, scope: str = 
         for name in names:
             selection[name] = (scores[name].double() >= threshold).nonzero().flatten()
     return {name: selection[name] for name in scores}
+
+
+SELECTIONS = {"paper": select_top, "official": select_released}   # each variant's top-α rule
 
 
 # -- all sites at once ------------------------------------------------------------------------------
@@ -229,4 +219,4 @@ def neuron_scores(stats: dict[str, dict[str, dict[str, NeuronStats]]], variant: 
 
 __all__ = ["EPS", "METRICS", "OFFICIAL_WEIGHTS", "VARIANTS", "importance_abs", "importance_freq", "importance_rms",
            "importance_var", "literal_vision_score", "neuron_scores", "official_importance", "official_score",
-           "paper_importance", "paper_score", "relative_score", "select_released", "vision_score"]
+           "paper_importance", "paper_score", "relative_score", "select_released", "SELECTIONS", "vision_score"]
