@@ -218,7 +218,7 @@ def execute_notebooks(paths):
     from ipykernel.kernelspec import write_kernel_spec
     from nbclient import NotebookClient
 
-    from mini_unlearn.controls import drop_widget_views
+    from mini_unlearn.course.controls import drop_widget_views
 
     # a kernelspec named python3 that points at this venv, found before any user-wide python3
     specs = Path(tempfile.mkdtemp(prefix="mini_unlearn-kernels-"))
@@ -247,7 +247,7 @@ def execute_notebooks(paths):
 
 
 def generate_exercises(check=False):
-    from mini_unlearn.exercises import generate_all
+    from mini_unlearn.course.exercises import generate_all
 
     changed = generate_all(NOTEBOOKS, check=check)
     for path in changed:

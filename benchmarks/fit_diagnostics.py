@@ -20,7 +20,7 @@ model (:func:`mini_unlearn.models.planted`, where the forget people live in know
    preserve sets' (MMUnlearner's ``F_f`` and ``F_p``, :func:`mini_unlearn.neurons.compute_saliency`,
    preset ``both``); the saliency mask's share of each group's weights at the default threshold 1
    (what chapter 06 quotes); MANU's concentration: the share of each tower's (clipped) score in its
-   top α = 2 % of neurons (:func:`mini_unlearn.neurons.top_share`), paper and official variants; on
+   top α = 2 % of neurons (:func:`mini_unlearn.neurons.top_share`), paper and released variants; on
    the planted model also the share on the planted neurons (:func:`mini_unlearn.neurons.share_on`)
    and the planted neurons' share of the tower (what a score spread evenly would put on them).
 3. **paths** (``paths_overlap.csv``): MIP-Editor's IGI (language) and IFI (vision) paths of the
@@ -49,7 +49,7 @@ import mini_unlearn as mu
 from mini_unlearn.methods.manu import manu_statistics
 from mini_unlearn.methods.mip_editor import MIPEditorConfig
 from mini_unlearn.models import cache as caching
-from mini_unlearn.models.build import build_model, build_processor, build_tokenizer, get_preset
+from mini_unlearn.models import build_model, build_processor, build_tokenizer, get_preset
 from mini_unlearn.models.train import answer_loss, train_recipe
 from mini_unlearn.models.train_data import one_pass_batches, training_examples
 from mini_unlearn.release import COURSE_RATIO, course_benchmark
@@ -60,7 +60,7 @@ STEPS = (3000, 3600, 4200, 4800, 5400, 6000)
 ALPHA = 0.02
 TOWERS = ("vision", "language")
 MODALITIES = ("image+text", "text")
-VARIANTS = ("paper", "official")
+VARIANTS = ("paper", "released")
 
 
 # ---------------------------------------------------------------------------------------------------

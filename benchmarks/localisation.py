@@ -39,7 +39,7 @@ import torch
 import mini_unlearn as mu
 from mini_unlearn.methods.manu import BATCH_SIZES, manu_statistics
 from mini_unlearn.methods.mip_editor import MIPEditorConfig, localise, selection as path_selection
-from mini_unlearn.neurons.importance import METRICS, SELECTIONS, official_importance, paper_importance, relative_score
+from mini_unlearn.neurons.importance import METRICS, SELECTIONS, paper_importance, relative_score, released_importance
 from mini_unlearn.release import COURSE_RATIO, course_benchmark
 
 OUT = Path(__file__).resolve().parents[1] / "mini_unlearn" / "data" / "results" / "localisation"
@@ -60,8 +60,8 @@ def single_function_scores(stats, variant: str, metric: str) -> dict[str, torch.
             scores[name] = relative_score(forget, retain)
         else:
             view = "image+text" if tower == "vision" else "text"
-            forget = official_importance(stats["forget"][view][name])[metric]
-            retain = official_importance(stats["retain"][view][name])[metric]
+            forget = released_importance(stats["forget"][view][name])[metric]
+            retain = released_importance(stats["retain"][view][name])[metric]
             scores[name] = forget / (retain + 1e-5) - 1
     return scores
 
@@ -76,7 +76,7 @@ def neuron_localisers(vlm, bench, truth, towers) -> dict[str, dict[str, torch.Te
     for the released code's."""
     found = {"planted (oracle)": truth}
     share = sum(len(v) for v in truth.values()) / sum(s.width for s in mu.models.find_mlp_neurons(vlm.model))
-    for variant in ("paper", "official"):
+    for variant in ("paper", "released"):
         stats = manu_statistics(vlm, bench, COURSE_RATIO, batch_size=BATCH_SIZES[variant])
         select = SELECTIONS[variant]
         scores = mu.neurons.neuron_scores(stats, variant)

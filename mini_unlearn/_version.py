@@ -41,4 +41,6 @@ def package_version() -> str:
         return source_tree_version() or UNKNOWN
 
 
-__all__ = ["DISTRIBUTION", "PYPROJECT", "UNKNOWN", "package_version", "source_tree_version"]
+VERSION = package_version()   # read once, when the package is imported: mini_unlearn.__version__
+
+__all__ = ["DISTRIBUTION", "PYPROJECT", "UNKNOWN", "VERSION", "package_version", "source_tree_version"]

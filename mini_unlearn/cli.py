@@ -329,12 +329,14 @@ def report(results, out):
                    f"of the gap closed; its last section says how to add one (--reference)")
 
 
+# The course's commands (exercises, classroom, retrain) import its tooling inside the command: the command line is
+# the application on top, and `import mini_unlearn` never imports mini_unlearn.course (tests/test_layering.py).
 @main_group.command(epilog=EPILOG)
 @click.option("--check", is_flag=True, help="only list stale editions; exit 1 if any")
 @click.option("--notebooks", default="notebooks", show_default=True, help="folder of the chapter notebooks")
 def exercises(check, notebooks):
     """Generate the exercise editions of the chapter notebooks."""
-    from mini_unlearn.exercises import generate_all
+    from mini_unlearn.course.exercises import generate_all
 
     changed = generate_all(notebooks, check=check)
     for path in changed:
@@ -356,7 +358,7 @@ def classroom():
 @click.option("--notebooks", default="notebooks", show_default=True, help="folder of the chapter notebooks")
 def classroom_release(course, chapters, notebooks):
     """Release CHAPTERS (names like 05 or 05_manu; all by default) into the nbgrader course COURSE."""
-    from mini_unlearn.classroom import ClassroomError, release
+    from mini_unlearn.course.classroom import ClassroomError, release
 
     try:
         for path in release(course, list(chapters) or None, notebooks):
@@ -372,7 +374,7 @@ def classroom_release(course, chapters, notebooks):
 @click.option("--student", required=True, help="the student's id (letters, digits, . _ -)")
 def classroom_autograde(course, chapter, notebook, student):
     """Autograde a student's NOTEBOOK of the released CHAPTER (e.g. 05_manu) and print the score."""
-    from mini_unlearn.classroom import ClassroomError, autograde
+    from mini_unlearn.course.classroom import ClassroomError, autograde
 
     try:
         click.echo(str(autograde(course, chapter, notebook, student)))
@@ -384,7 +386,7 @@ def classroom_autograde(course, chapter, notebook, student):
 @click.option("--notebooks", default="notebooks", show_default=True, help="folder of the chapter notebooks")
 def classroom_table(notebooks):
     """Print every chapter's exercises, checkers and points as a Markdown table."""
-    from mini_unlearn.classroom import exercise_table_markdown
+    from mini_unlearn.course.classroom import exercise_table_markdown
 
     click.echo(exercise_table_markdown(notebooks), nl=False)
 
@@ -423,7 +425,7 @@ def export_mllmu(directory, n_profiles, seed, file_format):
               "truth), from the shipped retain-only model: about 3 minutes")
 def retrain(directory, planted_only):
     """Train the course's shipped models from scratch, check them, write mini_unlearn/data/models."""
-    from mini_unlearn.release import rebuild_course_models, rebuild_planted
+    from mini_unlearn.course.retrain import rebuild_course_models, rebuild_planted
 
     for folder in [rebuild_planted(directory)] if planted_only else rebuild_course_models(directory):
         click.echo(f"wrote {folder}")

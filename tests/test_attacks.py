@@ -7,7 +7,7 @@ import pytest
 import mini_unlearn as mu
 from mini_unlearn.attacks import forget_quality, membership
 from mini_unlearn.attacks.membership import TokenStats
-from mini_unlearn.models.families import FAMILIES
+from mini_unlearn.models import VLM
 
 
 def stats(log_probs, mu_=None, sigma=None, text="Dunmere."):
@@ -102,7 +102,7 @@ def test_bad_input_to_the_attacks_is_refused(course, make_vlm):
     vanilla = mu.models.vanilla(bench, preset="tiny", seed=0, progress=False)
     with pytest.raises(ValueError, match="members is empty"):
         mu.attacks.mia_auc(vanilla, [], unseen)
-    other = FAMILIES["qwen2_vl"].tiny(bench)
+    other = VLM.tiny("qwen2_vl", bench)
     with pytest.raises(ValueError, match="same architecture"):
         mu.attacks.mia_auc(vanilla, forget[:2], unseen[:2], reference=other)
     small = make_vlm(mu.bench.make_benchmark(n_profiles=4, seed=3))     # LLaVA, another tokenizer

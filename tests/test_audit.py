@@ -9,6 +9,7 @@ import mini_unlearn as mu
 from mini_unlearn.attacks import auditing
 from mini_unlearn.attacks import linear_probe, logit_lens, probes, readout, relearning
 from mini_unlearn.bench.questions import PARAPHRASES, paraphrased
+from mini_unlearn.models import VLM
 from mini_unlearn.models.families import FAMILIES
 
 RATIO = 0.05
@@ -196,7 +197,7 @@ def test_the_audit_refuses_bad_input_before_it_runs(course):
     with pytest.raises(ValueError, match="not the audited model itself"):
         mu.attacks.audit(vanilla, bench, RATIO, reference=vanilla, progress=False)
     with pytest.raises(ValueError, match="same architecture"):
-        mu.attacks.audit(vanilla, bench, RATIO, reference=FAMILIES["qwen2_vl"].tiny(bench), progress=False)
+        mu.attacks.audit(vanilla, bench, RATIO, reference=VLM.tiny("qwen2_vl", bench), progress=False)
     without = mu.bench.make_benchmark(n_profiles=40, seed=0, n_holdout=0)
     with pytest.raises(ValueError, match="has no holdout people"):
         mu.attacks.audit(vanilla, without, RATIO, progress=False)
@@ -231,7 +232,7 @@ def test_the_audit_runs_on_every_family(name):
     """A tiny random model of each family: the hidden-state readout, the lens and the whole audit run, and the
     lens's last row is the model's own output (the families differ in where the image and the answer sit)."""
     small = mu.bench.make_benchmark(n_profiles=8, seed=0, n_utility=1, n_holdout=2)   # 2 to forget at 0.25
-    vlm = FAMILIES[name].tiny(small)
+    vlm = VLM.tiny(name, small)
     questions = [q for q in small.split("forget", 0.25).questions if q.task == "cloze"][:4]
     read = readout.answer_states(vlm, questions)
     assert read.states.shape[:2] == (vlm.model.config.text_config.num_hidden_layers + 1, len(questions))
@@ -246,6 +247,6 @@ def test_the_audit_runs_on_every_family(name):
 
 def test_the_who_probe_needs_two_forget_people_to_hold_one_out():
     small = mu.bench.make_benchmark(n_profiles=4, seed=0, n_utility=1)          # ratio 0.25: one person
-    vlm = FAMILIES["llava"].tiny(small)
+    vlm = VLM.tiny("llava", small)
     assert linear_probe.who_probe(vlm, small, 0.25)["accuracy"].isna().all()
     assert linear_probe.who_probe(vlm, small, 0.5)["accuracy"].notna().all()

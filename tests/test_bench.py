@@ -242,7 +242,7 @@ def test_a_ratio_with_too_few_holdout_people_is_refused(bench):
         bench.split("holdout", 0.2)
     with pytest.raises(ValueError, match="has no holdout people"):
         make_benchmark(n_profiles=40, seed=0, n_holdout=0).split("holdout", 0.05)
-    with pytest.raises(ValueError, match="n_holdout must be at least 0"):
+    with pytest.raises(ValueError, match="n_holdout must be a non-negative integer"):
         make_benchmark(n_profiles=40, seed=0, n_holdout=-1)
     assert len(make_benchmark(n_profiles=40, seed=0, n_holdout=8).split("holdout", 0.2)) == 8
 

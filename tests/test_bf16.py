@@ -5,8 +5,7 @@ import pytest
 import torch
 
 import mini_unlearn as mu
-from mini_unlearn.models import load_vlm
-from mini_unlearn.models.families import FAMILIES
+from mini_unlearn.models import VLM, load_vlm
 from mini_unlearn.models.precision import MasterAdamW
 from mini_unlearn.models.train import train
 from mini_unlearn.models.train_data import training_examples
@@ -45,7 +44,7 @@ def test_for_an_fp32_model_the_masters_are_plain_adamw():
 
 @pytest.fixture(scope="module", params=["llava", "qwen2_5_vl"])
 def bf16(request, bench):
-    vlm = FAMILIES[request.param].tiny(bench)
+    vlm = VLM.tiny(request.param, bench)
     vlm.model.to(torch.bfloat16)
     return vlm, {n: p.detach().clone() for n, p in vlm.model.named_parameters()}
 

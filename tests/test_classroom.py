@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from mini_unlearn import classroom
+from mini_unlearn.course import classroom
 from mini_unlearn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,8 +36,8 @@ def test_a_press_prunes_the_top_alpha_of_each_tower_and_restores_the_weights(vlm
         seen.append(dead_neurons(model, sites))
         return {"forget/dead": float(sum(map(len, seen[-1].values())))}
 
-    control = mu.neurons.pruning_control(vlm, scores, measure, towers)
-    assert repr(control) == fit(mu.neurons.control.NOTE)   # wrapped to the book's column
+    control = mu.controls.pruning_control(vlm, scores, measure, towers)
+    assert repr(control) == fit(mu.controls.pruning.NOTE)   # wrapped to the book's column
     small = control.drive(alpha=0.01, variant="high")
     large = control.drive(alpha=0.2)
     low = control.drive(variant="low")
@@ -55,23 +55,23 @@ def test_a_press_prunes_the_top_alpha_of_each_tower_and_restores_the_weights(vlm
 
 def test_a_press_measures_the_pruned_model_with_a_probe(vlm, bench, scores):
     probe = mu.methods.split_monitor(vlm, bench, 0.25, retain_people=1, score="log_likelihood")
-    control = mu.neurons.pruning_control(vlm, scores, probe, mu.neurons.site_towers(vlm))
+    control = mu.controls.pruning_control(vlm, scores, probe, mu.neurons.site_towers(vlm))
     base = probe(vlm.model)
     pruned = control.drive(alpha=0.3, variant="high")
     assert set(pruned) == {"neurons pruned", *base}
     assert any(pruned[name] != base[name] for name in base)
     assert probe(vlm.model) == base
     with pytest.raises(ValueError, match="at least one set of scores"):
-        mu.neurons.pruning_control(vlm, {}, probe, {})
+        mu.controls.pruning_control(vlm, {}, probe, {})
 
 
-def test_official_scores_are_selected_as_the_released_code_does(vlm, sites):
+def test_released_scores_are_selected_as_the_released_code_does(vlm, sites):
     # every score equal: the released rule keeps every tie at the threshold (the whole tower), select_top
     # exactly round(α·N) of it
     towers = mu.neurons.site_towers(vlm)
     flat = {site.name: torch.ones(site.width) for site in sites}
-    control = mu.neurons.pruning_control(vlm, {"official": flat, "paper": flat}, lambda model: {}, towers)
+    control = mu.controls.pruning_control(vlm, {"released": flat, "paper": flat}, lambda model: {}, towers)
     total = sum(site.width for site in sites)
-    assert control.drive(alpha=0.1, variant="official")["neurons pruned"] == total
+    assert control.drive(alpha=0.1, variant="released")["neurons pruned"] == total
     top = mu.neurons.select_top(flat, 0.1, "per_tower", towers)
     assert control.drive(variant="paper")["neurons pruned"] == sum(map(len, top.values())) < total

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import mini_unlearn as mu
-from mini_unlearn.methods.mip_editor import PROBES
+from mini_unlearn.course.controls.rmisu import PROBES
 
 RATIO = 0.25
 SMALL = {"k": 2, "m": 2, "batch_size": 4, "lr": 1e-2}     # the smallest MIP-Editor the tests run (test_rmisu)
@@ -12,7 +12,7 @@ SMALL = {"k": 2, "m": 2, "batch_size": 4, "lr": 1e-2}     # the smallest MIP-Edi
 
 @pytest.fixture(scope="module")
 def control(vlm, bench):
-    return mu.methods.rmisu_control(vlm, bench, RATIO, lam=1.0, steps=5, probe_every=5, retain_people=2, **SMALL)
+    return mu.controls.rmisu_control(vlm, bench, RATIO, lam=1.0, steps=5, probe_every=5, retain_people=2, **SMALL)
 
 
 def weights(vlm):
@@ -40,6 +40,6 @@ def test_each_press_runs_its_lambda_and_steps_and_leaves_the_model_alone(control
 
 def test_the_control_refuses_pruning_and_shows_its_note(vlm, bench, control):
     with pytest.raises(ValueError, match="edit='prune'"):
-        mu.methods.rmisu_control(vlm, bench, RATIO, edit="prune", **SMALL)
+        mu.controls.rmisu_control(vlm, bench, RATIO, edit="prune", **SMALL)
     assert repr(control).startswith("Live control: RMisU's target scale λ")
     assert set(control.controls) == {"lam", "steps"}

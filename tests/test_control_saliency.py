@@ -20,7 +20,7 @@ def test_a_stricter_threshold_selects_fewer_weights(mask, monkeypatch):
     import matplotlib.pyplot as plt
     monkeypatch.setattr(plt, "show", lambda *args, **kwargs: plt.close("all"))
     before = {name: m.clone() for name, m in mask.masks.items()}
-    control = mu.neurons.saliency_control(mask)
+    control = mu.controls.saliency_control(mask)
     assert control.values == {"threshold": 1.0}
     loose, strict = control.drive(threshold=0.5), control.drive(threshold=4.0)
     assert list(loose.index) == ["language", "vision", "all"]
@@ -35,7 +35,7 @@ def test_a_stricter_threshold_selects_fewer_weights(mask, monkeypatch):
 def test_driving_twice_with_one_value_gives_the_same_numbers(mask, monkeypatch):
     import matplotlib.pyplot as plt
     monkeypatch.setattr(plt, "show", lambda *args, **kwargs: plt.close("all"))
-    control = mu.neurons.saliency_control(mask, threshold=2.0)
+    control = mu.controls.saliency_control(mask, threshold=2.0)
     first = control.drive(threshold=2.0)
     control.drive(threshold=0.3)
     assert control.drive(threshold=2.0).equals(first)
@@ -44,6 +44,6 @@ def test_driving_twice_with_one_value_gives_the_same_numbers(mask, monkeypatch):
 def test_the_control_needs_the_saliencies(mask):
     bare = mu.neurons.SaliencyMask(mask.masks, mask.groups, mask.preset)
     with pytest.raises(ValueError, match="without its saliencies"):
-        mu.neurons.saliency_control(bare)
+        mu.controls.saliency_control(bare)
     with pytest.raises(ValueError, match="threshold must be a positive number"):
-        mu.neurons.saliency_control(mask, threshold=0)
+        mu.controls.saliency_control(mask, threshold=0)

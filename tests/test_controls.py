@@ -4,7 +4,7 @@ import ipywidgets
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from mini_unlearn.controls import WIDGET_VIEW, LiveControl, drop_widget_views
+from mini_unlearn.course.controls import WIDGET_VIEW, LiveControl, drop_widget_views
 
 
 def squares():

@@ -159,7 +159,7 @@ def test_the_check_runs_as_a_module_of_the_package():
 
 def test_the_check_says_what_it_expected_of_bad_input(tmp_path):
     for processes in (0, 1.5, "2", True):
-        with pytest.raises(ValueError, match=r"processes: expected a whole number of processes, 1 or more"):
+        with pytest.raises(ValueError, match="processes must be a positive integer"):
             check.launch(tmp_path, processes)
     with pytest.raises(FileNotFoundError, match=r"out: no run in .* figures\.json"):
         check.load(tmp_path)

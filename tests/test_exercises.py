@@ -8,8 +8,8 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from mini_unlearn import checks
-from mini_unlearn.exercises import (MarkerError, exercise_edition, find_exercises, generate_all,
+from mini_unlearn.course import checks
+from mini_unlearn.course.exercises import (MarkerError, exercise_edition, find_exercises, generate_all,
                                     generate_exercise_notebook, strip_solutions)
 
 ROOT = Path(__file__).resolve().parents[1]

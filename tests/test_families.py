@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from mini_unlearn.models import SUPPORTED_ARCHITECTURES, find_mlp_neurons, load_vlm
+from mini_unlearn.models import SUPPORTED_ARCHITECTURES, VLM, find_mlp_neurons, load_vlm
 from mini_unlearn.models.families import FAMILIES, QwenVLProcessor, family_of
 
 NAMES = sorted(FAMILIES)
@@ -17,7 +17,7 @@ PORTRAIT = Image.new("RGB", (64, 64), (120, 30, 200))
 
 @pytest.fixture(scope="module")
 def tiny(bench):
-    return {name: FAMILIES[name].tiny(bench) for name in NAMES}
+    return {name: VLM.tiny(name, bench) for name in NAMES}
 
 
 def image_inputs(vlm, name, answer=" Ann."):
@@ -191,7 +191,7 @@ def test_a_training_batch_scores_exactly_the_answer_turn_of_the_familys_template
 
 @pytest.mark.parametrize("name", NAMES)
 def test_vision_statistics_count_one_sample_per_image(tiny, name):
-    from mini_unlearn.models.families import model_inputs
+    from mini_unlearn.models.inputs import model_inputs
     from mini_unlearn.neurons.activations import collect_stats
     vlm = tiny[name]
     prompt = vlm.processor.apply_chat_template(
@@ -206,6 +206,33 @@ def test_vision_statistics_count_one_sample_per_image(tiny, name):
     single = next(iter(collect_stats(vlm, [model_inputs(vlm.processor, [prompt], [PORTRAIT])],
                                      towers=("vision",)).values()))
     assert torch.allclose(first.total, 2 * single.total + alone.total, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_family_that_packs_its_pixels_says_so_and_path_attribution_copies_whole_patch_sets(tiny, name):
+    from mini_unlearn.models.families import packed_pixels
+    from mini_unlearn.models.inputs import model_inputs
+    from mini_unlearn.neurons.paths import first_copy, repeat_batch
+    vlm, family = tiny[name], FAMILIES[name]
+    question = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Who?"}]}]
+    prompt = vlm.processor.apply_chat_template(question, add_generation_prompt=True, tokenize=False)
+    batch = model_inputs(vlm.processor, [prompt], [PORTRAIT])
+    assert packed_pixels(batch) == (family.patch_grid is not None) == name.startswith("qwen")
+    assert not packed_pixels({key: value for key, value in batch.items() if key != "pixel_values"})
+    copies = repeat_batch(batch, 3)
+    assert copies["input_ids"].shape[0] == 3
+    assert copies["pixel_values"].shape[0] == 3 * batch["pixel_values"].shape[0]
+    assert all(torch.equal(value, batch[key]) for key, value in first_copy(copies).items())
+
+
+def test_a_tiny_model_is_asked_by_family_or_by_name(bench):
+    by_name, by_family = VLM.tiny("idefics3", bench), VLM.tiny(FAMILIES["idefics3"], bench)
+    assert by_name.card == by_family.card == {"family": "idefics3", "tiny": True}
+    assert all(torch.equal(a, b) for a, b in zip(by_name.model.parameters(), by_family.model.parameters()))
+    with pytest.raises(ValueError, match="unknown family 'llava2'; expected one of \\['llava', 'qwen2_vl'"):
+        VLM.tiny("llava2", bench)
+    with pytest.raises(ValueError, match="family must be a Family or the name of one; got int"):
+        VLM.tiny(3, bench)
 
 
 # -- checkpoint folders as they are published ------------------------------------------------------------------

@@ -10,6 +10,7 @@ import torch
 import mini_unlearn as mu
 from mini_unlearn.methods.data import unlearning_sets
 from mini_unlearn.models.anatomy import part_of
+from mini_unlearn.models import VLM
 from mini_unlearn.models.families import FAMILIES
 from mini_unlearn.models.train import answer_log_likelihoods
 from mini_unlearn.models.train_data import canonical_batch
@@ -20,7 +21,7 @@ from assertions import assert_mask_held, assert_only_path_rows_moved
 NAMES = sorted(FAMILIES)
 RATIO = 0.25
 QUICK = {name: mu.methods.get(name).quick for name in mu.methods.available()}   # each method's run of seconds
-VARIANTS = [("manu", dict(variant="official", batch_size=8)),   # batches of 4 would leave one sample alone
+VARIANTS = [("manu", dict(variant="released", batch_size=8)),   # batches of 4 would leave one sample alone
             *[("mmunlearner", dict(preset=p, lora_rank=r, forget_steps=2, retain_per_forget=1))
               for p in ("vision", "language", "both") for r in (0, 4)]]
 VARIANT_FAMILIES = ("llava", "qwen2_5_vl", "idefics3")   # flat pixels, packed patches, per-row images
@@ -29,7 +30,7 @@ VARIANT_FAMILIES = ("llava", "qwen2_5_vl", "idefics3")   # flat pixels, packed p
 @pytest.fixture(scope="module", params=NAMES)
 def family(request, bench):
     """(name, a tiny model of the family, its parameters before anything ran)."""
-    vlm = FAMILIES[request.param].tiny(bench)
+    vlm = VLM.tiny(request.param, bench)
     return request.param, vlm, {n: p.detach().clone() for n, p in vlm.model.named_parameters()}
 
 
@@ -57,7 +58,7 @@ def test_every_method_runs_on_every_family_and_leaves_its_input_alone(family, be
 @pytest.fixture(scope="module")
 def layouts(bench):
     """One tiny model per processor layout: flat pixels (LLaVA), packed patches (Qwen-VL), per-row images (Idefics)."""
-    models = {name: FAMILIES[name].tiny(bench) for name in VARIANT_FAMILIES}
+    models = {name: VLM.tiny(name, bench) for name in VARIANT_FAMILIES}
     return {name: (vlm, {n: p.detach().clone() for n, p in vlm.model.named_parameters()}) for name, vlm in models.items()}
 
 
@@ -139,7 +140,7 @@ def mllmu_bench(bench, tmp_path_factory):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_real_benchmark_files_feed_evaluation_and_the_methods(mllmu_bench, name):
-    vlm = FAMILIES[name].tiny(mllmu_bench)
+    vlm = VLM.tiny(name, mllmu_bench)
     report = mu.evaluate(vlm, mllmu_bench, RATIO, splits="forget", progress=False, max_new_tokens=4)
     assert set(report.details["task"]) == set(mu.evaluation.TASKS)
     assert set(report.details["modality"]) == {"image+text", "text"}

@@ -79,8 +79,8 @@ FIT_COLUMNS = ["model", "steps", "em_forget_image", "em_forget_text", "em_retain
                "loss_forget_image", "loss_retain_image", "grad_rms_forget_vision", "grad_rms_preserve_vision",
                "grad_rms_forget_language", "grad_rms_preserve_language", "mask_vision", "mask_language", "mask_both",
                "alpha", "top_share_paper_vision", "top_share_paper_language", "on_planted_paper_vision",
-               "on_planted_paper_language", "top_share_official_vision", "top_share_official_language",
-               "on_planted_official_vision", "on_planted_official_language", "planted_frac_vision",
+               "on_planted_paper_language", "top_share_released_vision", "top_share_released_language",
+               "on_planted_released_vision", "on_planted_released_language", "planted_frac_vision",
                "planted_frac_language"]
 SHARES = [c for c in FIT_COLUMNS if c.startswith(("em_", "mask_", "top_share_", "on_planted_", "planted_frac_"))]
 

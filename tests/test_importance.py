@@ -40,7 +40,7 @@ def naive_paper(multi, text, tau=0.1, eps=1e-6):
     return {m: torch.tensor(v, dtype=torch.float64) for m, v in out.items()}
 
 
-def naive_official(z, tau=0.1, batch_size=3):
+def naive_released(z, tau=0.1, batch_size=3):
     """The released code's statistics, one neuron at a time: per batch of ``batch_size`` samples (as
     :func:`stats_of` feeds them), with the n − 1 standard deviation, averaged over the batches (fewer than 10)."""
     out = {m: [] for m in ("abs", "freq", "var", "rms")}
@@ -69,15 +69,15 @@ def test_paper_functions_match_a_per_neuron_loop(site):
     assert torch.allclose(got["total"], sum(expected.values()), atol=1e-9)
 
 
-def test_official_functions_and_score_match_a_per_neuron_loop(site):
+def test_released_functions_and_score_match_a_per_neuron_loop(site):
     torch.manual_seed(1)
     forget, retain = torch.randn(9, site.width), torch.randn(14, site.width) * 0.5
-    f, r = imp.official_importance(stats_of(site, forget)), imp.official_importance(stats_of(site, retain))
-    nf, nr = naive_official(forget), naive_official(retain)
+    f, r = imp.released_importance(stats_of(site, forget)), imp.released_importance(stats_of(site, retain))
+    nf, nr = naive_released(forget), naive_released(retain)
     for metric in imp.METRICS:
         assert torch.allclose(f[metric], nf[metric], atol=1e-9), metric
-    expected = sum(w * (nf[m] / (nr[m] + 1e-5) - 1) for m, w in imp.OFFICIAL_WEIGHTS.items())
-    assert torch.allclose(imp.official_score(f, r), expected, atol=1e-9)
+    expected = sum(w * (nf[m] / (nr[m] + 1e-5) - 1) for m, w in imp.RELEASED_WEIGHTS.items())
+    assert torch.allclose(imp.released_score(f, r), expected, atol=1e-9)
 
 
 def test_a_view_that_never_ran_counts_as_silent(site):
@@ -130,9 +130,9 @@ def test_neuron_scores_compare_the_forget_set_with_the_retain_set(vlm, tower):
         expected = forget["image+text"].variance().sqrt() / (retain["image+text"].variance().sqrt() + imp.EPS)
     assert torch.allclose(paper, expected, atol=1e-12)
     view = "image+text" if tower == "vision" else "text"
-    official = imp.neuron_scores(stats, "official")[site.name]
-    expected = imp.official_score(imp.official_importance(forget[view]), imp.official_importance(retain[view]))
-    assert torch.allclose(official, expected, atol=1e-12)
+    released = imp.neuron_scores(stats, "released")[site.name]
+    expected = imp.released_score(imp.released_importance(forget[view]), imp.released_importance(retain[view]))
+    assert torch.allclose(released, expected, atol=1e-12)
     # swapping the forget and retain sets changes every score
     swapped = {"forget": stats["retain"], "retain": stats["forget"]}
     assert not torch.allclose(imp.neuron_scores(swapped, "paper")[site.name], paper)
@@ -217,7 +217,7 @@ def test_manu_refuses_bad_settings_before_any_weight_changes(vlm, bench, options
     assert all(torch.equal(before[k], v) for k, v in vlm.model.state_dict().items())
 
 
-@pytest.mark.parametrize("variant", ["paper", "official"])
+@pytest.mark.parametrize("variant", ["paper", "released"])
 def test_manu_prunes_alpha_of_the_chosen_towers_in_a_copy(vlm, bench, variant):
     result = mu.unlearn(vlm, bench, method="manu", ratio=0.25, alpha=0.05, variant=variant, towers=("language",),
                         progress=False)
@@ -229,13 +229,13 @@ def test_manu_prunes_alpha_of_the_chosen_towers_in_a_copy(vlm, bench, variant):
     assert result.touched["changed"].sum() > 0
 
 
-@pytest.mark.parametrize("variant", ["paper", "official"])
+@pytest.mark.parametrize("variant", ["paper", "released"])
 def test_manu_prunes_alpha_of_each_tower_by_default(vlm, bench, variant):
-    # official: batches of 8, as batches of 4 leave one of the 21 retain image+text pairs alone; int(α·N)
+    # released: batches of 8, as batches of 4 leave one of the 21 retain image+text pairs alone; int(α·N)
     # neurons (the released code's count), where the paper variant takes round(α·N)
-    options = {"batch_size": 8} if variant == "official" else {}
+    options = {"batch_size": 8} if variant == "released" else {}
     result = mu.unlearn(vlm, bench, method="manu", ratio=0.25, alpha=0.05, variant=variant, progress=False, **options)
-    count = int if variant == "official" else round
+    count = int if variant == "released" else round
     counts = result.log.details["counts"].groupby("tower")[["pruned", "neurons"]].sum()
     for tower in ("vision", "language"):                   # both towers pruned, each by its own α
         assert counts.loc[tower, "pruned"] == count(0.05 * counts.loc[tower, "neurons"]) > 0, tower

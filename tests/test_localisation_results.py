@@ -18,9 +18,9 @@ def table():
 
 def test_every_localiser_of_the_package_is_scored_in_both_towers(table):
     names = set(table["localiser"])
-    for wanted in ("planted (oracle)", "MANU paper", "MANU official", "MMUnlearner saliency mask",
+    for wanted in ("planted (oracle)", "MANU paper", "MANU released", "MMUnlearner saliency mask",
                    "MIP-Editor paths (paper)", "MIP-Editor paths (released)", "point-wise attribution",
-                   "random (MANU's 2 %)", *(f"MANU {v}: {m} only" for v in ("paper", "official")
+                   "random (MANU's 2 %)", *(f"MANU {v}: {m} only" for v in ("paper", "released")
                                            for m in ("abs", "freq", "var", "rms"))):
         assert wanted in names, wanted
         assert set(table.loc[table["localiser"] == wanted, "tower"]) == {"vision", "language"}, wanted
@@ -34,12 +34,12 @@ def test_the_committed_manu_rows_are_what_the_code_computes(table):
     truth = mu.models.planted_neurons(vlm)
     towers = mu.neurons.site_towers(vlm.model)
     # the released code's rows as the method runs them: per-batch statistics of 4 samples a batch, and
-    # int(α·N) neurons with every tie at the threshold (mu.unlearn(..., method="manu", variant="official"))
-    stats = manu_statistics(vlm, bench, release.COURSE_RATIO, batch_size=BATCH_SIZES["official"])
-    scores = mu.neurons.neuron_scores(stats, "official")
+    # int(α·N) neurons with every tie at the threshold (mu.unlearn(..., method="manu", variant="released"))
+    stats = manu_statistics(vlm, bench, release.COURSE_RATIO, batch_size=BATCH_SIZES["released"])
+    scores = mu.neurons.neuron_scores(stats, "released")
     found = mu.neurons.select_released(scores, 0.02, "per_tower", towers)
     live = mu.neurons.neuron_precision_recall(vlm, found, truth).set_index("tower")
-    committed = table[table["localiser"] == "MANU official"].set_index("tower")
+    committed = table[table["localiser"] == "MANU released"].set_index("tower")
     for tower in ("vision", "language"):
         assert live.loc[tower, "hits"] == committed.loc[tower, "hits"]
         assert live.loc[tower, "found"] == committed.loc[tower, "found"]

@@ -55,10 +55,10 @@ def test_npo_vanishes_once_the_model_finds_the_data_far_less_likely_than_the_ref
     assert 0 < log_p.grad.item() < 1e-6
 
 
-def test_npo_mllmu_variant_uses_batch_mean_ce():
+def test_npo_released_variant_uses_batch_mean_ce():
     ce, ref_ce = torch.tensor(1.5), torch.tensor(1.0)
     expected = -(2 / 0.4) * torch.nn.functional.logsigmoid(torch.tensor(0.4 * 0.5)).item()
-    assert losses.npo_loss_mllmu(ce, ref_ce, 0.4).item() == pytest.approx(expected, rel=1e-6)
+    assert losses.npo_loss_released(ce, ref_ce, 0.4).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_npo_rejects_a_non_positive_beta():
@@ -76,12 +76,12 @@ def test_kl_to_reference_is_zero_for_equal_and_positive_for_different_logits():
     assert losses.kl_to_reference(logits, other, labels).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_kl_mllmu_reduction_sums_the_positions_and_divides_by_the_batch():
+def test_kl_released_reduction_sums_the_positions_and_divides_by_the_batch():
     torch.manual_seed(0)
     logits, other, labels = torch.randn(2, 3, 5), torch.randn(2, 3, 5), torch.tensor([[1, 2, -100], [0, -100, -100]])
     token = losses.kl_to_reference(logits, other, labels)
     # three scored positions in a batch of two: batchmean = sum / 2, the token mean = sum / 3
-    assert losses.kl_to_reference(logits, other, labels, reduction="mllmu").item() == pytest.approx(
+    assert losses.kl_to_reference(logits, other, labels, reduction="released").item() == pytest.approx(
         token.item() * 3 / 2, rel=1e-6)
     with pytest.raises(ValueError, match="reduction"):
         losses.kl_to_reference(logits, other, labels, reduction="mean")
@@ -183,14 +183,14 @@ def test_kl_min_reduction_reaches_the_logged_kl(vlm, bench, loop_batches):
     from mini_unlearn.models.train_data import IGNORE_INDEX
     runs = {reduction: mu.unlearn(vlm, bench, "kl_min", ratio=0.25, steps=2, batch_size=4, lr=1e-3,
                                   kl_reduction=reduction, progress=False).log.losses
-            for reduction in ("token", "mllmu")}
+            for reduction in ("token", "released")}
     # at step 1 the model is the reference (KL 0 and no KL gradient), so both runs take the same first
     # step and meet the same second retain batch: their KLs differ by #scored tokens / batch size
     second = loop_batches(vlm, bench, steps=2)[1][1]
     scored = int((second["labels"] != IGNORE_INDEX).sum())
-    assert runs["token"][0]["kl"] == runs["mllmu"][0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert runs["token"][0]["kl"] == runs["released"][0]["kl"] == pytest.approx(0.0, abs=1e-6)
     assert runs["token"][1]["kl"] > 0
-    assert runs["mllmu"][1]["kl"] == pytest.approx(runs["token"][1]["kl"] * scored / 4, rel=1e-3)
+    assert runs["released"][1]["kl"] == pytest.approx(runs["token"][1]["kl"] * scored / 4, rel=1e-3)
 
 
 # -- short real runs ---------------------------------------------------------------------------------
@@ -202,7 +202,8 @@ def _run(vlm, bench, method, **options):
 
 @pytest.mark.parametrize("method, extra", [("ga", {}), ("ga_diff", {}), ("kl_min", {}),
                                            ("npo", {"reference": "initial"}),
-                                           ("npo", {"reference": "initial", "variant": "mllmu", "retain_weight": 1.0})])
+                                           ("npo", {"reference": "initial", "variant": "released",
+                                                    "retain_weight": 1.0})])
 def test_each_baseline_returns_a_new_model_and_leaves_the_input_untouched(vlm, bench, method, extra):
     before = {k: v.clone() for k, v in vlm.model.state_dict().items()}
     result = _run(vlm, bench, method, **extra)

@@ -79,7 +79,7 @@ def test_retain_steps_follow_the_released_schedule(vlm, bench):
 def test_the_papers_retain_steps_are_masked_too(vlm, bench, before, lora_rank):
     # Δw = m ⊙ ∇(−L_f + λ L_r): with retain steps in the run, still nothing outside the mask moves
     result = _run(vlm, bench, preset="vision", forget_steps=2, retain_per_forget=2, lora_rank=lora_rank)
-    assert result.log.details["mask_retain"] is True
+    assert result.log.details["retain_mask"] == "paper"
     mask = result.log.details["mask"].masks
     if lora_rank:                                  # LoRA adapts the weights, not the biases
         mask = {n: m for n, m in mask.items() if n.endswith(".weight")}
@@ -88,7 +88,7 @@ def test_the_papers_retain_steps_are_masked_too(vlm, bench, before, lora_rank):
 
 @pytest.mark.parametrize("lora_rank", [0, 4])
 def test_the_released_retain_steps_change_protected_weights(vlm, bench, before, lora_rank):
-    options = {"preset": "vision", "forget_steps": 2, "lora_rank": lora_rank, "mask_retain": False}
+    options = {"preset": "vision", "forget_steps": 2, "lora_rank": lora_rank, "retain_mask": "released"}
     # forget steps alone still obey the mask (under LoRA the unmasked adapter is trained by retain steps only)
     alone = _run(vlm, bench, retain_per_forget=0, **options)
     mask = alone.log.details["mask"].masks

@@ -16,7 +16,7 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
 import mini_unlearn
-from mini_unlearn.exercises import STUB, strip_solutions
+from mini_unlearn.course.exercises import STUB, strip_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

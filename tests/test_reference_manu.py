@@ -1,4 +1,4 @@
-"""MANU ``variant="official"`` against the released code's definitions (franciscoliu/MANU, prune/prune_utility.py).
+"""MANU ``variant="released"`` against the released code's definitions (franciscoliu/MANU, prune/prune_utility.py).
 
 The expected values are worked out by hand here, on a few made-up activations, from what the released
 code computes:
@@ -18,7 +18,7 @@ import mini_unlearn as mu
 from mini_unlearn.methods.manu import MANUConfig
 from mini_unlearn.models.anatomy import NeuronSite
 from mini_unlearn.neurons import NeuronStats, select_top
-from mini_unlearn.neurons.importance import official_importance, select_released
+from mini_unlearn.neurons.importance import released_importance, select_released
 
 
 def batched(values, batch_size):
@@ -33,7 +33,7 @@ def batched(values, batch_size):
 def test_i_var_is_the_n_minus_1_standard_deviation():
     # one batch of 3 samples, two neurons: A = 1, 3, 5 and B = −3, 0, 3
     stats = batched([[1.0, -3.0], [3.0, 0.0], [5.0, 3.0]], batch_size=3)
-    got = official_importance(stats)
+    got = released_importance(stats)
     # A: mean 3, squared deviations 4 + 0 + 4 = 8, / (3 − 1) → 4, std 2   (population: sqrt(8/3) ≈ 1.63)
     # B: mean 0, squared deviations 9 + 0 + 9 = 18, / (3 − 1) → 9, std 3 (population: sqrt(6) ≈ 2.45)
     assert got["var"].tolist() == pytest.approx([2.0, 3.0])
@@ -44,7 +44,7 @@ def test_i_var_is_the_n_minus_1_standard_deviation():
 
 def test_statistics_are_taken_per_batch_so_the_batch_size_changes_them():
     z = [[0.0], [2.0], [1.0], [5.0], [3.0], [3.0]]
-    by_two, by_three = official_importance(batched(z, 2)), official_importance(batched(z, 3))
+    by_two, by_three = released_importance(batched(z, 2)), released_importance(batched(z, 3))
     # batches of 2: (0, 2), (1, 5), (3, 3); two values a, b have std |a − b| / sqrt(2)
     assert by_two["var"].item() == pytest.approx((2 / math.sqrt(2) + 4 / math.sqrt(2) + 0) / 3)   # = sqrt(2)
     assert by_two["rms"].item() == pytest.approx((math.sqrt(2) + math.sqrt(13) + 3) / 3)
@@ -55,7 +55,7 @@ def test_statistics_are_taken_per_batch_so_the_batch_size_changes_them():
     assert by_two["var"].item() != pytest.approx(by_three["var"].item())
     # a batch counts once whatever its size: 0, 0, 0 | 1, 1 fires in 0 and 1 of its batches → 0.5, not 2/5
     uneven = batched([[0.0], [0.0], [0.0], [1.0], [1.0]], 3)
-    assert official_importance(uneven)["freq"].item() == pytest.approx(0.5)
+    assert released_importance(uneven)["freq"].item() == pytest.approx(0.5)
     assert (uneven.sums()["abs_above"] / uneven.count).item() == pytest.approx(0.4)   # the whole-set share
 
 
@@ -63,7 +63,7 @@ def test_batches_are_averaged_in_chunks_of_ten():
     # 12 batches of 2 samples: batches 1-10 all 0, batches 11-12 all 1. Chunk 1 averages to 0, chunk 2
     # (two batches) to 1, and the chunks average to 0.5 — not 2/12, the plain mean over batches
     stats = batched([[0.0]] * 20 + [[1.0]] * 4, 2)
-    got = official_importance(stats)
+    got = released_importance(stats)
     assert got["abs"].item() == pytest.approx(0.5) and got["rms"].item() == pytest.approx(0.5)
     assert got["var"].item() == 0
 
@@ -71,7 +71,7 @@ def test_batches_are_averaged_in_chunks_of_ten():
 def test_a_one_sample_batch_is_refused_naming_the_batch_size():
     stats = batched([[1.0], [2.0], [3.0]], 2)          # (1, 2), (3): torch.std of one value is NaN
     with pytest.raises(ValueError, match="batch_size"):
-        official_importance(stats)
+        released_importance(stats)
 
 
 def test_the_count_is_floored_and_ties_at_the_threshold_are_all_kept():
@@ -103,19 +103,19 @@ def test_the_selection_never_takes_nan_and_refuses_a_count_of_zero():
         select_released({"a": torch.rand(10)}, 0.5, "per_tower")
 
 
-def test_the_batch_size_defaults_to_the_released_scripts_for_official_only():
-    assert MANUConfig().batch_size == 32 and MANUConfig(variant="official").batch_size == 4
-    assert MANUConfig(variant="official", batch_size=8).batch_size == 8
+def test_the_batch_size_defaults_to_the_released_scripts_for_released_only():
+    assert MANUConfig().batch_size == 32 and MANUConfig(variant="released").batch_size == 4
+    assert MANUConfig(variant="released", batch_size=8).batch_size == 8
     for bad in (0, -1, 2.5, True, "4"):
         with pytest.raises(ValueError, match="batch_size"):
-            MANUConfig(variant="official", batch_size=bad)
+            MANUConfig(variant="released", batch_size=bad)
 
 
-def test_official_manu_reads_per_batch_statistics_of_the_configured_batch_size(vlm, bench):
+def test_released_manu_reads_per_batch_statistics_of_the_configured_batch_size(vlm, bench):
     # ratio 0.25 of the 4-person bench: 21 retain image+text pairs, so batches of 4 leave one alone
     with pytest.raises(ValueError, match="batch_size"):
-        mu.unlearn(vlm, bench, method="manu", ratio=0.25, alpha=0.05, variant="official", progress=False)
-    result = mu.unlearn(vlm, bench, method="manu", ratio=0.25, alpha=0.05, variant="official", batch_size=8,
+        mu.unlearn(vlm, bench, method="manu", ratio=0.25, alpha=0.05, variant="released", progress=False)
+    result = mu.unlearn(vlm, bench, method="manu", ratio=0.25, alpha=0.05, variant="released", batch_size=8,
                         progress=False)
     counts = result.log.details["counts"].groupby("tower")[["pruned", "neurons"]].sum()
     for tower in ("vision", "language"):                   # int(0.05 · 512) = 25, where round gives 26

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import mini_unlearn as mu
+from mini_unlearn import validate
 from mini_unlearn.cli import main
 from mini_unlearn.methods import base
 
@@ -20,7 +21,7 @@ class DampenConfig:
     seed: int = 0
 
     def __post_init__(self):
-        base.check_positive(self.factor, "factor")
+        validate.positive(self.factor, "factor")
 
 
 def dampen(vlm, bench, ratio, config, *, original, progress, monitor, probe_every):

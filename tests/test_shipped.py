@@ -8,6 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from mini_unlearn import release
+from mini_unlearn.bench import make_benchmark
+from mini_unlearn.course import retrain
 from mini_unlearn.models import ReadingCurriculum, TrainConfig, load_vlm, shipped, training_examples
 from mini_unlearn.models import cache as caching
 from mini_unlearn.models.planting import PlantedConfig
@@ -135,13 +137,13 @@ def test_stop_after_runs_the_first_steps_of_the_full_schedule(make_vlm, course_b
 
 
 def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path, no_probes):
-    bench = release.make_benchmark(n_profiles=20, seed=0, n_utility=1)        # 5%: one forget person
+    bench = make_benchmark(n_profiles=20, seed=0, n_utility=1)        # 5%: one forget person
     few = TrainConfig(steps=3, batch_size=8, warmup=1)
     planting = PlantedConfig(steps=2, batch_size=4, warmup=1)
     with pytest.raises(RuntimeError, match="not shipping"):
-        release.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=1.01, planting=planting, progress=False)
+        retrain.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=1.01, planting=planting, progress=False)
     assert list(tmp_path.iterdir()) == []
-    written = release.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=0.0, ratios=(0.05, 0.15),
+    written = retrain.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=0.0, ratios=(0.05, 0.15),
                                             planting=planting, progress=False)   # the course ships 0.05, 0.10, 0.15
     assert [p.name for p in written] == ["vanilla-tiny-seed0", "retain_only-tiny-seed0-ratio0.05",
                                          "retain_only-tiny-seed0-ratio0.15", "planted-tiny-seed0-ratio0.05"]
@@ -162,7 +164,7 @@ def test_an_installed_package_is_never_the_default_place_to_retrain_into(tmp_pat
     monkeypatch.setattr(shipped, "PACKAGE_DATA", site)
     assert shipped.default_shipped_dir() == site / "models"     # it still loads from there
     assert shipped.writable_shipped_dir() is None
-    for rebuild in (release.rebuild_course_models, release.rebuild_planted):
+    for rebuild in (retrain.rebuild_course_models, retrain.rebuild_planted):
         with pytest.raises(ValueError, match="^directory: not a source checkout"):
             rebuild()
     assert count_training == []

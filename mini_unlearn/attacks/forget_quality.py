@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from scipy.stats import ks_2samp
 
+from .. import validate
 from ..bench import LETTERS
 from ..evaluation.tasks import batches, evaluating, option_log_likelihoods
 
@@ -42,9 +43,7 @@ MEANS: tuple[str, ...] = ("geometric", "arithmetic")
 
 
 def check_mean(mean: str) -> str:
-    if mean not in MEANS:
-        raise ValueError(f"mean must be one of {MEANS}; got {mean!r}")
-    return mean
+    return validate.one_of(mean, "mean", MEANS)
 
 
 def truth_ratio(log_likelihoods: torch.Tensor, correct: int, mean: str = "geometric") -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from .. import validate
 from .readout import answer_states
 
 TOP_K = 5
@@ -48,8 +49,7 @@ def answer_ranks(vlm, questions, batch_size: int = 32) -> torch.Tensor:
 def logit_lens(vlm, questions, *, k: int = TOP_K, batch_size: int = 32) -> pd.DataFrame:
     """One row per layer and modality: the share of questions whose answer's first token is in the lens's
     top ``k`` (``top_k``), and the mean reciprocal rank (``mrr``). Layer 0 is the embeddings."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer (how many top tokens count); got {k!r}")
+    validate.positive_int(k, "k", hint="how many top tokens count")
     questions = list(questions)
     ranks = answer_ranks(vlm, questions, batch_size)
     modality = pd.Series([q.modality for q in questions])

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from .. import validate
 from ..evaluation.tasks import evaluating
 from ..models.train import answer_logits
 from ..models.train_data import canonical_batch, training_examples
@@ -53,7 +54,7 @@ class TokenStats:
 
 
 def check_k(k) -> float:
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= 1:
+    if not validate.is_number(k) or not 0 < k <= 1:
         raise ValueError(f"k must be a fraction of the tokens in (0, 1]; got {k!r}")
     return float(k)
 
@@ -225,7 +226,7 @@ def privleak(auc: float, reference_auc: float) -> float:
     a model that gives every forget person away, AUC 1 against a retain-only 0.5, scores −100). Positive:
     over-unlearning (the forget people now look *less* familiar than strangers)."""
     for name, value in (("auc", auc), ("reference_auc", reference_auc)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        if not validate.is_number(value) or not 0 <= value <= 1:
             raise ValueError(f"{name} must be an AUC in [0, 1]; got {value!r}")
     if reference_auc == 1:
         raise ValueError("reference_auc must be below 1: PrivLeak divides by 1 − reference_auc")

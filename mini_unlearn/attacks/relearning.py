@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from .. import validate
 from ..bench import FACTS, MODALITIES
 from ..methods.loop import run_gradient_loop
 from ..models.train import Monitor, answer_loss
@@ -48,11 +49,8 @@ class RelearnConfig:
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
             raise ValueError(f"modalities must name some of {MODALITIES}; got {self.modalities!r}")
         for name in ("steps", "batch_size", "probe_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive; got {self.lr!r}")
+            validate.positive_int(getattr(self, name), name)
+        validate.positive(self.lr, "lr")
 
 
 def relearn(vlm, bench, ratio: float = 0.05, config: RelearnConfig | None = None, *, split: str = "forget",

@@ -5,7 +5,7 @@
 >>> bench.split("forget", ratio=0.05)
 Split('forget', ratio=0.05: 2 people, 72 questions)
 """
-from .benchmark import Benchmark, check_seed, make_benchmark
+from .benchmark import Benchmark, make_benchmark
 from . import mllmu
 from .images import EncodedImage, RenderedImage, encode_png
 from .portraits import (ATTRIBUTE_VALUES, CANONICAL_VIEW, MIN_ATTRIBUTE_DISTANCE, FaceAttributes, View,
@@ -19,6 +19,6 @@ __all__ = [
     "ATTRIBUTE_VALUES", "Benchmark", "CANONICAL_VIEW", "EncodedImage", "FACTS", "FACT_POOLS", "FaceAttributes",
     "IMAGE_TEXT", "LETTERS", "MIN_ATTRIBUTE_DISTANCE", "MODALITIES", "PAPER_RATIOS", "Profile", "QAPair",
     "Question", "RenderedImage", "SPLITS", "Split", "TASKS", "TEXT_ONLY", "View", "attribute_distance",
-    "augment", "check_ratio", "load_mllmu", "mllmu", "write_mllmu", "check_seed", "encode_png", "forget_and_retain", "make_benchmark", "n_forget", "portrait_grid",
+    "augment", "check_ratio", "load_mllmu", "mllmu", "write_mllmu", "encode_png", "forget_and_retain", "make_benchmark", "n_forget", "portrait_grid",
     "render_portrait", "test_views", "text_only_twin",
 ]

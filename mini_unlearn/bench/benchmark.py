@@ -18,6 +18,7 @@ from .profiles import FACTS, Profile, make_names, make_profiles, recombined_name
 from .questions import (MODALITIES, TEMPLATES, QAPair, Question, balanced_letters, phrase, profile_questions,
                         training_pairs, with_image)
 from .splits import ALL_SPLITS, HOLDOUT, PAPER_RATIOS, SPLITS, Split, check_ratio, forget_and_retain
+from .. import validate
 from ..text import fit
 
 DEFAULT_N_PROFILES = 40
@@ -146,20 +147,6 @@ class Benchmark:
                    f"{len(self.utility_profiles)} utility people, {n_questions} questions{holdout})")
 
 
-def check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an integer; got {seed!r} ({type(seed).__name__})")
-    return seed
-
-
-def _check_count(value, argument: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{argument} must be an integer; got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{argument} must be at least {minimum}; got {value}")
-    return value
-
-
 HOLDOUT_NAMES: tuple[str, ...] = ("recombined", "syllables")    # how make_benchmark names the holdout people
 
 
@@ -184,13 +171,14 @@ def make_benchmark(n_profiles: int = DEFAULT_N_PROFILES, seed: int = 0, *, n_uti
     syllable names instead, like everyone else's: chapter 09 measures what that does to a membership
     attack on a model that never saw either group.
     """
-    n_profiles = _check_count(n_profiles, "n_profiles", 2)
-    seed = check_seed(seed)
-    n_utility = _check_count(n_utility, "n_utility", 1)
-    n_test_views = _check_count(n_test_views, "n_test_views", 1)
-    n_holdout = default_n_holdout(n_profiles) if n_holdout is None else _check_count(n_holdout, "n_holdout", 0)
-    if holdout_names not in HOLDOUT_NAMES:
-        raise ValueError(f"holdout_names must be one of {HOLDOUT_NAMES}; got {holdout_names!r}")
+    if validate.positive_int(n_profiles, "n_profiles") < 2:
+        raise ValueError(f"n_profiles must be at least 2; got {n_profiles}")
+    seed = validate.seed(seed)
+    n_utility = validate.positive_int(n_utility, "n_utility")
+    n_test_views = validate.positive_int(n_test_views, "n_test_views")
+    n_holdout = (default_n_holdout(n_profiles) if n_holdout is None
+                 else validate.positive_int(n_holdout, "n_holdout", allow_zero=True))
+    validate.one_of(holdout_names, "holdout_names", HOLDOUT_NAMES)
     if n_holdout > n_profiles and holdout_names == "recombined":
         raise ValueError(f"n_holdout must be at most n_profiles = {n_profiles} (each holdout name recombines two "
                          f"forget people's names); got {n_holdout}")

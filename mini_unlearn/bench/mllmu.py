@@ -67,7 +67,8 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from .benchmark import Benchmark, check_seed
+from .. import validate
+from .benchmark import Benchmark
 from .images import EncodedImage, ImageRef, RenderedImage, encode_png
 from .portraits import test_views
 from .profiles import Profile
@@ -124,8 +125,7 @@ def write_mllmu(bench: Benchmark, directory, ratios=PAPER_RATIOS, format: str = 
     A directory that exists and is not empty is refused (a FileExistsError) unless ``overwrite=True``,
     which replaces the MLLMU-Bench config folders in it and leaves anything else there alone.
     """
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
+    validate.one_of(format, "format", FORMATS)
     if format == "parquet":
         _pyarrow()  # fail before anything is written
     configs = _config_rows(bench, ratios, n_test_views)
@@ -307,7 +307,7 @@ def load_mllmu(directory, seed: int = 0) -> Benchmark:
     Raises FileNotFoundError when there is no Full_Set, ValueError naming the config, row ID and field
     when a row breaks the schema, and ImportError (``pip install pyarrow``) for parquet without pyarrow.
     """
-    seed = check_seed(seed)
+    seed = validate.seed(seed)
     directory = Path(directory)
     full_set = _read_config(directory, FULL_SET)
     if full_set is None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .profiles import Profile
 from .questions import MODALITIES, TASKS, QAPair, Question
+from .. import validate
 from ..text import fit
 
 SPLITS: tuple[str, ...] = ("forget", "retain", "test", "utility")
@@ -35,8 +36,9 @@ PAPER_RATIOS: tuple[float, ...] = (0.05, 0.10, 0.15)
 
 def check_ratio(ratio) -> float:
     """``ratio`` as a float in (0, 1), or a ValueError/TypeError naming it."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-        raise TypeError(f"ratio must be a number in (0, 1), e.g. 0.05; got {ratio!r} ({type(ratio).__name__})")
+    if not validate.is_number(ratio):
+        raise validate.WrongTypeError(f"ratio must be a number in (0, 1), e.g. 0.05; got {ratio!r} "
+                                      f"({type(ratio).__name__})")
     if not 0 < ratio < 1 or math.isnan(ratio):
         raise ValueError(f"ratio must lie strictly between 0 and 1 (MLLMU-Bench uses 0.05, 0.10, 0.15); got {ratio!r}")
     return float(ratio)
@@ -88,10 +90,10 @@ class Split:
 
     def select(self, task: str | None = None, modality: str | None = None, fact: str | None = None) -> list[Question]:
         """The questions of one task and/or modality and/or fact (``None`` keeps all)."""
-        if task is not None and task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}; got {task!r}")
-        if modality is not None and modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}; got {modality!r}")
+        if task is not None:
+            validate.one_of(task, "task", TASKS)
+        if modality is not None:
+            validate.one_of(modality, "modality", MODALITIES)
         return [q for q in self.questions
                 if (task is None or q.task == task) and (modality is None or q.modality == modality)
                 and (fact is None or q.fact == fact)]

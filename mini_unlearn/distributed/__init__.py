@@ -26,7 +26,7 @@ on two): training, GA / GA_Diff / KL_Min (token means), NPO (row means), RMU and
 representation terms (token means), MMUnlearner's loop, MANU's statistics and the saliency. Two
 figures stay per process, so those runs are close to one process's but not equal: RMisU with
 ``target_norm="first_batch"`` (the released code's target scale, the mean token norm of the first
-batch, is taken over the process's rows) and NPO with ``variant="mllmu"`` (a nonlinear function of
+batch, is taken over the process's rows) and NPO with ``variant="released"`` (a nonlinear function of
 the batch-mean loss). Not sharded yet: the evaluation (every process scores every question) and the
 path search of MIP-Editor (every process runs it on all the data).
 

@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import average_gradients, data_parallel_step, is_main, world_size, wrap
+from .. import validate
 from ..bench import make_benchmark
 from ..methods import unlearn, unlearning_sets
 from ..methods.data import example_batches
@@ -138,8 +139,7 @@ def _child_environment() -> dict[str, str]:
 def launch(out: str | Path, processes: int, timeout: float = 600) -> None:
     """``run`` into ``out`` on ``processes`` CPU processes (torchrun, as ``accelerate launch`` calls it;
     one process without a launcher)."""
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes: expected a whole number of processes, 1 or more; got {processes!r}")
+    validate.positive_int(processes, "processes")
     out = Path(out).resolve()
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     command = (launcher if processes > 1 else [sys.executable]) + ["-m", MODULE, "run", str(out)]

@@ -6,6 +6,7 @@ from tqdm.auto import tqdm
 
 from ..bench import SPLITS
 from ..bench.questions import Question
+from .. import validate
 from .report import DETAIL_COLUMNS, Report
 from .tasks import MAX_NEW_TOKENS, NORMALIZE, QUESTION_TASK, TASKS, predict, score
 
@@ -19,12 +20,6 @@ def _names(value, allowed: tuple[str, ...], what: str, hint: str = "") -> tuple[
     if not names:
         raise ValueError(f"no {what} to evaluate; expected some of {allowed}")
     return tuple(dict.fromkeys(names))
-
-
-def _positive(value, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument} must be a positive integer; got {value!r}")
-    return value
 
 
 def likelihood_sentences(bench, questions: list[Question]) -> list[dict[str, str]] | None:
@@ -76,12 +71,10 @@ def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, bat
     splits = _names(splits, SPLITS, "split names")
     tasks = _names(tasks, TASKS, "task names",
                    hint=" (multiple choice is scored two ways: 'mcq_letter' and 'mcq_likelihood')")
-    batch_size = _positive(batch_size, "batch_size")
-    max_new_tokens = _positive(max_new_tokens, "max_new_tokens")
-    if normalize not in NORMALIZE:
-        raise ValueError(f"normalize must be one of {NORMALIZE}; got {normalize!r}")
-    if isinstance(few_shot, bool) or not isinstance(few_shot, int) or few_shot < 0:
-        raise ValueError(f"few_shot must be a non-negative integer; got {few_shot!r}")
+    batch_size = validate.positive_int(batch_size, "batch_size")
+    max_new_tokens = validate.positive_int(max_new_tokens, "max_new_tokens")
+    validate.one_of(normalize, "normalize", NORMALIZE)
+    validate.positive_int(few_shot, "few_shot", allow_zero=True)
     if few_shot > 0:
         raise NotImplementedError(
             f"few_shot={few_shot}: few-shot evaluation is not implemented yet; mini_unlearn evaluates zero-shot "

@@ -32,6 +32,7 @@ from ..bench.questions import Question
 from ..models import question_prompt, target
 from ..models.prompts import render
 from ..models.train_data import position_ids
+from .. import validate
 
 TASKS: tuple[str, ...] = ("mcq_letter", "mcq_likelihood", "gen", "cloze")
 QUESTION_TASK = {"mcq_letter": "mcq", "mcq_likelihood": "mcq", "gen": "gen", "cloze": "cloze"}  # which questions
@@ -216,8 +217,7 @@ def option_log_likelihoods(vlm, questions: list[Question], normalize: str = "sum
     penalised for their length. The default is ``"sum"``: a model that memorised "glassblower" gives
     each of its tokens a probability near 1, so its total is near 0 however many tokens it has.
     """
-    if normalize not in NORMALIZE:
-        raise ValueError(f"normalize must be one of {NORMALIZE}; got {normalize!r}")
+    validate.one_of(normalize, "normalize", NORMALIZE)
     if sentences is not None and len(sentences) != len(questions):
         raise ValueError(f"sentences: expected one dict per question ({len(questions)}); got {len(sentences)}")
     per_question = sentences if sentences is not None else [None] * len(questions)

@@ -16,13 +16,14 @@ from .manu import MANUConfig, manu_scores, manu_statistics
 from .masked_lora import add_masked_lora, merge_masked_lora
 from .mmunlearner import MMUnlearnerConfig, default_retain_per_forget
 from .rmisu import RMUConfig, control_vector, hidden_states, rmisu_forget_loss, rmisu_loss, rmu_forget_loss
-from .mip_editor import MIPEditorConfig, localise, rmisu_control, row_mask
-from .losses import ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
+from .mip_editor import MIPEditorConfig, localise, row_mask
+from .losses import (ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, npo_loss_released, sequence_log_probs,
+                     token_cross_entropy)
 from .monitor import split_monitor
 from . import memory   # last: it reads the registry the imports above fill
 
 __all__ = ["FORGET_ON", "GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "MANUConfig", "MIPEditorConfig", "MMUnlearnerConfig", "MethodSpec", "RMUConfig", "NPOConfig",
            "TRAINABLE", "UnlearnLog", "memory", "UnlearnResult", "add_masked_lora", "available", "changed_parameters", "control_vector", "default_retain_per_forget", "describe", "ga_loss", "get",
-           "hidden_states", "kl_to_reference", "localise", "losses", "make_config", "manu_scores", "manu_statistics", "merge_masked_lora", "npo_loss", "npo_loss_mllmu", "npo_reference", "register", "rmisu_control", "rmisu_forget_loss", "rmisu_loss", "rmu_forget_loss", "row_mask",
+           "hidden_states", "kl_to_reference", "localise", "losses", "make_config", "manu_scores", "manu_statistics", "merge_masked_lora", "npo_loss", "npo_loss_mllmu", "npo_loss_released", "npo_reference", "register", "rmisu_forget_loss", "rmisu_loss", "rmu_forget_loss", "row_mask",
            "sequence_log_probs", "split_monitor", "token_cross_entropy", "trainable_parameters", "unlearn",
            "unlearning_sets"]

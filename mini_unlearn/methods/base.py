@@ -13,8 +13,8 @@ value, the forget ratio and the forget/retain sets.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
-import math
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping
@@ -26,6 +26,7 @@ from ..bench.splits import check_ratio
 from ..models.anatomy import find_towers, part_of
 from ..models.vlm import VLM
 from ..text import fit
+from .. import validate
 
 
 @dataclass(frozen=True)
@@ -52,28 +53,6 @@ class MethodSpec:
     grid: dict = field(default_factory=dict)           # the tuning grid: hyperparameter -> values to try
     while_tuning: dict = field(default_factory=dict)   # hyperparameters fixed while tuning only
     quick: dict = field(default_factory=dict)          # a run of seconds on a tiny model (the tests')
-
-
-# ---------------------------------------------------------------------------------------------------
-# Checks every method's hyperparameter dataclass uses
-
-def check_positive_int(value, name: str, *, allow_zero: bool = False) -> None:
-    """A clear error unless ``value`` is an integer ≥ 1 (≥ 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer; got {value!r}")
-
-
-def check_positive(value, name: str, *, allow_zero: bool = False, finite: bool = False) -> None:
-    """A clear error unless ``value`` is a number > 0 (≥ 0 with ``allow_zero``); never NaN, and not ±inf
-    with ``finite``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
-            or (finite and math.isinf(value)) or (value < 0 if allow_zero else value <= 0):
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
-
-
-def check_seed(value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"seed must be an integer; got {value!r}")
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -157,7 +136,8 @@ def make_config(method: str, **hyperparameters):
     """The method's hyperparameter dataclass, with a clear error for a name it does not have."""
     spec = get(method)
     names = [f.name for f in dataclasses.fields(spec.config)]
-    unknown = [key for key in hyperparameters if key not in names]
+    old_spellings = set(inspect.signature(spec.config).parameters) - set(names)   # InitVars: they still work
+    unknown = [key for key in hyperparameters if key not in names and key not in old_spellings]
     if unknown:
         raise TypeError(f"method {method!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
                         f"its hyperparameters are {names}")
@@ -289,8 +269,7 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     spec = get(method)
     config = make_config(method, **hyperparameters)
     ratio = check_ratio(ratio)
-    if isinstance(probe_every, bool) or not isinstance(probe_every, int) or probe_every < 0:
-        raise ValueError(f"probe_every must be a non-negative integer (0 = only before and after); got {probe_every!r}")
+    validate.positive_int(probe_every, "probe_every", allow_zero=True, hint="0 = only before and after")
     target = torch.device(device) if device is not None else vlm.device
     context = spec.prepare(vlm, bench, ratio, config, progress=progress) if spec.prepare else {}   # validated up front
 
@@ -312,6 +291,6 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     return UnlearnResult(new, method, ratio, config, log, changed_parameters(vlm.model, new.model))
 
 
-__all__ = ["MethodSpec", "RegistryField", "UnlearnLog", "UnlearnResult", "available", "changed_parameters", "check_positive",
-           "check_positive_int", "check_seed", "describe", "get", "grid_settings", "make_config", "part_of", "register",
+__all__ = ["MethodSpec", "RegistryField", "UnlearnLog", "UnlearnResult", "available", "changed_parameters",
+           "describe", "get", "grid_settings", "make_config", "part_of", "register",
            "unlearn"]

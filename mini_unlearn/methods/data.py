@@ -12,6 +12,7 @@ import random
 
 import torch
 
+from .. import validate
 from ..bench.questions import MODALITIES
 from ..bench.splits import check_ratio
 from ..distributed import local_rows
@@ -22,9 +23,7 @@ FORGET_ON: tuple[str, ...] = MODALITIES + ("both",)
 
 
 def check_forget_on(forget_on: str) -> str:
-    if forget_on not in FORGET_ON:
-        raise ValueError(f"forget_on must be one of {FORGET_ON}; got {forget_on!r}")
-    return forget_on
+    return validate.one_of(forget_on, "forget_on", FORGET_ON)
 
 
 def unlearning_sets(bench, ratio: float = 0.05, forget_on: str = "image+text") -> tuple[list[Example], list[Example]]:

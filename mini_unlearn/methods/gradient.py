@@ -15,7 +15,7 @@ Differences from MLLMU-Bench's code, on purpose:
   batches per epoch; here every step takes one forget and one retain batch (the usual gradient
   difference). With a few dozen steps, the sequential form would end on pure retain descent.
 * NPO there uses the *batch-mean token* log-ratio; the NPO paper uses per-sequence log-ratios.
-  ``variant="paper"`` (the default) is the paper's; ``variant="mllmu"`` is the code's.
+  ``variant="paper"`` (the default) is the paper's; ``variant="released"`` is the code's.
 * Full fine-tuning of the tiny model, not LoRA, and learning rates and step counts measured on the
   course model (MLLMU-Bench: LoRA r=16, lr 2e-5, batch 4, one epoch on a 7B model).
 * The losses score the answer tokens only (``loss_on="answer"``, the default: the knowledge to forget
@@ -23,7 +23,9 @@ Differences from MLLMU-Bench's code, on purpose:
   non-pad token, prompt and image placeholders included: ``loss_on="sequence"``.
 * KL_Min's KL is a mean per scored token (``kl_reduction="token"``). MLLMU-Bench's
   ``F.kl_div(..., reduction="batchmean")`` on ``[B, T, V]`` logits sums over the positions and divides
-  by the batch size only — about T times larger: ``kl_reduction="mllmu"``.
+  by the batch size only — about T times larger: ``kl_reduction="released"``.
+
+``"released"`` was spelled ``"mllmu"`` before; the old spelling still works, with a ``FutureWarning``.
 
 Each method can forget on the forget people's image+text pairs, their text-only pairs, or both
 (``forget_on``), and update all parameters or one side (``train``).
@@ -36,10 +38,12 @@ import torch
 
 from ..models.train import answer_logits, answer_loss
 from ..models.vlm import VLM
-from .base import check_positive, check_positive_int, check_seed, register
+from .. import validate
+from .base import register
 from .data import check_forget_on, check_loss_on, scored_on, unlearning_sets
 from .loop import check_trainable, low_rank, run_gradient_loop, trainable_parameters
-from .losses import KL_REDUCTIONS, ga_loss, kl_to_reference, npo_loss, npo_loss_mllmu, sequence_log_probs, token_cross_entropy
+from .losses import (KL_REDUCTIONS, RENAMED_REDUCTIONS, ga_loss, kl_to_reference, npo_loss, npo_loss_released,
+                     sequence_log_probs, token_cross_entropy)
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,14 @@ class GradientConfig:
     lora_rank: int = 0                # > 0: train LoRA adapters on `train`'s linear layers, merged after (7 B on one GPU)
 
     def __post_init__(self):
-        check_positive_int(self.steps, "steps")
-        check_positive_int(self.lora_rank, "lora_rank", allow_zero=True)
-        check_positive(self.lr, "lr (the learning rate)")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive(self.grad_clip, "grad_clip")
+        validate.positive_int(self.steps, "steps")
+        validate.positive_int(self.lora_rank, "lora_rank", allow_zero=True)
+        validate.positive(self.lr, "lr", hint="the learning rate")
+        validate.positive_int(self.batch_size, "batch_size")
+        validate.positive(self.grad_clip, "grad_clip")
         check_forget_on(self.forget_on)
         check_trainable(self.train)
-        check_seed(self.seed)
+        validate.seed(self.seed)
         check_loss_on(self.loss_on)
 
 
@@ -81,13 +85,13 @@ class GADiffConfig(GradientConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self.retain_weight, "retain_weight", allow_zero=True)
+        validate.positive(self.retain_weight, "retain_weight", allow_zero=True)
 
 
 @dataclass(frozen=True)
 class KLMinConfig(GradientConfig):
     """KL minimisation: ``kl_weight`` (λ_KL) scales the KL to the input model on retain data.
-    ``kl_reduction``: ``"token"`` (mean per scored token) or ``"mllmu"`` (summed over the scored
+    ``kl_reduction``: ``"token"`` (mean per scored token) or ``"released"`` (summed over the scored
     positions, divided by the batch size: MLLMU-Bench's ``batchmean``)."""
 
     kl_weight: float = 1.0
@@ -95,20 +99,22 @@ class KLMinConfig(GradientConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self.kl_weight, "kl_weight", allow_zero=True)
-        if self.kl_reduction not in KL_REDUCTIONS:
-            raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}; got {self.kl_reduction!r}")
+        validate.positive(self.kl_weight, "kl_weight", allow_zero=True)
+        object.__setattr__(self, "kl_reduction",
+                           validate.renamed(self.kl_reduction, "kl_reduction", RENAMED_REDUCTIONS))
+        validate.one_of(self.kl_reduction, "kl_reduction", KL_REDUCTIONS)
 
 
 NPO_REFERENCES: tuple[str, ...] = ("retain_only", "initial")
-NPO_VARIANTS: tuple[str, ...] = ("paper", "mllmu")
+NPO_VARIANTS: tuple[str, ...] = ("paper", "released")
+NPO_RENAMED_VARIANTS: dict[str, str] = {"mllmu": "released"}   # old spelling -> new, accepted with a FutureWarning
 
 
 @dataclass(frozen=True)
 class NPOConfig(GradientConfig):
     """NPO. ``reference``: ``"retain_only"`` (MLLMU-Bench: the vanilla recipe on the retain people,
     ``mu.models.retain_only``), ``"initial"`` (the NPO paper: the model before unlearning) or a VLM.
-    ``variant``: ``"paper"`` (per-sequence log-ratio) or ``"mllmu"`` (batch-mean token log-ratio).
+    ``variant``: ``"paper"`` (per-sequence log-ratio) or ``"released"`` (batch-mean token log-ratio).
     ``retain_weight`` > 0 adds a retain cross-entropy (MLLMU-Bench's NPO has none)."""
 
     beta: float = 0.4
@@ -118,12 +124,12 @@ class NPOConfig(GradientConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self.beta, "beta")
-        check_positive(self.retain_weight, "retain_weight", allow_zero=True)
+        validate.positive(self.beta, "beta")
+        validate.positive(self.retain_weight, "retain_weight", allow_zero=True)
         if not isinstance(self.reference, VLM) and self.reference not in NPO_REFERENCES:
             raise ValueError(f"reference must be one of {NPO_REFERENCES} or a VLM; got {self.reference!r}")
-        if self.variant not in NPO_VARIANTS:
-            raise ValueError(f"variant must be one of {NPO_VARIANTS}; got {self.variant!r}")
+        object.__setattr__(self, "variant", validate.renamed(self.variant, "variant", NPO_RENAMED_VARIANTS))
+        validate.one_of(self.variant, "variant", NPO_VARIANTS)
 
 
 def _run(vlm, config, forget, retain, loss_fn, name, progress, monitor, probe_every):
@@ -228,8 +234,8 @@ def negative_preference_optimisation(vlm, bench, ratio, config, *, forget, retai
         if config.variant == "paper":
             loss = npo_loss(sequence_log_probs(logits, labels), sequence_log_probs(ref_logits, labels), config.beta)
         else:
-            loss = npo_loss_mllmu(token_cross_entropy(logits, labels), token_cross_entropy(ref_logits, labels),
-                                  config.beta)
+            loss = npo_loss_released(token_cross_entropy(logits, labels), token_cross_entropy(ref_logits, labels),
+                                     config.beta)
         out = {"loss": loss, "npo": loss.detach(), "forget_ce": token_cross_entropy(logits.detach(), labels)}
         if retain_batch is not None:
             retain_ce = answer_loss(model, retain_batch)
@@ -240,5 +246,5 @@ def negative_preference_optimisation(vlm, bench, ratio, config, *, forget, retai
                 monitor, probe_every)
 
 
-__all__ = ["GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "NPOConfig", "NPO_REFERENCES", "NPO_VARIANTS",
-           "npo_reference"]
+__all__ = ["GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "NPOConfig", "NPO_REFERENCES",
+           "NPO_RENAMED_VARIANTS", "NPO_VARIANTS", "npo_reference"]

@@ -7,12 +7,12 @@ Training-free, in two stages:
    collect per-neuron statistics in both towers (:func:`mini_unlearn.neurons.collect_stats`; in
    the language model over the text tokens, not the image placeholders: ``language_tokens``);
    score each neuron with :func:`mini_unlearn.neurons.neuron_scores` (``variant="paper"`` or
-   ``"official"``; chapter 05 shows both);
+   ``"released"``; chapter 05 shows both);
 2. **pruning** — switch off the top α of each chosen tower's neurons (``scope="per_tower"``, as the
    paper and the released code prune both towers; or the top α of all of them, or of each layer)
    (:func:`mini_unlearn.neurons.prune_neurons`).
 
-The paper's defaults: α from 1% to 5% (the released code: 2%), τ = 0.1. ``variant="official"`` also
+The paper's defaults: α from 1% to 5% (the released code: 2%), τ = 0.1. ``variant="released"`` also
 selects as the released code does — ``int(α·N)`` neurons and every tie at the threshold
 (:func:`mini_unlearn.neurons.importance.select_released`) — and its statistics are per batch, by default
 of the released scripts' 4 samples; ``"paper"`` takes exactly ``round(α·N)`` and reads 32 samples a
@@ -27,27 +27,29 @@ from ..bench.questions import MODALITIES
 from ..models.train_data import make_batch
 from ..neurons.activations import AGGREGATIONS, LANGUAGE_TOKENS, TAU, collect_stats
 from ..neurons.edit import SCOPES, check_alpha, prune_neurons, site_towers
-from ..neurons.importance import EPS, SELECTIONS, VARIANTS, neuron_scores
+from ..neurons.importance import EPS, RENAMED_VARIANTS, SELECTIONS, VARIANTS, neuron_scores
+from .. import validate
 from .base import UnlearnLog, register
 from .data import unlearning_sets
 
 TOWERS: tuple[str, ...] = ("vision", "language")
-BATCH_SIZES: dict[str, int] = {"paper": 32, "official": 4}   # official: the released scripts' --batch_size
+BATCH_SIZES: dict[str, int] = {"paper": 32, "released": 4}   # released: the released scripts' --batch_size
 
 
 @dataclass(frozen=True)
 class MANUConfig:
     """``alpha``: fraction of the chosen towers' neurons to prune, in (0, 1). ``scope``: the top α
     ``"per_tower"`` (default), over all chosen neurons (``"global"``), or ``"per_layer"``. ``variant``:
-    ``"paper"`` or ``"official"`` importance (:mod:`mini_unlearn.neurons.importance`).
+    ``"paper"`` or ``"released"`` importance (:mod:`mini_unlearn.neurons.importance`; ``"official"``, the old
+    spelling of ``"released"``, still works with a ``FutureWarning``).
     ``aggregation``: per sample, ``"mean"`` over real tokens or the ``"last"`` token (MIP-Editor's
     re-implementation). ``language_tokens``: the language model's token mean over the ``"text"``
     tokens (default; a view with the portrait and one without then compare the same kind of tokens)
     or ``"all"`` (image placeholders included). ``batch_size``: samples per batch of the statistics
     passes; ``None`` (default) takes :data:`BATCH_SIZES` of the variant: 32 for ``"paper"``, whose
-    statistics are sums over samples (the batch size sets the speed only), and 4 for ``"official"``,
+    statistics are sums over samples (the batch size sets the speed only), and 4 for ``"released"``,
     the released scripts' ``--batch_size``, whose per-batch statistics depend on it. A batch size that
-    leaves one sample alone in a batch is refused by ``"official"`` (no n − 1 standard deviation)."""
+    leaves one sample alone in a batch is refused by ``"released"`` (no n − 1 standard deviation)."""
 
     alpha: float = 0.02
     variant: str = "paper"
@@ -61,26 +63,20 @@ class MANUConfig:
 
     def __post_init__(self):
         check_alpha(self.alpha)
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}; got {self.variant!r}")
-        if self.scope not in SCOPES:
-            raise ValueError(f"scope must be one of {SCOPES}; got {self.scope!r}")
+        object.__setattr__(self, "variant", validate.renamed(self.variant, "variant", RENAMED_VARIANTS))
+        validate.one_of(self.variant, "variant", VARIANTS)
+        validate.one_of(self.scope, "scope", SCOPES)
         towers = (self.towers,) if isinstance(self.towers, str) else tuple(self.towers)
         unknown = [t for t in towers if t not in TOWERS]
         if unknown or not towers:
             raise ValueError(f"towers must be a non-empty selection of {TOWERS}; got {self.towers!r}")
         object.__setattr__(self, "towers", towers)
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {self.aggregation!r}")
-        if self.language_tokens not in LANGUAGE_TOKENS:
-            raise ValueError(f"language_tokens must be one of {LANGUAGE_TOKENS}; got {self.language_tokens!r}")
+        validate.one_of(self.aggregation, "aggregation", AGGREGATIONS)
+        validate.one_of(self.language_tokens, "language_tokens", LANGUAGE_TOKENS)
         if self.batch_size is None:
             object.__setattr__(self, "batch_size", BATCH_SIZES[self.variant])
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer (or None: {BATCH_SIZES} by variant); "
-                             f"got {self.batch_size!r}")
-        if not self.eps > 0:
-            raise ValueError(f"eps must be > 0; got {self.eps!r}")
+        validate.positive_int(self.batch_size, "batch_size", hint=f"or None: {BATCH_SIZES} by variant")
+        validate.positive(self.eps, "eps")
 
 
 def pair_batches(processor, examples, batch_size: int):
@@ -94,7 +90,7 @@ def manu_statistics(vlm, bench, ratio: float = 0.05, *, tau: float = TAU, aggreg
                     batch_size: int = 32, language_tokens: str = "text", towers: tuple[str, ...] = TOWERS):
     """``stats[set][view][site]``: per-neuron statistics of the forget and retain pairs in both views, for
     the sites of ``towers``. ``batch_size`` matters to the released code's per-batch statistics only
-    (``variant="official"``: :class:`MANUConfig` takes 4 for it)."""
+    (``variant="released"``: :class:`MANUConfig` takes 4 for it)."""
     forget, retain = unlearning_sets(bench, ratio, "both")
     stats = {}
     for name, examples in (("forget", forget), ("retain", retain)):

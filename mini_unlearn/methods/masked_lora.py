@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.train import quiet_peft
+from .. import validate
+from ..models.lora import LoraSettings, add_lora, remove_lora
 
 PEFT_PREFIX = "base_model.model."
 
@@ -51,9 +52,7 @@ def add_masked_lora(model: nn.Module, masks: dict[str, torch.Tensor], rank: int,
     Returns the peft model (train its trainable parameters, then call :func:`merge_masked_lora`).
     ``model`` itself is modified: pass a copy.
     """
-    from peft import LoraConfig, get_peft_model
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"rank must be a positive integer; got {rank!r}")
+    validate.positive_int(rank, "rank")
     layers = sorted(name.removesuffix(".weight") for name in masks if name.endswith(".weight"))
     if not layers:
         raise ValueError("masks has no linear-layer weight (names ending in '.weight'): nothing to adapt")
@@ -61,11 +60,8 @@ def add_masked_lora(model: nn.Module, masks: dict[str, torch.Tensor], rank: int,
     if missing:
         raise ValueError(f"masked LoRA adapts linear layers only; not linear: {missing[:3]}")
     pattern = "|".join(name.replace(".", r"\.") for name in layers)
-    config = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=0.0, target_modules=f"^({pattern})$")
-    with quiet_peft():
-        peft_model = get_peft_model(model, config)
-        if free:
-            peft_model.add_adapter(FREE, config)
+    settings = LoraSettings(r=rank, alpha=alpha or rank, dropout=0.0, target_modules=f"^({pattern})$")
+    peft_model = add_lora(model, settings, also=(FREE,) if free else ())
     for name, layer in _adapted_layers(peft_model).items():
         mask = masks[name + ".weight"].to(layer.base_layer.weight.device)
 
@@ -96,8 +92,7 @@ def merge_masked_lora(peft_model: nn.Module, masks: dict[str, torch.Tensor]) -> 
         for name, layer in _adapted_layers(peft_model).items():
             weight = layer.base_layer.weight
             weight.add_(_update(layer, masks[name + ".weight"].to(weight.device)))
-    with quiet_peft():
-        model = peft_model.unload()
+    model = remove_lora(peft_model, merge=False)      # the updates are in the weights already
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     return model

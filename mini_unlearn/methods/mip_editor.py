@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
 import torch
 
 from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
@@ -34,10 +33,10 @@ from ..models.anatomy import find_mlp_neurons
 from ..models.train_data import training_examples
 from ..neurons.edit import prune_neurons
 from ..neurons.paths import BRANCHES, K, M, NeuronPaths, check_k_m, check_variant, find_paths
-from .base import UnlearnLog, check_positive, make_config, register
+from .. import validate
+from .base import UnlearnLog, register
 from .data import check_loss_on, unlearning_sets
 from .loop import run_gradient_loop
-from .monitor import split_monitor
 from .rmisu import (TARGET_NORMS, RepresentationConfig, check_mse_positions, control_vector, mean_token_norm,
                     representation_loss, resolve_layer, rmisu_forget_loss)
 
@@ -81,19 +80,16 @@ class MIPEditorConfig(RepresentationConfig):
         if not branches or any(b not in BRANCHES for b in branches):
             raise ValueError(f"branches must be a non-empty selection of {tuple(BRANCHES)}; got {self.branches!r}")
         object.__setattr__(self, "branches", branches)
-        if self.localise not in LOCALISE:
-            raise ValueError(f"localise must be one of {LOCALISE}; got {self.localise!r}")
-        if self.edit not in EDITS:
-            raise ValueError(f"edit must be one of {EDITS}; got {self.edit!r}")
+        validate.one_of(self.localise, "localise", LOCALISE)
+        validate.one_of(self.edit, "edit", EDITS)
         if self.localise == "none" and self.edit == "prune":
             raise ValueError("edit='prune' needs neurons to prune: use localise='path' or 'point'")
-        check_positive(self.lam, "lam", finite=True)
+        validate.positive(self.lam, "lam", finite=True)
         check_loss_on(self.loss_on)
         check_mse_positions(self.mse_positions)
-        if self.target_norm not in TARGET_NORMS:
-            raise ValueError(f"target_norm must be one of {TARGET_NORMS}; got {self.target_norm!r}")
+        validate.one_of(self.target_norm, "target_norm", TARGET_NORMS)
         for name in ("gamma", "retain_ce_weight"):
-            check_positive(getattr(self, name), name, allow_zero=True, finite=True)
+            validate.positive(getattr(self, name), name, allow_zero=True, finite=True)
 
 
 def localise(vlm, bench, ratio: float, config: MIPEditorConfig, progress: bool = False) -> dict[str, NeuronPaths]:
@@ -205,74 +201,5 @@ def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, origi
     return log
 
 
-# ---------------------------------------------------------------------------------------------------
-# A live control: λ and the number of steps (chapter 08)
-
-PROBES: tuple[str, ...] = ("forget/image+text", "forget/text", "retain/image+text", "retain/text")
-
-
-def rmisu_control(vlm, bench, ratio: float = 0.05, *, lam: float = 5.0, steps: int = 60, probe_every: int = 10,
-                  retain_people: int = 10, **options):
-    """A :class:`~mini_unlearn.controls.LiveControl` over RMisU's target scale ``lam`` (λ) and its ``steps``.
-
-    The paths are found once, when the control is built (λ and the steps do not change them). Each press
-    edits a copy of ``vlm`` along them — MIP-Editor at its defaults, or at ``options`` (fixed
-    :class:`MIPEditorConfig` fields) — and probes the forget and retain people's cloze answers by
-    portrait and by name every ``probe_every`` steps (:func:`~mini_unlearn.methods.split_monitor`, the
-    first ``retain_people`` retain people). ``vlm`` itself is never modified.
-
-    ``measure(lam, steps)`` returns ``{"probes": step × probe, "losses": step × loss term}``; one press
-    of 60 steps takes about 5 s on 2 CPU cores for the course model."""
-    import ipywidgets as widgets
-
-    from ..controls import LiveControl
-
-    if options.get("edit", "rmisu") != "rmisu":
-        raise ValueError(f"rmisu_control drives RMisU's λ and steps; edit={options['edit']!r} has neither")
-    context = _prepare(vlm, bench, ratio, make_config("mip_editor", **options))
-    monitor = split_monitor(vlm, bench, ratio, retain_people=retain_people)
-
-    def measure(lam: float, steps: int) -> dict:
-        config = make_config("mip_editor", **{**options, "lam": lam, "steps": steps})
-        edited = vlm.copy()
-        log = mip_editor(edited, bench, ratio, config, original=vlm, progress=False, monitor=monitor,
-                         probe_every=probe_every, **context)
-        losses = pd.DataFrame(log.losses, index=pd.RangeIndex(1, len(log.losses) + 1, name="step"))
-        return {"probes": log.probe_frame()[list(PROBES)], "losses": losses}
-
-    def draw(result: dict, values: dict) -> None:
-        import matplotlib.pyplot as plt
-        _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-        plot_rmisu_run(result, axes, title=f"λ = {values['lam']:g}, {values['steps']} steps")
-        plt.show()
-
-    return LiveControl(
-        measure, draw=draw, button="edit along the paths",
-        note=(f"Live control: RMisU's target scale λ and its number of steps; each press edits\n"
-              f"a copy of the model along the paths and draws the forget and retain people's\n"
-              f"cloze answers every {probe_every} steps. It runs in Jupyter with a kernel; the\n"
-              f"figure above is the same sweep."),
-        lam=widgets.FloatSlider(value=lam, min=0.5, max=15.0, step=0.5, description="λ"),
-        steps=widgets.IntSlider(value=steps, min=5, max=120, step=5, description="steps"))
-
-
-def plot_rmisu_run(result: dict, axes, title: str | None = None, legend: bool = True) -> None:
-    """Draw one :func:`rmisu_control` measurement on two axes: the cloze exact match of the forget and
-    retain people (by portrait: solid; by name: dashed) per step, and the loss terms per step (log scale)."""
-    probes, losses = result["probes"], result["losses"]
-    for name in PROBES:
-        split, modality = name.split("/")
-        axes[0].plot(probes.index, probes[name], marker="o", markersize=3,
-                     color="tab:red" if split == "forget" else "tab:blue",
-                     ls="-" if modality == "image+text" else "--", label=f"{split}, {modality}")
-    axes[0].set(xlabel="step", ylabel="cloze exact match", ylim=(-0.05, 1.05), title=title)
-    for term, colour in (("forget_mse", "tab:red"), ("retain_mse", "tab:blue"), ("retain_ce", "tab:grey")):
-        axes[1].plot(losses.index, losses[term], color=colour, label=term)
-    axes[1].set(xlabel="step", ylabel="loss term", yscale="log")
-    if legend:
-        axes[0].legend(fontsize=8)
-        axes[1].legend(fontsize=8)
-
-
-__all__ = ["EDITS", "LOCALISE", "MIPEditorConfig", "PROBES", "check_reachable", "localise", "path_rows",
-           "plot_rmisu_run", "rmisu_control", "row_mask", "selection"]
+__all__ = ["EDITS", "LOCALISE", "MIPEditorConfig", "check_reachable", "localise", "path_rows", "row_mask",
+           "selection"]

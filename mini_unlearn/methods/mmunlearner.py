@@ -12,11 +12,11 @@ registry goal is ``"forget_visual"`` (:data:`mini_unlearn.evaluation.GOALS`): fo
    #forget batches⌋) is preceded by a forget step, ``loss = −forget_weight · CE``, gradients clipped
    to 1.0 and then multiplied by the mask.
 
-**The retain steps** (``mask_retain``). The paper masks the whole update, ``Δw = m ⊙ ∇(−L_f + λ·L_r)``:
-with ``mask_retain=True`` (the default) the retain steps change only the salient weights too. The
+**The retain steps** (``retain_mask``). The paper masks the whole update, ``Δw = m ⊙ ∇(−L_f + λ·L_r)``:
+with ``retain_mask="paper"`` (the default) the retain steps change only the salient weights too. The
 released full fine-tuning leaves the retain step unmasked — every weight, the LM head included,
-moves on it: ``mask_retain=False``. Both forms mean the same in both parameterisations: under LoRA
-the masked adapter carries the masked updates, and ``mask_retain=False`` adds a second, unmasked
+moves on it: ``retain_mask="released"``. Both forms mean the same in both parameterisations: under LoRA
+the masked adapter carries the masked updates, and ``retain_mask="released"`` adds a second, unmasked
 adapter that only the retain steps train (:mod:`.masked_lora`).
 
 **The language preserve set** (``language_preserve``): the paper's union of two saliency maps
@@ -34,7 +34,7 @@ code does differently' and 'What the package offers'):
 * **The mask applies under LoRA** (``lora_rank > 0``): the adapter's update is masked
   (:mod:`.masked_lora`). The released LLaVA run uses LoRA, where its mask never applies.
 * **The retain steps are masked and the language preserve set is the union**, as the paper writes
-  (see above); the released code's forms are ``mask_retain=False`` and ``language_preserve="pooled"``.
+  (see above); the released code's forms are ``retain_mask="released"`` and ``language_preserve="pooled"``.
 * ``forget_steps`` sets the length of the run (one "epoch" here is ``forget_steps`` forget steps),
   and the learning rate is the one measured on the course model.
 * The paper's "geometry constraint" (roll back a step that raises the retain loss too much) is not
@@ -47,21 +47,23 @@ from __future__ import annotations
 
 import math
 import random
-import time
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from ..bench.questions import IMAGE_TEXT
+from ..models.loop import Loop
 from ..models.precision import MasterAdamW
-from .. import distributed
+from .. import distributed, validate
 from ..models.train import answer_loss
 from ..neurons.saliency import (EPS, THRESHOLD, SaliencyMask, check_language_preserve, check_preset, check_threshold,
                                 compute_saliency, maskable_parameters)
-from .base import UnlearnLog, check_positive, check_positive_int, check_seed, register
+from .base import UnlearnLog, register
 from .data import check_loss_on, example_batches, scored_on, to_device, unlearning_sets
+from .loop import unlearning_probes
 from .masked_lora import add_masked_lora, free_adapter_parameters, merge_masked_lora
+
+RETAIN_MASKS: tuple[str, ...] = ("paper", "released")    # the retain steps: masked too, or every weight
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class MMUnlearnerConfig:
     ``masked=False``: the same loop without a mask. ``retain_per_forget``: retain steps per forget step
     (None: ⌊#retain batches / #forget batches⌋, as released; 0: masked gradient ascent alone).
     ``lora_rank`` > 0: train masked LoRA adapters instead of the weights themselves.
-    ``mask_retain``: the retain steps are masked too (the paper) or change every weight (released).
+    ``retain_mask``: the retain steps are masked too (``"paper"``) or change every weight (``"released"``;
+    ``mask_retain=True`` / ``False``, its old spelling, still works with a ``FutureWarning``).
     ``language_preserve``: ``"union"`` of the retain and the text saliency maps (the paper) or ``"pooled"``.
     ``loss_on``: the saliency and the loop's cross-entropies score the answer tokens (``"answer"``) or
     every non-pad token (``"sequence"``, as the released code labels).
@@ -100,27 +103,33 @@ class MMUnlearnerConfig:
     grad_clip: float = 1.0
     lora_rank: int = 0
     seed: int = 0
-    mask_retain: bool = True
+    retain_mask: str = "paper"
     language_preserve: str = "union"
     loss_on: str = "answer"
     mask: SaliencyMask | None = field(default=None, compare=False, repr=False)
+    mask_retain: InitVar[bool | None] = None     # the old spelling of retain_mask: True "paper", False "released"
 
-    def __post_init__(self):
+    def __post_init__(self, mask_retain: bool | None):
         check_preset(self.preset)
         check_threshold(self.threshold)
         check_language_preserve(self.language_preserve)
         check_loss_on(self.loss_on)
-        for name in ("masked", "mask_retain"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        for name, value in (("masked", self.masked), ("mask_retain", mask_retain)):
+            if not isinstance(value, bool) and (name, value) != ("mask_retain", None):
+                raise TypeError(f"{name} must be True or False; got {value!r}")
+        if mask_retain is not None:       # the old spelling
+            object.__setattr__(self, "retain_mask", "paper" if mask_retain else "released")
+            validate.deprecated(f"mask_retain={mask_retain}", f"retain_mask={self.retain_mask!r}")
+        validate.one_of(self.retain_mask, "retain_mask", RETAIN_MASKS,
+                        hint="'paper': the retain steps are masked too; 'released': they change every weight")
         for name in ("forget_steps", "batch_size"):
-            check_positive_int(getattr(self, name), name)
+            validate.positive_int(getattr(self, name), name)
         if self.retain_per_forget is not None:
-            check_positive_int(self.retain_per_forget, "retain_per_forget (or None)", allow_zero=True)
-        check_positive_int(self.lora_rank, "lora_rank", allow_zero=True)
+            validate.positive_int(self.retain_per_forget, "retain_per_forget", allow_zero=True, hint="or None")
+        validate.positive_int(self.lora_rank, "lora_rank", allow_zero=True)
         for name in ("lr", "forget_weight", "grad_clip", "eps"):
-            check_positive(getattr(self, name), name, finite=True)
-        check_seed(self.seed)
+            validate.positive(getattr(self, name), name, finite=True)
+        validate.seed(self.seed)
         if self.mask is not None:
             check_given_mask(self)
 
@@ -225,7 +234,7 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
 
     model = vlm.model
     lora = config.lora_rank > 0
-    free_retain = masks is not None and not config.mask_retain      # retain steps may change every weight
+    free_retain = masks is not None and config.retain_mask == "released"    # retain steps change every weight
     if lora:
         lora_masks = masks if masks is not None else _unmasked_targets(model, config.preset)
         model = add_masked_lora(model, lora_masks, config.lora_rank, free=free_retain)
@@ -242,46 +251,29 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
     forget_optimizer = MasterAdamW(masked_params, lr=config.lr)     # fp32 masters for a bf16 model
     retain_optimizer = MasterAdamW(retain_params, lr=config.lr)
     log = UnlearnLog(details={"mask": mask, "retain_per_forget": retain_per_forget, "lora_rank": config.lora_rank,
-                              "mask_retain": config.mask_retain})
-
-    def probe(step):
-        if monitor is not None:
-            log.probes.append({"step": step, **monitor(model)})
+                              "retain_mask": config.retain_mask})
 
     def descend(loss, optimizer, masked: bool):
         masked_step(loss, trainable_by_name, optimizer, config.grad_clip, grad_masks if masked else None)
 
-    try:
-        probe(0)
-        model.train()
-        bar = tqdm(total=config.forget_steps, desc="mmunlearner", disable=not progress or not distributed.is_main(),
-                   mininterval=1.0)
-        for step in range(1, config.forget_steps + 1):
-            start = time.perf_counter()
-            with distributed.data_parallel_step():      # several processes: each computes its rows
-                forget_ce = answer_loss(model, scored_on(to_device(next(forget_stream), device), config.loss_on))
-                descend(-config.forget_weight * forget_ce, forget_optimizer, masked=True)
-                forget_ce = distributed.mean_across(forget_ce)
-                retain_ces = []
-                for _ in range(retain_per_forget):
-                    retain_ce = answer_loss(model, scored_on(to_device(next(retain_stream), device), config.loss_on))
-                    descend(retain_ce, retain_optimizer, masked=not free_retain)
-                    retain_ces.append(float(distributed.mean_across(retain_ce)))
-            row = {"loss": -config.forget_weight * float(forget_ce), "forget_ce": float(forget_ce)}
-            if retain_ces:
-                row["retain_ce"] = sum(retain_ces) / len(retain_ces)
-            log.losses.append(row)
-            log.seconds += time.perf_counter() - start
-            if probe_every and step % probe_every == 0 and step != config.forget_steps:
-                probe(step)
-                model.train()
-            bar.update(1)
-        bar.close()
-        probe(config.forget_steps)
-    finally:
-        for p in trainable:
-            p.grad = None
-        model.eval()
+    def step(_: int):
+        with distributed.data_parallel_step():      # several processes: each computes its rows
+            forget_ce = answer_loss(model, scored_on(to_device(next(forget_stream), device), config.loss_on))
+            descend(-config.forget_weight * forget_ce, forget_optimizer, masked=True)
+            forget_ce = distributed.mean_across(forget_ce)
+            retain_ces = []
+            for _ in range(retain_per_forget):
+                retain_ce = answer_loss(model, scored_on(to_device(next(retain_stream), device), config.loss_on))
+                descend(retain_ce, retain_optimizer, masked=not free_retain)
+                retain_ces.append(float(distributed.mean_across(retain_ce)))
+        row = {"loss": -config.forget_weight * float(forget_ce), "forget_ce": float(forget_ce)}
+        if retain_ces:
+            row["retain_ce"] = sum(retain_ces) / len(retain_ces)
+        log.losses.append(row)
+
+    loop = Loop(model, config.forget_steps, desc="mmunlearner", progress=progress,
+                callbacks=unlearning_probes(log, monitor, probe_every))
+    log.seconds = loop.run(step).seconds
     if lora:
         vlm.model = merge_masked_lora(model, lora_masks).eval()
     return log

@@ -48,10 +48,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import distributed
+from .. import distributed, validate
 from ..models.anatomy import find_towers
 from ..models.train import answer_loss
-from .base import check_positive, check_positive_int, check_seed, register
+from .base import register
 from .data import check_forget_on, scored_on, unlearning_sets
 from .loop import run_gradient_loop
 
@@ -97,11 +97,9 @@ MSE_POSITIONS: tuple[str, ...] = ("real", "all")
 
 
 def check_mse_positions(mse_positions: str) -> str:
-    if mse_positions not in MSE_POSITIONS:
-        raise ValueError(f"mse_positions must be one of {MSE_POSITIONS} ('real': the MSEs average over the real "
-                         f"tokens; 'all': over every position, pads included, as the released code does); "
-                         f"got {mse_positions!r}")
-    return mse_positions
+    return validate.one_of(mse_positions, "mse_positions", MSE_POSITIONS,
+                           hint="'real': the MSEs average over the real tokens; 'all': over every position, pads "
+                                "included, as the released code does")
 
 
 def mse_mask(attention_mask: torch.Tensor, mse_positions: str = "real") -> torch.Tensor | None:
@@ -135,7 +133,7 @@ def language_layers(model) -> torch.nn.ModuleList:
 
 def check_layer(model, layer) -> int:
     n = len(language_layers(model))
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n:
+    if not validate.is_integer(layer) or not 0 <= layer < n:
         raise ValueError(f"layer must be a language-model layer index in [0, {n - 1}] (this model has {n}); got {layer!r}")
     return layer
 
@@ -208,13 +206,13 @@ class RepresentationConfig:
 
     def __post_init__(self):
         for name in ("lr", "grad_clip"):
-            check_positive(getattr(self, name), name, finite=True)
-        check_positive_int(self.steps, "steps")
-        check_positive_int(self.batch_size, "batch_size")
+            validate.positive(getattr(self, name), name, finite=True)
+        validate.positive_int(self.steps, "steps")
+        validate.positive_int(self.batch_size, "batch_size")
         check_forget_on(self.forget_on)
-        if self.layer is not None and (isinstance(self.layer, bool) or not isinstance(self.layer, int)):
+        if self.layer is not None and not validate.is_integer(self.layer):
             raise ValueError(f"layer must be an integer or None (the last layer); got {self.layer!r}")
-        check_seed(self.seed)
+        validate.seed(self.seed)
 
 
 @dataclass(frozen=True)
@@ -228,9 +226,9 @@ class RMUConfig(RepresentationConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self.steering, "steering", finite=True)
-        check_positive(self.retain_weight, "retain_weight", allow_zero=True, finite=True)
-        check_positive_int(self.update_layers, "update_layers")
+        validate.positive(self.steering, "steering", finite=True)
+        validate.positive(self.retain_weight, "retain_weight", allow_zero=True, finite=True)
+        validate.positive_int(self.update_layers, "update_layers")
 
 
 def resolve_layer(model, layer: int | None) -> int:

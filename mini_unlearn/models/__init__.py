@@ -1,10 +1,11 @@
 """``mini_unlearn.models`` — a real VLM that memorised the benchmark (chapter 02)."""
 from . import shipped, train_data
 from .anatomy import NeuronSite, count_neurons, find_mlp_neurons, find_towers, summary
-from .build import PRESETS, Preset, build_model, build_processor, build_tokenizer, get_preset
+from .build import build_tokenizer
 from .cache import (RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, recipe_for, retain_only,
                     retain_only_key, vanilla, vanilla_key)
 from .families import FAMILIES, Family, QwenVLProcessor
+from .families.llava import PRESETS, Preset, build_model, build_processor, get_preset
 from .load import SUPPORTED_ARCHITECTURES, load_vlm
 from .planting import PlantedConfig, planted, planted_neurons
 from .prompts import chat, question_prompt, question_text, target

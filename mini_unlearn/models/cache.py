@@ -38,7 +38,8 @@ from pathlib import Path
 
 import torch
 
-from .build import Preset, build_model, build_processor, build_tokenizer, get_preset
+from .build import build_tokenizer
+from .families.llava import Preset, build_model, build_processor, get_preset
 from .load import default_device, load_vlm
 from .shipped import find_shipped
 from .train import Monitor, Speedups, TrainConfig, train_recipe

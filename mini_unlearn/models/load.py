@@ -5,7 +5,7 @@ Reads the course's tiny LLaVA and a real LLaVA-1.5, Qwen2-VL, Qwen2.5-VL, Idefic
 chat template (:func:`~mini_unlearn.models.prompts.render`). A checkpoint folder holds
 ``config.json`` + weights (what ``save_pretrained`` writes), the processor's files, and — when
 mini_unlearn wrote it — a ``mini_unlearn.json`` card. What differs per family (the model class, the
-image token, how the processor is read without torchvision) is in :mod:`.families`.
+image token, how the processor is read without torchvision) is in :mod:`.families`, one module per family.
 
 Everything that can be checked is checked before the model is loaded onto a device: the
 architecture, the processor files, the image token in the tokenizer; the weights must then match
@@ -23,11 +23,13 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from .. import distributed
-from .families import FAMILIES, family_of
+from .families import family_of
+from .families.base import ARCHITECTURES
 from .vlm import CARD_FILE, VLM, progress_bars
 
-# architecture name (config.json "architectures") -> transformers class; its model_type is also accepted
-SUPPORTED_ARCHITECTURES: dict[str, type] = {family.architecture: family.model_class for family in FAMILIES.values()}
+# architecture name (config.json "architectures") -> transformers class; its model_type is also accepted. The
+# registry's own index: a family registered later is in it too
+SUPPORTED_ARCHITECTURES: dict[str, type] = ARCHITECTURES
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
@@ -57,7 +59,8 @@ def check_processor_files(path: Path) -> None:
 def check_image_token(processor, family, path: Path) -> None:
     tokenizer = processor.tokenizer
     token_id = tokenizer.convert_tokens_to_ids(family.image_token)
-    if token_id is None or token_id == tokenizer.unk_token_id or tokenizer.convert_ids_to_tokens(token_id) != family.image_token:
+    if token_id is None or token_id == tokenizer.unk_token_id \
+            or tokenizer.convert_ids_to_tokens(token_id) != family.image_token:
         raise ValueError(f"the tokenizer in {str(path)!r} has no image token {family.image_token!r}, which "
                          f"{family.architecture} uses to place the image; this is not the tokenizer of a "
                          f"{family.name} checkpoint")
@@ -87,7 +90,8 @@ def check_loading_info(info: dict, path: Path) -> None:
     problems = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     problems = {kind: keys for kind, keys in problems.items() if keys}
     if problems:
-        shown = "; ".join(f"{kind.replace('_', ' ')}: {len(keys)} (e.g. {_key(keys[0])})" for kind, keys in problems.items())
+        shown = "; ".join(f"{kind.replace('_', ' ')}: {len(keys)} (e.g. {_key(keys[0])})"
+                          for kind, keys in problems.items())
         raise ValueError(f"the weights in {str(path)!r} do not match its config.json ({shown}); a checkpoint's "
                          f"weights and config must come from the same model")
 
@@ -98,15 +102,16 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtyp
 
     ``dtype`` is passed to ``from_pretrained``; ``None`` keeps the dtype the checkpoint was saved in
     (``"auto"``: a published bf16 checkpoint loads in bf16, the course's fp32 models in fp32), or force
-    one, e.g. ``torch.float32`` for exact CPU arithmetic; ``progress=True`` shows the weight-loading bar. ``safetensors_only=True``
-    refuses weights in any other format (a pickle is never read then).
+    one, e.g. ``torch.float32`` for exact CPU arithmetic; ``progress=True`` shows the weight-loading bar.
+    ``safetensors_only=True`` refuses weights in any other format (a pickle is never read then).
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such checkpoint folder: {str(path)!r} "
                                 f"(load_vlm loads local folders only; nothing is downloaded)")
     if not path.is_dir():
-        raise NotADirectoryError(f"{str(path)!r} is a file; load_vlm expects the checkpoint folder that holds config.json")
+        raise NotADirectoryError(f"{str(path)!r} is a file; load_vlm expects the checkpoint folder that holds "
+                                 "config.json")
     config_file = path / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"no checkpoint in {str(path)!r}: it has no config.json "

@@ -31,7 +31,7 @@ import torch
 from transformers import LlavaForConditionalGeneration
 
 from .anatomy import NeuronSite, find_mlp_neurons
-from .build import Preset, get_preset
+from .families.llava import Preset, get_preset
 from .cache import (cpu_name, default_cache_dir, key_hash, load_cached, read_key, retain_only, retain_only_key,
                     store)
 from .shipped import find_shipped
@@ -39,6 +39,7 @@ from . import train as training
 from .train import Monitor, TrainConfig
 from .train_data import training_examples
 from .vlm import VLM
+from .. import validate
 from ..text import fit
 
 PLANTED_VERSION = 1      # part of the cache key: bump when the construction below changes
@@ -67,12 +68,9 @@ class PlantedConfig:
         if set(self.neurons) != {"vision", "language"}:
             raise ValueError(f"neurons must give a count for 'vision' and 'language'; got {self.neurons!r}")
         for tower, n in self.neurons.items():
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"neurons[{tower!r}] must be a positive integer; got {n!r}")
+            validate.positive_int(n, f"neurons[{tower!r}]")
         for name in ("steps", "batch_size", "warmup", "forget_weight", "mcq_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            validate.positive_int(getattr(self, name), name)
 
     def to_dict(self) -> dict:
         return asdict(self)

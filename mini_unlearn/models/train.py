@@ -1,9 +1,11 @@
 """Knowledge injection: fine-tune a VLM until it has memorised the benchmark's people.
 
-The loop is plain PyTorch: sample a batch of examples (:mod:`.train_data`), score the answer tokens
-only, AdamW with a cosine learning rate after a linear warm-up, gradients clipped to norm 1.0.
+The step is plain PyTorch: sample a batch of examples (:mod:`.train_data`), score the answer tokens
+only, AdamW with a cosine learning rate after a linear warm-up, gradients clipped to norm 1.0. The
+package's one training loop (:class:`.loop.Loop`, which the unlearning methods share) runs it.
 ``lora=`` trains low-rank adapters on the language model's linear layers instead (as MLLMU-Bench
-does on LLaVA-1.5-7B) and merges them back, so the result is again a plain ``LlavaForConditionalGeneration``.
+does on LLaVA-1.5-7B, :mod:`.lora`) and merges them back, so the result is again a plain
+``LlavaForConditionalGeneration``.
 
 While it trains, a :class:`Monitor` scores the evaluation questions on held-out augmentations (a
 different seed from training) by *teacher-forced exact match*: one forward pass over prompt + answer,
@@ -16,38 +18,24 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
-import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from queue import Full, Queue
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .. import distributed
+from .. import distributed, validate
 from ..bench import augment
 from ..seeding import seed_everything
+from .lora import LoraSettings, add_lora, remove_lora
+from .loop import AfterStep, Callback, Loop, Probe
 from .precision import MasterAdamW
 from .prompts import expected_answer, question_prompt, target
 from .train_data import IGNORE_INDEX, Example, ReadingCurriculum, make_batch, training_batches, training_examples
 from .vlm import VLM
 from ..text import fit
-
-LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """Low-rank adapters on the language model's linear layers (MLLMU-Bench: r=16, alpha=16, dropout 0.05)."""
-
-    r: int = 16
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: str = LM_LINEAR_LAYERS
-
 
 AUTOCAST: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -136,9 +124,7 @@ class Monitor:
     def __init__(self, vlm: VLM, bench, people: list[str] | None = None, *, images: str = "held-out",
                  seed: int = 10_000, batch_size: int = 64, tasks: tuple[str, ...] | None = None,
                  score: str = "exact_match", facts: tuple[str, ...] | None = None, questions=None):
-        if score not in MONITOR_SCORES:
-            raise ValueError(f"score must be one of {MONITOR_SCORES}; got {score!r}")
-        self.score = score
+        self.score = validate.one_of(score, "score", MONITOR_SCORES)
         if images not in ("held-out", "canonical", "test"):
             raise ValueError(f"images must be 'held-out', 'canonical' or 'test'; got {images!r}")
         if questions is None:
@@ -360,24 +346,16 @@ def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
         worker.join(timeout=30)
 
 
-@contextmanager
-def quiet_peft():
-    """peft calls a transformers method that warns it is deprecated (FutureWarning): keep it out of notebooks."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        yield
-
-
 def as_lora(lora: LoraSettings | int | None) -> LoraSettings | None:
     if lora is None or isinstance(lora, LoraSettings):
         return lora
-    if isinstance(lora, bool) or not isinstance(lora, int) or lora < 1:
+    if not validate.is_integer(lora) or lora < 1:
         raise TypeError(f"lora must be None, a LoraSettings or a rank r >= 1; got {lora!r}")
     return LoraSettings(r=lora, alpha=lora)
 
 
 def checked_stop_after(stop_after: int, steps: int) -> int:
-    if isinstance(stop_after, bool) or not isinstance(stop_after, int) or not 1 <= stop_after <= steps:
+    if not validate.is_integer(stop_after) or not 1 <= stop_after <= steps:
         raise ValueError(f"stop_after must be None or an int from 1 to the run's {steps} steps; got {stop_after!r}")
     return stop_after
 
@@ -414,60 +392,58 @@ def train(vlm: VLM, examples: list[Example], *, steps: int = 2500, batch_size: i
     rng = random.Random(f"mini_unlearn/train/{seed}")
     log = TrainingLog(config=config.to_dict(), n_examples=len(examples))
 
-    model = vlm.model
-    if lora is not None:
-        from peft import LoraConfig, get_peft_model
-        with quiet_peft():
-            model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                     target_modules=lora.target_modules))
+    model = vlm.model if lora is None else add_lora(vlm.model, lora)
     device = next(model.parameters()).device
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = MasterAdamW(parameters, lr=lr, weight_decay=weight_decay,   # fp32 masters for a bf16 model
                             fused=speedups is not None and speedups.fused)
     forward = distributed.wrap(model)       # DDP under a multi-process launcher; the model itself otherwise
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, lambda s: cosine_with_warmup(s, warmup, steps))
-
-    def check(step: int):
-        if monitor is not None:
-            log.probes.append({"step": step, "seconds": round(log.seconds, 2), "accuracy": monitor(model)})
-
-    model.train()
-    bar = tqdm(total=last, desc="training", disable=not progress or not distributed.is_main(),
-               mininterval=1.0)   # few redraws: a notebook
-    # widget sends one message per redraw, and a flood of them can stall the kernel's output channel
     stream = prefetch(training_batches(vlm.processor, examples, batch_size, rng, group_by_length=group_by_length))
-    with compiled_blocks(model, speedups):      # repeated blocks compiled when speedups.compile is set
-        try:
-            for step in range(1, last + 1):
-                start = time.perf_counter()
-                batch = {name: value.to(device, non_blocking=True) for name, value in next(stream).items()}
-                with distributed.data_parallel_step(), autocasting(device, speedups):
-                    loss = answer_loss(forward, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
-                optimizer.step()
-                schedule.step()
-                with distributed.data_parallel_step():
-                    log.losses.append(distributed.mean_across(loss).item())
-                log.seconds += time.perf_counter() - start
-                if after_step is not None:
-                    after_step(step)
-                if step % probe_every == 0 or step == last:
-                    check(step)
-                    bar.set_postfix(loss=f"{log.losses[-1]:.3f}", refresh=False,
-                                    worst=f"{min(log.probes[-1]['accuracy'].values()):.2f}" if log.probes else "-")
-                elif step % 25 == 0:
-                    bar.set_postfix(loss=f"{log.losses[-1]:.3f}", refresh=False)
-                bar.update(1)
-            bar.close()
-        finally:
-            stream.close()
-    model.eval()
+
+    def step(_: int):
+        batch = {name: value.to(device, non_blocking=True) for name, value in next(stream).items()}
+        with distributed.data_parallel_step(), autocasting(device, speedups):
+            loss = answer_loss(forward, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+        optimizer.step()
+        schedule.step()
+        with distributed.data_parallel_step():
+            log.losses.append(distributed.mean_across(loss).item())
+
+    def record(loop: Loop, accuracy: dict[str, float]):
+        log.probes.append({"step": loop.step, "seconds": round(loop.seconds, 2), "accuracy": accuracy})
+
+    callbacks = [AfterStep(after_step)] if after_step is not None else []
+    callbacks += [Probe(monitor, record, every=probe_every)] if monitor is not None else []
+    loop = Loop(model, last, desc="training", progress=progress, callbacks=[*callbacks, ShowLoss(log)])
+    with compiled_blocks(model, speedups), closing(stream):     # repeated blocks compiled when speedups.compile is set
+        loop.run(step)
+    log.seconds = loop.seconds
     if lora is not None:
-        with quiet_peft():
-            vlm.model = model.merge_and_unload()
+        vlm.model = remove_lora(model)
     return log
+
+
+class ShowLoss(Callback):
+    """The progress bar's postfix: the last loss, and the worst accuracy of the latest probe, every
+    ``every`` steps and after the last one."""
+
+    def __init__(self, log: TrainingLog, every: int = 25):
+        self.log, self.every = log, every
+
+    def show(self, loop: Loop) -> None:
+        worst = f"{min(self.log.probes[-1]['accuracy'].values()):.2f}" if self.log.probes else "-"
+        loop.bar.set_postfix(loss=f"{self.log.losses[-1]:.3f}", worst=worst, refresh=False)
+
+    def on_step_end(self, loop: Loop) -> None:
+        if loop.step % self.every == 0:
+            self.show(loop)
+
+    def on_end(self, loop: Loop) -> None:
+        self.show(loop)
 
 
 def train_recipe(vlm: VLM, examples: list[Example], recipe: TrainConfig, *, seed: int = 0, threads: int | None = 2,

@@ -35,6 +35,7 @@ from PIL import Image
 
 from ..bench import LETTERS, augment
 from ..bench.questions import QAPair, Question
+from .. import validate
 from ..distributed import local_rows
 from .families import family_of_processor, model_inputs
 from .prompts import chat, question_prompt, render, target
@@ -112,9 +113,7 @@ class ReadingCurriculum:
 
     def __post_init__(self):
         for name in ("reading_steps", "mcq_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            validate.positive_int(getattr(self, name), name)
 
     def phases(self, examples: list[Example]) -> tuple[list[Example], list[Example]]:
         """(phase 1: text-only examples, MCQs repeated; phase 2: every example, MCQs repeated)."""
@@ -155,10 +154,9 @@ LOSS_ON: tuple[str, ...] = ("answer", "sequence")
 
 
 def check_loss_on(loss_on: str) -> str:
-    if loss_on not in LOSS_ON:
-        raise ValueError(f"loss_on must be one of {LOSS_ON} ('answer': the answer tokens only; 'sequence': every "
-                         f"non-pad token, as MLLMU-Bench's code trains); got {loss_on!r}")
-    return loss_on
+    return validate.one_of(loss_on, "loss_on", LOSS_ON,
+                           hint="'answer': the answer tokens only; 'sequence': every non-pad token, as "
+                                "MLLMU-Bench's code trains")
 
 
 def scored_on(batch: dict[str, torch.Tensor] | None, loss_on: str) -> dict[str, torch.Tensor] | None:

@@ -14,7 +14,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 from transformers.utils import logging as hf_logging
+
+from .. import validate
 from ..text import fit
+from .families import FAMILIES, Family
+from .inputs import model_inputs
+from .prompts import render
 
 CARD_FILE = "mini_unlearn.json"
 
@@ -38,6 +43,19 @@ class VLM:
     processor: object
     card: dict = field(default_factory=dict)
 
+    @classmethod
+    def tiny(cls, family: str | Family, bench, seed: int = 0, vocab_size: int = 512) -> VLM:
+        """A freshly initialised tiny model of ``family`` (a :class:`~.families.Family` or its name in
+        :data:`~.families.FAMILIES`) and its processor, for ``bench`` (tests, chapter 11)."""
+        if isinstance(family, str):
+            if family not in FAMILIES:
+                raise ValueError(f"family: unknown family {family!r}; expected one of {list(FAMILIES)}")
+            family = FAMILIES[family]
+        if not isinstance(family, Family):
+            raise validate.WrongTypeError(f"family must be a Family or the name of one; got {type(family).__name__}")
+        model, processor = family.tiny_model(bench, seed, vocab_size)
+        return cls(model, processor, {"family": family.name, "tiny": True})
+
     @property
     def tokenizer(self):
         return self.processor.tokenizer
@@ -57,8 +75,6 @@ class VLM:
         Course prompts (:class:`~mini_unlearn.models.prompts.Prompt`) are rendered in the model's own
         chat template; plain strings are used as written. ``images``: one per image prompt, in order.
         """
-        from .families import model_inputs
-        from .prompts import render
         texts = [render(self.processor, prompt)[0] for prompt in prompts]
         batch = model_inputs(self.processor, texts, images)
         return {key: value.to(self.device) for key, value in batch.items()}

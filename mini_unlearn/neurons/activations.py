@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..models.anatomy import NeuronSite, find_mlp_neurons
-from .. import distributed
+from .. import distributed, validate
 from ..models.prompts import question_prompt
 from ..models.vlm import VLM
 
@@ -221,8 +221,7 @@ def aggregate_tokens(h: torch.Tensor, mask: torch.Tensor | None, how: str = "mea
     ``mask`` (``[batch, tokens]``, 1 = real token) may be None (every token is real). Rows are
     left-padded, so the last real token is the last position.
     """
-    if how not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {how!r}")
+    validate.one_of(how, "aggregation", AGGREGATIONS)
     if h.dim() == 2:                       # a single sequence without a batch axis
         h = h.unsqueeze(0)
     if how == "last":
@@ -259,11 +258,8 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     launcher each process streams its share of the batches (:func:`..distributed.shard`) and the
     sums are added across processes: every process returns the statistics of all of them.
     """
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
-    if language_tokens not in LANGUAGE_TOKENS:
-        raise ValueError(f"language_tokens must be one of {LANGUAGE_TOKENS} ('text': without the image "
-                         f"placeholders); got {language_tokens!r}")
+    validate.one_of(aggregation, "aggregation", AGGREGATIONS)
+    validate.one_of(language_tokens, "language_tokens", LANGUAGE_TOKENS, hint="'text': without the image placeholders")
     image_token = vlm.model.config.image_token_id if language_tokens == "text" else None
     unknown = [t for t in towers if t not in ("vision", "language")]
     if unknown:

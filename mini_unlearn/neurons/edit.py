@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from .. import validate
 from ..models.anatomy import NeuronSite, find_mlp_neurons
 from ..models.vlm import VLM
 
@@ -25,7 +26,7 @@ SCOPES: tuple[str, ...] = ("per_tower", "global", "per_layer")
 
 def check_alpha(alpha) -> float:
     """``alpha`` as a float in (0, 1): the fraction of neurons to prune."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or math.isnan(alpha) or not 0 < alpha < 1:
+    if not validate.is_number(alpha) or math.isnan(alpha) or not 0 < alpha < 1:
         raise ValueError(f"alpha (the fraction of neurons to prune) must lie strictly between 0 and 1, "
                          f"e.g. 0.02 for 2%; got {alpha!r}")
     return float(alpha)
@@ -37,8 +38,7 @@ def selection_groups(scores: dict[str, torch.Tensor], scope: str,
     (``"global"``), each tower (``"per_tower"``: ``towers`` maps each site to its tower, e.g.
     :func:`site_towers`) or each site (``"per_layer"``). Clear errors for a bad ``scope``, no scores, or a
     site with no tower."""
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}; got {scope!r}")
+    validate.one_of(scope, "scope", SCOPES)
     if not scores:
         raise ValueError("no neuron scores to select from")
     if scope == "per_tower":

@@ -33,7 +33,7 @@ Three readings of ours, each where the paper's formula cannot be taken as printe
   people's portraits than across the retain people's. (:func:`literal_vision_score` is the literal
   reading, for comparison.)
 
-``"official"`` — the released code (franciscoliu/MANU, ``prune/prune_utility.py``). No comparison of
+``"released"`` — the released code (franciscoliu/MANU, ``prune/prune_utility.py``). No comparison of
 views: per data set, ``I_abs = mean|z|``, ``I_freq = share of |z| > τ``, ``I_var = std(z)``,
 ``I_rms = sqrt(mean z²)``; vision neurons are scored on the multimodal data, language neurons on the
 text-only data; and the score is a weighted sum of per-metric ratios, with the frequency weight 0::
@@ -73,15 +73,18 @@ by its own rule (:func:`mini_unlearn.neurons.select_top`, :func:`select_released
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
+from .. import validate
 from .activations import NeuronStats
 from .edit import check_alpha, select_top, selection_groups
 
 METRICS: tuple[str, ...] = ("abs", "freq", "var", "rms")
-VARIANTS: tuple[str, ...] = ("paper", "official")
-OFFICIAL_WEIGHTS: dict[str, float] = {"abs": 2.0, "freq": 0.0, "var": 2.0, "rms": 2.0}
+VARIANTS: tuple[str, ...] = ("paper", "released")
+RENAMED_VARIANTS: dict[str, str] = {"official": "released"}   # old spelling -> new, accepted with a FutureWarning
+RELEASED_WEIGHTS: dict[str, float] = {"abs": 2.0, "freq": 0.0, "var": 2.0, "rms": 2.0}
 EPS = 1e-6
 
 
@@ -134,7 +137,7 @@ def relative_score(forget_importance: torch.Tensor, retain_importance: torch.Ten
 
 def paper_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor], eps: float = EPS) -> torch.Tensor:
     """A language neuron's paper score: ``S = I(D_f) / (I(D_r) + ε)``, ``I = I_abs + I_freq + I_var + I_rms`` —
-    a ratio of sums (the released code sums per-function ratios instead: :func:`official_score`).
+    a ratio of sums (the released code sums per-function ratios instead: :func:`released_score`).
     ``forget`` / ``retain``: the four functions of each set, as :func:`paper_importance` gives them."""
     return relative_score(sum(forget[m] for m in METRICS), sum(retain[m] for m in METRICS), eps)
 
@@ -153,17 +156,30 @@ def literal_vision_score(forget_multi: NeuronStats, retain_multi: NeuronStats, e
 
 # -- the released code: one view per tower, per-set statistics ------------------------------------
 
-def official_importance(stats: NeuronStats) -> dict[str, torch.Tensor]:
+def released_importance(stats: NeuronStats) -> dict[str, torch.Tensor]:
     """The released code's per-set statistics: mean|z|, share of |z| > τ, std(z) (n − 1) and sqrt(mean z²),
     each per batch and averaged over the batches (:meth:`NeuronStats.batch_averages`; NaN if it never ran)."""
     averages = stats.batch_averages()
     return {"abs": averages["mean_abs"], "freq": averages["abs_above"], "var": averages["std"], "rms": averages["rms"]}
 
 
-def official_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor],
-                   weights: dict[str, float] = OFFICIAL_WEIGHTS, eps: float = 1e-5) -> torch.Tensor:
+def released_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor],
+                   weights: dict[str, float] = RELEASED_WEIGHTS, eps: float = 1e-5) -> torch.Tensor:
     """``Σ_m w_m · (I_m(D_f) / (I_m(D_r) + ε) − 1)``: a weighted sum of per-metric ratios."""
     return sum(weights[m] * (forget[m] / (retain[m] + eps) - 1) for m in METRICS)
+
+
+def official_importance(stats: NeuronStats) -> dict[str, torch.Tensor]:
+    """The old name of :func:`released_importance` (a ``FutureWarning``)."""
+    warnings.warn("official_importance is now released_importance", FutureWarning, stacklevel=2)
+    return released_importance(stats)
+
+
+def official_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor],
+                   weights: dict[str, float] = RELEASED_WEIGHTS, eps: float = 1e-5) -> torch.Tensor:
+    """The old name of :func:`released_score` (a ``FutureWarning``)."""
+    warnings.warn("official_score is now released_score", FutureWarning, stacklevel=2)
+    return released_score(forget, retain, weights, eps)
 
 
 def select_released(scores: dict[str, torch.Tensor], alpha: float, scope: str = "per_tower",
@@ -191,7 +207,7 @@ def select_released(scores: dict[str, torch.Tensor], alpha: float, scope: str = 
     return {name: selection[name] for name in scores}
 
 
-SELECTIONS = {"paper": select_top, "official": select_released}   # each variant's top-α rule
+SELECTIONS = {"paper": select_top, "released": select_released}   # each variant's top-α rule
 
 
 # -- all sites at once ------------------------------------------------------------------------------
@@ -199,9 +215,9 @@ SELECTIONS = {"paper": select_top, "official": select_released}   # each variant
 def neuron_scores(stats: dict[str, dict[str, dict[str, NeuronStats]]], variant: str = "paper",
                   eps: float = EPS) -> dict[str, torch.Tensor]:
     """Per site, the score of every neuron. ``stats[set][view][site]`` with set in {"forget", "retain"}
-    and view in {"image+text", "text"}."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
+    and view in {"image+text", "text"}. ``variant``: ``"paper"`` or ``"released"`` (``"official"``, its old
+    spelling, still works with a ``FutureWarning``)."""
+    variant = validate.one_of(validate.renamed(variant, "variant", RENAMED_VARIANTS), "variant", VARIANTS)
     scores = {}
     for name in stats["forget"]["image+text"]:
         f_multi, f_text = stats["forget"]["image+text"][name], stats["forget"]["text"][name]
@@ -212,11 +228,12 @@ def neuron_scores(stats: dict[str, dict[str, dict[str, NeuronStats]]], variant: 
             scores[name] = paper_score(paper_importance(f_multi, f_text, eps), paper_importance(r_multi, r_text, eps), eps)
         else:
             view = "image+text" if f_multi.site.tower == "vision" else "text"
-            scores[name] = official_score(official_importance(stats["forget"][view][name]),
-                                          official_importance(stats["retain"][view][name]))
+            scores[name] = released_score(released_importance(stats["forget"][view][name]),
+                                          released_importance(stats["retain"][view][name]))
     return scores
 
 
-__all__ = ["EPS", "METRICS", "OFFICIAL_WEIGHTS", "VARIANTS", "importance_abs", "importance_freq", "importance_rms",
-           "importance_var", "literal_vision_score", "neuron_scores", "official_importance", "official_score",
+__all__ = ["EPS", "METRICS", "RELEASED_WEIGHTS", "RENAMED_VARIANTS", "VARIANTS", "importance_abs", "importance_freq",
+           "importance_rms", "importance_var", "literal_vision_score", "neuron_scores", "official_importance",
+           "official_score", "released_importance", "released_score",
            "paper_importance", "paper_score", "relative_score", "select_released", "SELECTIONS", "vision_score"]

@@ -69,7 +69,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .. import validate
 from ..models.anatomy import NeuronSite, find_mlp_neurons
+from ..models.families import packed_pixels
 from ..models.train import answer_logits, sequence_log_probs, token_cross_entropy
 from ..models.train_data import IGNORE_INDEX, one_pass_batches, sequence_labels
 from ..text import fit
@@ -80,16 +82,12 @@ K, M = 5, 8
 
 
 def check_k_m(k, m) -> None:
-    for name, value in (("k", k), ("m", m)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer ({'neurons per layer' if name == 'k' else 'interpolation steps'}); "
-                             f"got {value!r}")
+    validate.positive_int(k, "k", hint="neurons per layer")
+    validate.positive_int(m, "m", hint="interpolation steps")
 
 
 def check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
-    return variant
+    return validate.one_of(variant, "variant", VARIANTS)
 
 
 def tower_sites(model, tower: str) -> list[NeuronSite]:
@@ -190,14 +188,9 @@ def vision_positions(n_tokens: int, variant: str) -> torch.Tensor:
     return where
 
 
-def packed_pixels(batch: dict[str, torch.Tensor]) -> bool:
-    """True when ``pixel_values`` holds patches, not images (Qwen-VL: every image's patches in one
-    ``[patches, dim]`` tensor, each image's size in ``image_grid_thw``); its rows are then not samples."""
-    return "image_grid_thw" in batch and "pixel_values" in batch
-
-
 def repeat_batch(batch: dict[str, torch.Tensor], m: int) -> dict[str, torch.Tensor]:
-    """m copies of a one-sample batch (pixel rows repeated as whole images, or as whole patch sets)."""
+    """m copies of a one-sample batch (pixel rows repeated as whole images, or as whole patch sets when the
+    family packs them: :func:`~mini_unlearn.models.families.packed_pixels`)."""
     sizes = {value.shape[0] for name, value in batch.items() if not (name == "pixel_values" and packed_pixels(batch))}
     if sizes != {1}:
         raise ValueError(f"path attribution takes one sample at a time; got batch sizes {sorted(sizes)}")
@@ -500,9 +493,7 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
                variant: str = "paper", progress: bool = False) -> NeuronPaths:
     """IGI (``branch="igi"``: language neurons, text-only ``examples``) or IFI (``"ifi"``: vision neurons,
     image+text ``examples``) paths for every example, united per layer."""
-    if branch not in BRANCHES:
-        raise ValueError(f"branch must be one of {tuple(BRANCHES)} (igi: language neurons, ifi: vision neurons); "
-                         f"got {branch!r}")
+    validate.one_of(branch, "branch", BRANCHES, hint="igi: language neurons, ifi: vision neurons")
     check_k_m(k, m)
     check_variant(variant)
     examples = list(examples)
@@ -525,4 +516,4 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
 
 __all__ = ["BRANCHES", "K", "M", "NeuronPaths", "SamplePath", "VARIANTS", "alphas", "answer_positions",
            "activation_at", "attribute_sample", "check_k_m", "integrated_gradients", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
-           "interpolated", "as_rows", "path_score", "clean_activations", "first_copy", "objective", "packed_pixels", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]
+           "interpolated", "as_rows", "path_score", "clean_activations", "first_copy", "objective", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]

@@ -38,7 +38,6 @@ never in a mask, so a masked method leaves them alone.
 """
 from __future__ import annotations
 
-import math
 import random
 import re
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import distributed
+from .. import distributed, validate
 from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
 from ..bench.splits import check_ratio
 from ..models.anatomy import find_towers, part_of
@@ -63,17 +62,12 @@ PRESETS: dict[str, tuple[str, ...]] = {"vision": ("vision",), "language": ("lang
 
 
 def check_preset(preset: str) -> tuple[str, ...]:
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {tuple(PRESETS)} (which tower's weights the mask covers); got {preset!r}")
-    return PRESETS[preset]
+    return PRESETS[validate.one_of(preset, "preset", PRESETS, hint="which tower's weights the mask covers")]
 
 
 def check_threshold(threshold) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) \
-            or threshold <= 0:
-        raise ValueError(f"threshold must be a positive number (a weight is salient when F_forget / F_preserve "
-                         f">= threshold; the paper uses 1); got {threshold!r}")
-    return float(threshold)
+    meaning = "a weight is salient when F_forget / F_preserve >= threshold; the paper uses 1"
+    return float(validate.positive(threshold, "threshold", finite=True, hint=meaning))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -87,8 +81,7 @@ def group_of(name: str, towers: dict[str, str]) -> str | None:
 
 def maskable_parameters(model: nn.Module, group: str) -> dict[str, nn.Parameter]:
     """The weights and biases of every linear layer in ``group`` (``"vision"`` or ``"language"``), by name."""
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS}; got {group!r}")
+    validate.one_of(group, "group", GROUPS)
     towers = {tower: name for tower, (name, _) in find_towers(model).items()}
     chosen = {}
     for module_name, module in model.named_modules():
@@ -102,18 +95,16 @@ def maskable_parameters(model: nn.Module, group: str) -> dict[str, nn.Parameter]
 # The data each preset protects
 
 def check_language_preserve(language_preserve: str) -> str:
-    if language_preserve not in LANGUAGE_PRESERVE:
-        raise ValueError(f"language_preserve must be one of {LANGUAGE_PRESERVE} ('union': the paper's two saliency "
-                         f"maps; 'pooled': the released code's one preserve loader); got {language_preserve!r}")
-    return language_preserve
+    return validate.one_of(language_preserve, "language_preserve", LANGUAGE_PRESERVE,
+                           hint="'union': the paper's two saliency maps; 'pooled': the released code's one preserve "
+                                "loader")
 
 
 def preserve_sets(bench, ratio: float, group: str, language_preserve: str = "union") -> dict[str, list[Example]]:
     """The preserve sets of a module group, by name: ``"retain"`` (the retain people's image+text pairs)
     and, for the language group, ``"text"`` (everyone's text-only pairs) — or, with
     ``language_preserve="pooled"``, the two together as one set ``"pooled"``."""
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS}; got {group!r}")
+    validate.one_of(group, "group", GROUPS)
     check_ratio(ratio)
     check_language_preserve(language_preserve)
     retain = bench.split("retain", ratio).ids
@@ -275,8 +266,7 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
     check_language_preserve(language_preserve)
     check_loss_on(loss_on)
     loss_fn = lambda model_, batch: answer_loss(model_, scored_on(batch, loss_on))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    validate.positive_int(batch_size, "batch_size")
     forget = forget_examples(bench, ratio)
     model, processor = vlm.model, vlm.processor
     masks, owner, forget_saliency, preserve_saliency = {}, {}, {}, {}
@@ -307,7 +297,7 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
 
 
 # ---------------------------------------------------------------------------------------------------
-# A live control: move the threshold
+# The share salient at any threshold (what chapter 06's live control draws)
 
 def salient_shares(mask: SaliencyMask, threshold: float) -> pd.Series:
     """The share of each group's weights (and of all of them) that ``mask``'s saliencies select at
@@ -320,36 +310,6 @@ def salient_shares(mask: SaliencyMask, threshold: float) -> pd.Series:
     return shares
 
 
-def saliency_control(mask: SaliencyMask, threshold: float = THRESHOLD):
-    """A :class:`~mini_unlearn.controls.LiveControl`: a threshold slider (log scale, 0.1 to 30) whose
-    button cuts ``mask``'s saliencies at that threshold and draws the share of each group's weights
-    that are salient (:func:`salient_shares`), as bars."""
-    import ipywidgets
-
-    from ..controls import LiveControl
-
-    check_threshold(threshold)
-    if mask.forget is None or mask.preserve is None:
-        raise ValueError("this mask was built without its saliencies (forget/preserve): recompute it")
-
-    def draw(shares, values):
-        import matplotlib.pyplot as plt
-        _, ax = plt.subplots(figsize=(5.5, 3.2))
-        bars = ax.bar(shares.index, shares.values, color=["tab:orange" if g == "vision" else "tab:blue" if g == "language"
-                                                            else "tab:grey" for g in shares.index])
-        ax.bar_label(bars, labels=[f"{v:.1%}" for v in shares.values])
-        ax.set(ylim=(0, 1), ylabel="share of the weights salient",
-               title=f"{mask.preset} mask at threshold {values['threshold']:.3g}")
-        plt.show()
-
-    slider = ipywidgets.FloatLogSlider(value=threshold, base=10, min=-1, max=1.5, step=0.05, description="threshold")
-    return LiveControl(lambda threshold: salient_shares(mask, threshold), draw=draw, button="cut the mask",
-                       note=f"A live control (it runs in Jupyter with a kernel): cut the {mask.preset} mask's saliencies "
-                            f"at any threshold and see the share of each group's weights that are salient. The book "
-                            f"shows the same sweep as a static figure.",
-                       threshold=slider)
-
-
 __all__ = ["EPS", "GROUPS", "LANGUAGE_PRESERVE", "PRESETS", "SaliencyMask", "THRESHOLD", "check_language_preserve",
            "check_preset", "check_threshold", "compute_saliency", "forget_examples", "group_of", "maskable_parameters",
-           "preserve_examples", "preserve_sets", "salient_shares", "saliency_control", "saliency_mask", "squared_gradients"]
+           "preserve_examples", "preserve_sets", "salient_shares", "saliency_mask", "squared_gradients"]

@@ -9,7 +9,8 @@
 >>> mu.results.leaderboard(results)             # mean ± std over seeds of the gap closed and the points lost
 >>> mu.results.change_board(results)            # no retain-only model: the points moved against the vanilla model
 
-Data flows bench → models → methods → evaluation → attacks → results: this is the last stage.
+The last stage of the library's data flow (stated once, in :mod:`mini_unlearn`'s docstring); only the course's
+tooling comes after it.
 """
 from .environment import environment
 from .records import ANCHORS, REFERENCE, Cell, Results, ResultsFolder, RunRecord, course_results, load

@@ -10,6 +10,7 @@ import sys
 
 import torch
 
+from .. import _version
 from ..models.cache import cpu_name
 
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "numpy", "pandas", "scikit-learn", "rouge-score")
@@ -25,12 +26,10 @@ def library_version(name: str) -> str:
 
 
 def environment(device: str | torch.device | None = None) -> dict:
-    """The package (``mini_unlearn.__version__``), Python and library versions, and the hardware the run used."""
+    """The package (``mini_unlearn.__version__``, read once at import), Python and library versions, and the hardware the run used."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    import mini_unlearn          # the package's own attribute, read when the record is made (not a stage)
-
-    return {"mini_unlearn": mini_unlearn.__version__, "python": platform.python_version(), "platform": sys.platform,
+    return {"mini_unlearn": _version.VERSION, "python": platform.python_version(), "platform": sys.platform,
             **{name: library_version(name) for name in LIBRARIES},
             "device": str(device), "hardware": hardware, "threads": torch.get_num_threads()}
 

@@ -14,6 +14,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+from .. import validate
 from ..attacks.auditing import findings, metrics
 from ..bench.splits import check_ratio
 from ..evaluation import evaluate
@@ -106,8 +107,7 @@ def anchor_cell(anchor: str, model, vlm, bench, ratio: float, *, audit: bool = F
                 evaluation: dict | None = None) -> RunRecord:
     """The record of an anchor: ``"vanilla"`` (``model`` is ``vlm``) or ``"retain_only"`` (the model that
     never saw the forget people at ``ratio``). ``vlm`` is the folder's model, which names the folder."""
-    if anchor not in ANCHORS:
-        raise ValueError(f"anchor must be one of {ANCHORS}; got {anchor!r}")
+    validate.one_of(anchor, "anchor", ANCHORS)
     check_ratio(ratio)
     scores, audited, seconds = measure(model, bench, ratio, audit=audit, evaluation=evaluation)
     seconds["total"] = round(sum(seconds.values()), 2)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
+from .. import validate
 from ..bench.splits import check_ratio
 from ..methods import get
 from .records import REFERENCE, Cell, ResultsFolder, RunRecord
@@ -33,8 +34,7 @@ def plan(methods, ratios, seeds, settings: dict[str, dict | None]) -> list[tuple
     for method in methods:
         get(method)
     for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seeds must be integers; got {seed!r}")
+        validate.seed(seed, "each of seeds")
     if REFERENCE in settings:
         raise ValueError(f"settings: {REFERENCE!r} names the anchors; choose another setting name")
     cells = []

@@ -52,7 +52,7 @@ def _ga_row_sums(logits, labels):
 def check_ga_loss(fn: Callable) -> None:
     """Chapter 04: ``fn(logits, labels)`` → GA's loss −CE: minus the mean cross-entropy over every scored
     (``labels != -100``) token of the batch; ``logits`` ``[rows, positions, vocabulary]`` already aligned."""
-    from ..methods.losses import ga_loss, token_cross_entropy
+    from ...methods.losses import ga_loss, token_cross_entropy
 
     def reference(logits, labels):
         return ga_loss(token_cross_entropy(logits, labels))
@@ -73,7 +73,7 @@ def _report(seed: int):
 
     import pandas as pd
 
-    from ..evaluation.report import Report
+    from ...evaluation.report import Report
     rng = random.Random(seed)
     rows = []
     for split, modality in _CELLS:
@@ -129,7 +129,7 @@ def _table_task_first(reports, tasks, cells):
 def check_score_table(fn: Callable) -> None:
     """Chapter 04: ``fn(reports, tasks, cells)`` → one row per model, one column per
     (``"split / modality"``, task), each the report's score (``report.score(split, modality, task)``)."""
-    from ..evaluation import score_table
+    from ...evaluation import score_table
 
     compare("score_table", fn, score_table, _table_cases(), slips=check_score_table.slips, adapt=_as_rows)
 
@@ -165,6 +165,6 @@ def _npo_flipped(log_p, ref_log_p, beta):
                                 "tend to gradient ascent's as β → 0"))
 def check_npo_loss(fn: Callable) -> None:
     """Chapter 04: ``fn(log_p, ref_log_p, beta)`` → the NPO loss −(2/β)·mean log σ(−β(log_p − ref_log_p))."""
-    from ..methods.losses import npo_loss
+    from ...methods.losses import npo_loss
 
     compare("npo_loss", fn, npo_loss, _npo_cases(), atol=1e-5, slips=check_npo_loss.slips, adapt=as_float)

@@ -5,7 +5,7 @@ import dataclasses
 import random
 from collections.abc import Callable
 
-from .. import bench
+from ... import bench
 from .compare import Case, Slip, compare, slips
 
 __all__ = ["check_attribute_distance", "check_forget_and_retain", "check_text_only_twin"]

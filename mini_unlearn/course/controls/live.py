@@ -1,4 +1,4 @@
-"""Live controls: sliders and menus that rerun one of a chapter's measurements.
+"""The live control: a panel of sliders and menus that reruns one of a chapter's measurements.
 
 A :class:`LiveControl` wraps an ``ipywidgets.interactive`` panel around a *measurement* (a function of
 the controls' values that returns a result) and a *drawing* of that result. With a running kernel in
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .text import fit
+from ...text import fit
 
 _NOT_RUN = object()
 

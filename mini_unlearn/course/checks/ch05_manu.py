@@ -51,9 +51,9 @@ def _rms_raw_sums(z_multi, z_text, eps):
                            "scores above 0 from the counts alone"))
 def check_importance_rms(fn: Callable) -> None:
     """Chapter 05: ``fn(z_multi, z_text, eps)`` → MANU's I_rms per neuron, from stored activations."""
-    from ..models.anatomy import NeuronSite
-    from ..neurons.activations import NeuronStats
-    from ..neurons.importance import importance_rms
+    from ...models.anatomy import NeuronSite
+    from ...neurons.activations import NeuronStats
+    from ...neurons.importance import importance_rms
 
     def reference(z_multi, z_text, eps):
         site = NeuronSite("language", 0, "exercise", z_multi.shape[1], ())
@@ -95,12 +95,12 @@ def _score_sum_of_ratios(forget, retain, eps):
 
 @slips(Slip(_score_reversed, "the ratio is upside down: S must be LARGE for a neuron important on the forget "
                              "people and not on the retain people, so I(D_f) is the numerator"),
-       Slip(_score_sum_of_ratios, "a sum of per-function ratios is the released code's form (official_score); "
+       Slip(_score_sum_of_ratios, "a sum of per-function ratios is the released code's form (released_score); "
                                   "the paper divides the sums: (Σ_m I_m(D_f)) / (Σ_m I_m(D_r) + ε)"))
 def check_paper_score(fn: Callable) -> None:
     """Chapter 05: ``fn(forget, retain, eps)`` → ``(Σ_m forget[m]) / (Σ_m retain[m] + ε)`` per neuron, over the
     four functions m ∈ {abs, freq, var, rms} (each a tensor of one value per neuron)."""
-    from ..neurons.importance import paper_score
+    from ...neurons.importance import paper_score
 
     compare("paper_score", fn, paper_score, _score_cases(), atol=1e-6, slips=check_paper_score.slips)
 
@@ -168,12 +168,12 @@ def _select_nan_first(scores, alpha, towers):
 
 
 def _select_global(scores, alpha, towers):
-    from ..neurons.edit import select_top
+    from ...neurons.edit import select_top
     return select_top(scores, alpha, "global")
 
 
 def _select_per_layer(scores, alpha, towers):
-    from ..neurons.edit import select_top
+    from ...neurons.edit import select_top
     return select_top(scores, alpha, "per_layer")
 
 
@@ -183,13 +183,13 @@ def _select_per_layer(scores, alpha, towers):
                                "neurons together, whichever layer they are in"),
        Slip(_select_floor, "the count is rounded down: the top α of N neurons is round(α·N) (at least 1), "
                            "e.g. 2 of 16 at α = 0.1, not int(α·N) = 1 (the released code floors, with ties: "
-                           "that is select_released, the 'official' variant's rule)"),
+                           "that is select_released, the 'released' variant's rule)"),
        Slip(_select_nan_first, "NaN scores were picked: torch.sort and torch.topk rank NaN above every number, "
                                "so put them last (torch.nan_to_num(s, nan=-inf)) and never select one"))
 def check_select_per_tower(fn: Callable) -> None:
     """Chapter 05: ``fn(scores, alpha, towers)`` → per site, the sorted indices of its neurons among the top
     ``max(1, round(α·N))`` of its tower (N: all the tower's neurons); NaN scores never chosen."""
-    from ..neurons.edit import select_top
+    from ...neurons.edit import select_top
 
     def reference(scores, alpha, towers):
         return select_top(scores, alpha, "per_tower", towers)

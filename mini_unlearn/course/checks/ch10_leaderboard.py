@@ -62,7 +62,7 @@ def _gap_no_floor(value, vanilla, never_seen):
 def check_gap_closed(fn: Callable) -> None:
     """Chapter 10: ``fn(value, vanilla, never_seen)`` → the share of the vanilla → never-seen gap closed,
     NaN when the two anchors are less than 0.05 apart."""
-    from ..attacks.auditing import gap_closed
+    from ...attacks.auditing import gap_closed
     compare("gap_closed", fn, gap_closed, _gap_cases(), slips=check_gap_closed.slips,
             adapt=lambda f: lambda *a: _rounded_or_none(f(*a)))
 
@@ -112,7 +112,7 @@ def _summary_as_compared(f: Callable) -> Callable:
 def check_closure_summary(fn: Callable) -> None:
     """Chapter 10: ``fn(shares)`` → ``(closure, closure_mean)``: the smallest share that is not NaN, and
     the mean of those shares each capped at 1 (NaN, NaN when every share is NaN)."""
-    from ..results.scoring import closure_summary
+    from ...results.scoring import closure_summary
     compare("closure_summary", fn, closure_summary, _summary_cases(), slips=check_closure_summary.slips,
             adapt=_summary_as_compared)
 
@@ -179,5 +179,5 @@ def _choose_fewest_points(rows):
 def check_choose(fn: Callable) -> None:
     """Chapter 10: ``fn(rows)`` → the index of the setting the tuning rule chooses (each row has
     ``closure``, ``closure_mean`` and ``worst_drop``)."""
-    from ..results.tuning import choose
+    from ...results.tuning import choose
     compare("choose", fn, choose, _choose_cases(), slips=check_choose.slips, adapt=lambda f: lambda rows: int(f(rows)))

@@ -41,7 +41,7 @@ def _min_k_highest(log_probs, k=0.2):
 def check_min_k_score(fn: Callable) -> None:
     """Chapter 09: ``fn(log_probs, k)`` → Min-K%: the mean of the lowest ``int(k·n)`` of the ``n`` token
     log-probabilities (at least one token)."""
-    from ..attacks.membership import lowest_mean
+    from ...attacks.membership import lowest_mean
     compare("min_k_score", fn, lowest_mean, _min_k_cases(), atol=1e-9, slips=check_min_k_score.slips,
             adapt=as_float)
 
@@ -90,7 +90,7 @@ def _auc_reversed(member, scores):
 def check_membership_auc(fn: Callable) -> None:
     """Chapter 09: ``fn(member, scores)`` → the ROC AUC: the share of (member, non-member) pairs in which the member
     scores higher, a tie counting one half."""
-    from ..attacks.membership import membership_auc
+    from ...attacks.membership import membership_auc
     compare("membership_auc", fn, membership_auc, _auc_cases(), atol=1e-9, slips=check_membership_auc.slips,
             adapt=as_float)
 
@@ -135,6 +135,6 @@ def _truth_ratio_mean_of_ratios(log_likelihoods, correct):
 def check_truth_ratio(fn: Callable) -> None:
     """Chapter 09: ``fn(log_likelihoods, correct)`` → TOFU's truth ratio as its code computes it:
     ``exp(mean over the wrong options of log p̄(wrong) − log p̄(correct))``."""
-    from ..attacks.forget_quality import truth_ratio
+    from ...attacks.forget_quality import truth_ratio
     compare("truth_ratio", fn, truth_ratio, _truth_cases(), atol=1e-9, slips=check_truth_ratio.slips,
             adapt=as_float)

@@ -54,7 +54,7 @@ def check_saliency_mask(fn: Callable) -> None:
     ``(F_f + eps) / (F_p + eps) >= threshold``."""
     import torch
 
-    from ..neurons.saliency import saliency_mask
+    from ...neurons.saliency import saliency_mask
 
     def flat(f):
         def run(forget, preserve, threshold, eps):
@@ -126,7 +126,7 @@ def check_squared_gradients(fn: Callable) -> None:
     the mean over ``batches`` of the squared gradient of ``loss_fn(model, batch)``; no weight changes."""
     import torch
 
-    from ..neurons.saliency import squared_gradients
+    from ...neurons.saliency import squared_gradients
 
     def on_toy(f):
         def run(kind, seed, names):
@@ -239,7 +239,7 @@ def check_masked_step(fn: Callable) -> None:
     parameter's gradient by its mask, step ``optimizer``; compared by the weights after the step."""
     import torch
 
-    from ..methods.mmunlearner import masked_step
+    from ...methods.mmunlearner import masked_step
 
     def on_toy(f):
         def run(seed, optimizer, grad_clip, names):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .. import bench
+from ... import bench
 from .compare import Case, Slip, compare, slips
 
 __all__ = ["check_image_tokens", "check_answer_turn"]
@@ -55,7 +55,7 @@ def _as_counts(f: Callable) -> Callable:
 def check_image_tokens(fn: Callable) -> None:
     """Chapter 11: ``fn(grid_thw, merge_size)`` → for each image (a row ``[t, h, w]`` of patches), how many
     tokens its placeholder expands to: ``t·h·w / merge_size²`` (a list, or a 1-D tensor, of ints)."""
-    from ..models.families import image_token_counts
+    from ...models.families import image_token_counts
     compare("image_tokens", fn, image_token_counts, _grid_cases(), slips=check_image_tokens.slips, adapt=_as_counts)
 
 
@@ -64,7 +64,7 @@ def check_image_tokens(fn: Callable) -> None:
 
 def _turn_cases() -> list[Case]:
     """A question with and without the portrait, in three families' chat templates (tiny processors)."""
-    from ..models.families import FAMILIES
+    from ...models.families import FAMILIES
     small = bench.make_benchmark(n_profiles=2, seed=11, n_utility=1)
     cases = []
     for name in ("llava", "qwen2_5_vl", "idefics3"):
@@ -111,5 +111,5 @@ def check_answer_turn(fn: Callable) -> None:
     """Chapter 11: ``fn(processor, text, with_image, answer)`` → the answer turn: what the processor's chat
     template writes after its generation prompt when the conversation goes on with ``answer`` (the
     template's closing tokens included)."""
-    from ..models.prompts import render_turns
+    from ...models.prompts import render_turns
     compare("answer_turn", fn, lambda *args: render_turns(*args)[1], _turn_cases(), slips=check_answer_turn.slips)

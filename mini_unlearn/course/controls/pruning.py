@@ -1,11 +1,11 @@
 """A live control over MANU's pruning: move α, pick the scores, prune, measure, undo (chapter 05).
 
-:func:`pruning_control` returns a :class:`mini_unlearn.controls.LiveControl`. Each press of its button
-selects the top α of each tower by the chosen scores (:func:`.edit.select_top`; MANU's released scores,
-named ``"official"``, as the released code selects: :data:`.importance.SELECTIONS`), prunes them in place
-(:func:`.edit.prune_neurons`), runs ``measure`` on the pruned model, and undoes the pruning, so the
-model is bit for bit what it was before the press. Chapter 05 draws the same measurement over a few α
-as a static figure for the book.
+:func:`pruning_control` returns a :class:`~.live.LiveControl`. Each press of its button selects the top α
+of each tower by the chosen scores (:func:`mini_unlearn.neurons.select_top`; MANU's released scores, named
+``"released"``, as the released code selects: :data:`mini_unlearn.neurons.importance.SELECTIONS`), prunes
+them in place (:func:`mini_unlearn.neurons.prune_neurons`), runs ``measure`` on the pruned model, and undoes
+the pruning, so the model is bit for bit what it was before the press. Chapter 05 draws the same
+measurement over a few α as a static figure for the book.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import torch
 
-from ..controls import LiveControl
-from .edit import check_alpha, prune_neurons, select_top
-from .importance import SELECTIONS
+from ...neurons.edit import check_alpha, prune_neurons, select_top
+from ...neurons.importance import SELECTIONS
+from .live import LiveControl
 
 NOTE = ("A live control (it runs in Jupyter with a kernel): prune the top α of each tower by the chosen "
         "scores, measure, undo. The book shows the same sweep as a static figure.")
@@ -25,12 +25,12 @@ def pruning_control(vlm, scores: dict[str, dict[str, torch.Tensor]], measure: Ca
                     towers: dict[str, str], *, scope: str = "per_tower", alpha: float = 0.05,
                     rules: dict[str, Callable] | None = None) -> LiveControl:
     """A slider over α (0.3 % to 30 %, log scale) and a menu over ``scores`` (name → per-site scores,
-    e.g. ``{"official": …, "paper": …}``).
+    e.g. ``{"released": …, "paper": …}``).
 
-    ``rules`` (name → a selection function like :func:`.edit.select_top`) says how each set of scores
+    ``rules`` (name → a selection function like :func:`mini_unlearn.neurons.select_top`) says how each set of scores
     picks its top α; by default a MANU variant's name uses that variant's rule
-    (:data:`.importance.SELECTIONS`: ``"official"`` the released code's ``int(α·N)`` and ties) and every
-    other name :func:`.edit.select_top`.
+    (:data:`mini_unlearn.neurons.importance.SELECTIONS`: ``"released"`` the released code's ``int(α·N)`` and
+    ties) and every other name :func:`mini_unlearn.neurons.select_top`.
 
     A press returns ``{"neurons pruned": n, **measure(model)}`` — ``measure`` maps the pruned model to
     named numbers (e.g. :func:`mini_unlearn.methods.split_monitor`) — and draws them as bars.
@@ -38,7 +38,7 @@ def pruning_control(vlm, scores: dict[str, dict[str, torch.Tensor]], measure: Ca
     import ipywidgets as widgets
 
     if not scores:
-        raise ValueError("pruning_control needs at least one set of scores, e.g. {'official': scores}")
+        raise ValueError("pruning_control needs at least one set of scores, e.g. {'released': scores}")
     model = getattr(vlm, "model", vlm)
     rules = {**SELECTIONS, **(rules or {})}
 

@@ -40,7 +40,7 @@ def _control_vector_gaussian(hidden_size, seed=0):
 def check_control_vector(fn: Callable) -> None:
     """Chapter 08: ``fn(hidden_size, seed)`` → the fixed random direction ``u``: ``torch.rand(hidden_size)`` from a
     generator seeded with ``seed``, divided by its Euclidean norm."""
-    from ..methods.rmisu import control_vector
+    from ...methods.rmisu import control_vector
 
     compare("control_vector", fn, control_vector, _control_vector_cases(), atol=1e-6,
             slips=check_control_vector.slips)
@@ -88,7 +88,7 @@ def _rmisu_trained_norm(h_forget, h_forget_frozen, h_retain, h_retain_frozen, u,
 def check_rmisu_loss(fn: Callable) -> None:
     """Chapter 08: ``fn(h_forget, h_forget_frozen, h_retain, h_retain_frozen, u, lam, gamma)`` → RMisU's
     representation loss ``mean‖h_f − λ‖h_f^frozen‖u‖² + γ·mean‖h_r − h_r^frozen‖²`` (means over every entry)."""
-    from ..methods.rmisu import rmisu_loss
+    from ...methods.rmisu import rmisu_loss
 
     compare("rmisu_loss", fn, rmisu_loss, _rmisu_cases(), atol=1e-5, slips=check_rmisu_loss.slips, adapt=as_float)
 
@@ -112,7 +112,7 @@ def _row_mask_columns(parameter, neurons):
 
 
 def _row_mask_inverted(parameter, neurons):
-    from ..methods.mip_editor import row_mask
+    from ...methods.mip_editor import row_mask
     return ~row_mask(parameter, neurons)
 
 
@@ -132,6 +132,6 @@ def _row_mask_full(parameter, neurons):
 def check_row_mask(fn: Callable) -> None:
     """Chapter 08: ``fn(parameter, neurons)`` → a boolean mask of shape ``[rows, 1, …]`` (``[rows]`` for a bias),
     True on the rows of ``parameter`` that the ``neurons`` own."""
-    from ..methods.mip_editor import row_mask
+    from ...methods.mip_editor import row_mask
 
     compare("row_mask", fn, row_mask, _row_mask_cases(), slips=check_row_mask.slips, adapt=as_list)

@@ -55,7 +55,7 @@ def _ig_summed(f, a, m):
 def check_integrated_gradients(fn: Callable) -> None:
     """Chapter 07: ``fn(f, a, m)`` → per-coordinate integrated gradients of ``f`` at ``a`` from 0, with the right
     Riemann sum ``a · (1/m) Σ_{k=1..m} ∇f(k/m · a)``."""
-    from ..neurons.paths import integrated_gradients
+    from ...neurons.paths import integrated_gradients
     compare("integrated_gradients", fn, lambda f, a, m: integrated_gradients(f, a, m), _ig_cases(), atol=1e-8,
             slips=check_integrated_gradients.slips)
 
@@ -102,7 +102,7 @@ def _score_mean(steps, grads, path_steps, path_grads):
 def check_path_score(fn: Callable) -> None:
     """Chapter 07: ``fn(steps, grads, path_steps, path_grads)`` → ``[width]``, the paper's score
     ``Σ_pos (steps + path_steps) · (grads + path_grads)`` (path sums broadcast over the neurons)."""
-    from ..neurons.paths import path_score
+    from ...neurons.paths import path_score
     compare("path_score", fn, path_score, _path_score_cases(), atol=1e-5, slips=check_path_score.slips)
 
 
@@ -153,7 +153,7 @@ def _greedy_variant(sites, score_layer, k, *, cascade=True, best_first=True, emp
     """The greedy path with one of its rules switched off: each usual wrong answer below is one of these."""
     import torch
 
-    from ..neurons.paths import SamplePath
+    from ...neurons.paths import SamplePath
     scores, path, terms = {}, {}, {}
     for site in sites:
         score, term = score_layer(site, dict(path) if cascade else {})
@@ -187,7 +187,7 @@ def check_greedy_path(fn: Callable) -> None:
     ``(scores, path_term)`` and the path takes the top k, best first; an all-zero layer gets an empty path."""
     import warnings
 
-    from ..neurons.paths import greedy_path
+    from ...neurons.paths import greedy_path
 
     def read(f):
         def run(sites, score_layer, k):

@@ -49,7 +49,7 @@ def _shares(f: Callable) -> Callable:
 def check_row_slice(fn: Callable) -> None:
     """Chapter 11b: ``fn(n_rows, processes, rank)`` → the ``slice`` of rows process ``rank`` computes:
     contiguous, every row exactly once over the processes, shares at most one row apart."""
-    from ..distributed import row_slice
+    from ...distributed import row_slice
 
     for n, processes in ((8, 3), (7, 4), (64, 3)):
         try:
@@ -96,7 +96,7 @@ def _ddp_average(f: Callable) -> Callable:
 def check_process_loss(fn: Callable) -> None:
     """Chapter 11b: ``fn(total, count_all, processes)`` → the loss one process backpropagates so that
     DDP's average over the processes is the whole batch's mean (``total``: this process's sum)."""
-    from ..distributed import process_loss
+    from ...distributed import process_loss
     shares = ((3.0, 4), (9.5, 11), (0.5, 1))          # three processes' (sum, count): uneven counts
     mean = sum(t for t, _ in shares) / sum(c for _, c in shares)
     try:

@@ -11,7 +11,7 @@ __all__ = ["check_answer_only_labels", "check_position_ids", "check_question_pro
 # -- 2.1 · the prompt ---------------------------------------------------------------------------------
 def _prompt_cases(seed: int = 11) -> list[Case]:
     """One question of every task in both modalities, about two people of a small benchmark."""
-    from .. import bench
+    from ... import bench
     small = bench.make_benchmark(n_profiles=4, seed=seed, n_utility=1)
     cases = []
     for profile, fact in ((small.profiles[0], "birthplace"), (small.profiles[1], "occupation")):
@@ -22,8 +22,8 @@ def _prompt_cases(seed: int = 11) -> list[Case]:
 
 
 def _prompt_blank_kept(question):
-    from ..bench import IMAGE_TEXT
-    from ..models.prompts import CLOZE_INSTRUCTION, GEN_INSTRUCTION, MCQ_INSTRUCTION
+    from ...bench import IMAGE_TEXT
+    from ...models.prompts import CLOZE_INSTRUCTION, GEN_INSTRUCTION, MCQ_INSTRUCTION
     if question.task == "mcq":
         lines = "\n".join(f"{letter}: {option}" for letter, option in question.options.items())
         text = f"{question.question}\n{lines}\n{MCQ_INSTRUCTION}"
@@ -36,7 +36,7 @@ def _prompt_blank_kept(question):
 
 
 def _prompt_image_always(question):
-    from ..models.prompts import question_text
+    from ...models.prompts import question_text
     return f"USER: <image>\n{question_text(question)}\nASSISTANT:"
 
 
@@ -46,7 +46,7 @@ def _prompt_image_always(question):
                                 "so write the blank as \"[Blank]\""))
 def check_question_prompt(fn: Callable) -> None:
     """Chapter 02: ``fn(question)`` → the LLaVA-style prompt ``"USER: …\\nASSISTANT:"`` of an evaluation question."""
-    from ..models.prompts import question_prompt
+    from ...models.prompts import question_prompt
 
     compare("question_prompt", fn, question_prompt, _prompt_cases(), slips=check_question_prompt.slips)
 
@@ -86,7 +86,7 @@ def _positions_from_one(attention_mask):
                                  "running count)"))
 def check_position_ids(fn: Callable) -> None:
     """Chapter 02: ``fn(attention_mask)`` → positions 0, 1, 2, … from each row's first real token; 0 on the pads."""
-    from ..models.train_data import position_ids
+    from ...models.train_data import position_ids
 
     compare("position_ids", fn, position_ids, _position_cases(), slips=check_position_ids.slips, adapt=as_list)
 
@@ -135,7 +135,7 @@ def _labels_one_too_many(input_ids, prompt_lengths, pad_token_id):
                                   "belongs); the answer starts AT n_pads + prompt_length"))
 def check_answer_only_labels(fn: Callable) -> None:
     """Chapter 02: ``fn(input_ids, prompt_lengths, pad_token_id)`` → labels with -100 except on answers."""
-    from ..models.train_data import answer_only_labels
+    from ...models.train_data import answer_only_labels
 
     compare("answer_only_labels", fn, answer_only_labels, _label_cases(),
             slips=check_answer_only_labels.slips, adapt=as_list)

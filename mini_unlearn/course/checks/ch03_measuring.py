@@ -44,7 +44,7 @@ def _letter_in_string(text):
                                "(the empty string is in every string); test membership in (\"A\", \"B\", \"C\", \"D\")"))
 def check_letter_of(fn: Callable) -> None:
     """Chapter 03: ``fn(text)`` → the MCQ letter an answer gives ("A"–"D"), or None."""
-    from ..evaluation import letter_of
+    from ...evaluation import letter_of
 
     compare("letter_of", fn, letter_of, _letter_cases(), slips=check_letter_of.slips)
 
@@ -120,7 +120,7 @@ def _rouge_contiguous(ground_truth, prediction):
                                "\"Dunmere\"; use rouge_score's tokenizer (lower-case, punctuation dropped, stemmed)"))
 def check_rouge_l(fn: Callable) -> None:
     """Chapter 03: ``fn(ground_truth, prediction)`` → ROUGE-L F1 over rouge_score's stemmed words."""
-    from ..evaluation import rouge_l
+    from ...evaluation import rouge_l
 
     compare("rouge_l", fn, rouge_l, _rouge_cases(), atol=1e-9, slips=check_rouge_l.slips, adapt=as_float)
 
@@ -169,7 +169,7 @@ def _log_likelihood_raw_logits(logits, input_ids, answer_lengths):
                                         "the vocabulary before picking each token's score"))
 def check_answer_log_likelihood(fn: Callable) -> None:
     """Chapter 03: ``fn(logits, input_ids, answer_lengths)`` → log p(answer | prompt) per row."""
-    from ..evaluation import answer_log_likelihood
+    from ...evaluation import answer_log_likelihood
 
     compare("answer_log_likelihood", fn, answer_log_likelihood, _log_likelihood_cases(), atol=1e-4,
             slips=check_answer_log_likelihood.slips)

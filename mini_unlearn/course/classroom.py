@@ -9,7 +9,7 @@ A teacher's course directory is nbgrader's::
     COURSE/autograded/<student>/<chapter>/…          executed and graded (``nbgrader autograde``)
     COURSE/gradebook.db                              the scores
 
-:func:`assignment_source` marks each exercise of a chapter (:mod:`mini_unlearn.exercises`): the
+:func:`assignment_source` marks each exercise of a chapter (:mod:`mini_unlearn.course.exercises`): the
 exercise cell becomes an nbgrader *solution* cell (its ``### BEGIN SOLUTION`` region is replaced by
 the stub in the release), and the cell that calls its checker becomes a read-only *autograded test*
 worth as many points as the exercise has ● of difficulty. A checker raises ``AssertionError`` on a
@@ -35,7 +35,7 @@ from .exercises import chapter_notebooks, find_exercises
 
 SCHEMA_VERSION = 3
 CONFIG = '''\
-# nbgrader configuration for the mini_unlearn chapters (written by mini_unlearn.classroom).
+# nbgrader configuration for the mini_unlearn chapters (written by mini_unlearn.course.classroom).
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = {root!r}
 c.Execute.timeout = 900            # a chapter runs in at most 3 minutes on 2 CPU cores

@@ -1,0 +1,88 @@
+"""Rebuilding the course's shipped models: train from scratch, check the bars, write ``mini_unlearn/data/models/``.
+
+Which five models the course ships, on which benchmark and at which forget ratios, is the library's
+:mod:`mini_unlearn.release`. ``python3 course.py retrain`` (or ``mini-unlearn retrain``) calls
+:func:`rebuild_course_models`: it trains them from scratch in a temporary cache (15 to 24 minutes each on
+the CPU that trained the shipped ones: see the ``wall_seconds`` of each card), evaluates
+them with :func:`mini_unlearn.evaluate`, refuses to ship a model below the bars chapter 03 asserts
+(≥95% on every task in both modalities: forget and retain people for ``vanilla``, retain people for
+``retain_only``), and only then replaces the shipped folders. Run it after any change to the recipe,
+the preset, the benchmark or the training code (the tests say when). ``mini-unlearn retrain
+--planted-only`` (:func:`rebuild_planted`) rebuilds the planted model alone from the shipped
+retain-only model, in about 3 minutes.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..evaluation import evaluate
+from ..models import TrainConfig
+from ..models.cache import retain_only, vanilla
+from ..models.planting import PlantedConfig, make_planted, planted_key
+from ..models.shipped import writable_shipped_dir, write_shipped
+from ..release import COURSE_RATIO, COURSE_RATIOS, course_benchmark, retain_only_name
+
+BAR = 0.95
+BAR_TASKS = ("mcq_letter", "mcq_likelihood", "gen", "cloze")
+# which people each course model must know (retain_only never met the forget people)
+KNOWS = {"vanilla": ("forget", "retain"), "retain_only": ("retain",), "planted": ("forget", "retain")}
+
+
+def below_the_bar(vlm, bench, splits: tuple[str, ...], *, bar: float = BAR, ratio: float = COURSE_RATIO,
+                  progress: bool = False) -> list[str]:
+    """Every ``split / modality / task`` score of ``vlm`` under ``bar`` at forget ``ratio`` (empty: it passes)."""
+    report = evaluate(vlm, bench, ratio=ratio, splits=splits, tasks=BAR_TASKS, progress=progress)
+    return [f"{split} / {modality} / {task}: {report.score(split, modality, task):.3f}"
+            for split in splits for modality in ("image+text", "text") for task in BAR_TASKS
+            if report.score(split, modality, task) < bar]
+
+
+def rebuild_course_models(directory: str | Path | None = None, *, bench=None, recipe: TrainConfig | None = None,
+                          bar: float = BAR, ratios: tuple[float, ...] = COURSE_RATIOS,
+                          planting: PlantedConfig | None = None, progress: bool = True) -> list[Path]:
+    """Train the course models from scratch, check them against ``bar``, then write them to ``directory``.
+
+    ``directory`` defaults to the checkout's ``mini_unlearn/data/models``; ``bench`` and ``recipe`` default to the
+    course's (the tests pass a small benchmark and a few-step recipe); ``ratios`` are the forget ratios
+    that get a retain-only model; ``planting`` is the planted model's recipe (default
+    :class:`~mini_unlearn.models.PlantedConfig`), made from the retain-only model at its ratio.
+    Nothing is written unless every model passes.
+    """
+    directory = Path(directory) if directory is not None else writable_shipped_dir()
+    if directory is None:
+        raise ValueError("directory: not a source checkout (an installed package is not rewritten); pass the folder to write to")
+    bench = bench if bench is not None else course_benchmark()
+    with tempfile.TemporaryDirectory(prefix="mini_unlearn-retrain-") as cache:
+        options = {"recipe": recipe, "cache_dir": cache, "retrain": True, "progress": progress}
+        models = {"vanilla": vanilla(bench, **options),
+                  **{retain_only_name(ratio): retain_only(bench, ratio, **options) for ratio in ratios}}
+        planting = planting if planting is not None else PlantedConfig()
+        models["planted"] = make_planted(bench, models[retain_only_name(planting.ratio)], planting, progress=progress)
+        models["planted"].card["cache_key"] = planted_key(bench, planting, recipe=recipe)
+        failures = [f"{name}: {line}" for name, vlm in models.items()
+                    for line in below_the_bar(vlm, bench, KNOWS[vlm.card["kind"]], bar=bar,
+                                              ratio=vlm.card.get("ratio", COURSE_RATIO), progress=progress)]
+        if failures:
+            raise RuntimeError(f"not shipping: below the {bar:.0%} bar\n  " + "\n  ".join(failures))
+        return [write_shipped(vlm, directory) for vlm in models.values()]
+
+
+def rebuild_planted(directory: str | Path | None = None, *, bench=None, planting: PlantedConfig | None = None,
+                    bar: float = BAR, progress: bool = True) -> Path:
+    """Make the planted model from the shipped (or cached) retain-only model, check it against
+    ``bar`` on the forget and retain people, and write it to ``directory`` (default ``mini_unlearn/data/models``)."""
+    directory = Path(directory) if directory is not None else writable_shipped_dir()
+    if directory is None:
+        raise ValueError("directory: not a source checkout (an installed package is not rewritten); pass the folder to write to")
+    bench = bench if bench is not None else course_benchmark()
+    planting = planting if planting is not None else PlantedConfig()
+    vlm = make_planted(bench, retain_only(bench, planting.ratio, progress=progress), planting, progress=progress)
+    vlm.card["cache_key"] = planted_key(bench, planting)
+    failures = below_the_bar(vlm, bench, KNOWS["planted"], bar=bar, ratio=planting.ratio, progress=progress)
+    if failures:
+        raise RuntimeError(f"not shipping: below the {bar:.0%} bar\n  " + "\n  ".join(failures))
+    return write_shipped(vlm, directory)
+
+
+__all__ = ["BAR", "BAR_TASKS", "KNOWS", "below_the_bar", "rebuild_course_models", "rebuild_planted"]
