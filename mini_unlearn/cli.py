@@ -88,11 +88,11 @@ def resolve_methods(values, option: str = "--methods") -> list[str]:
     return names
 
 
-def check_ratio_option(ratio: float, option: str = "--ratio") -> float:
-    from mini_unlearn.bench.splits import check_ratio
+def require_ratio_option(ratio: float, option: str = "--ratio") -> float:
+    from mini_unlearn.bench.splits import require_ratio
 
     try:
-        return check_ratio(ratio)
+        return require_ratio(ratio)
     except (TypeError, ValueError) as error:
         raise click.BadParameter(str(error), param_hint=option) from None
 
@@ -236,7 +236,7 @@ def run(method, ratio, seed, assignments, setting, model, preset, bench_spec, re
     from mini_unlearn.results import Cell
 
     methods = resolve_methods([method], "--method")
-    ratio = check_ratio_option(ratio)
+    ratio = require_ratio_option(ratio)
     overrides = fail_clearly(lambda: mu.results.parse_overrides(methods[0], assignments))
     if save is not None and Path(save).exists():
         raise click.BadParameter(f"{save!r} exists; the unlearned model is only written to a new folder",
@@ -292,7 +292,7 @@ def compare(methods, ratios, seeds, tuned, no_default, model, preset, bench_spec
     import mini_unlearn as mu
 
     names = resolve_methods(methods)
-    ratios = [check_ratio_option(r, "--ratios") for r in split_values(ratios, float, "--ratios")]
+    ratios = [require_ratio_option(r, "--ratios") for r in split_values(ratios, float, "--ratios")]
     seeds = split_values(seeds, int, "--seeds")
     settings = {} if no_default else {"default": None}
     if tuned is not None:

@@ -34,7 +34,7 @@ def test_min_k_keeps_at_least_one_token_and_refuses_a_bad_k():
     assert membership.lowest_mean(np.array([-3.0, -1.0]), 0.01) == -3.0
     for k in (0, 1.5, True):
         with pytest.raises(ValueError, match="k must be a fraction"):
-            membership.check_k(k)
+            membership.require_k(k)
 
 
 @pytest.fixture(scope="module")

@@ -148,7 +148,7 @@ def test_every_method_gets_the_same_budget():
     assert {len(tuning.candidates(m)) for m in tuning.GRIDS} == {6}
     for method in tuning.GRIDS:
         for overrides in tuning.candidates(method):
-            settings.check_overrides(method, {**overrides, **tuning.WHILE_TUNING.get(method, {})})
+            settings.require_overrides(method, {**overrides, **tuning.WHILE_TUNING.get(method, {})})
 
 
 def test_the_validation_people_are_never_a_reported_forget_person():

@@ -165,3 +165,13 @@ def test_an_unknown_spelling_is_still_refused():
                  lambda: mu.methods.make_config("mip_editor", variant="official")):
         with pytest.raises(ValueError, match="variant must be one of"):
             make()
+
+
+def test_only_the_exercises_checkers_are_named_check():
+    """``check_*`` is the prefix of the exercises' checkers (``mu.checks``); the library's argument checks are
+    ``require_*`` or live in :mod:`mini_unlearn.validate`."""
+    package = Path(mu.__file__).parent
+    named = [f"{path.relative_to(package)}:{line}" for path in sorted(package.rglob("*.py"))
+             if "course" not in path.relative_to(package).parts
+             for line in re.findall(r"^\s*def (check_\w+)", path.read_text(), re.MULTILINE)]
+    assert not named, f"library functions named like an exercise checker: {named}"

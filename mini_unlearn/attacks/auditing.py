@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .forget_quality import ks_test, truth_ratios
 from .linear_probe import what_probe, who_probe
 from .logit_lens import TOP_K, logit_lens
-from .membership import K, auc_table, check_reference, forget_vs_holdout, labelled_scores, people_names, privleak
+from .membership import K, auc_table, require_reference, forget_vs_holdout, labelled_scores, people_names, privleak
 from .probes import recall_probes
 from .relearning import RelearnConfig, relearn
 
@@ -134,11 +134,11 @@ def _paired_metrics(frame: pd.DataFrame, found: Findings, reference: Findings) -
     return extra
 
 
-def check_reference_model(vlm, reference) -> None:
+def require_reference_model(vlm, reference) -> None:
     if reference is vlm:
         raise ValueError("reference: pass the retain-only model (a model that never saw the forget people), "
                          "not the audited model itself")
-    check_reference(vlm, reference)
+    require_reference(vlm, reference)
 
 
 def audit(vlm, bench, ratio: float = 0.05, reference=None, *, relearning: RelearnConfig | None = None,
@@ -146,7 +146,7 @@ def audit(vlm, bench, ratio: float = 0.05, reference=None, *, relearning: Relear
     """Every attack of chapter 09 on ``vlm``, read against ``reference`` (the retain-only model): the tidy
     frame of :func:`summarise`. Without ``reference`` the frame has no reference values, PrivLeak or KS test."""
     if reference is not None:
-        check_reference_model(vlm, reference)
+        require_reference_model(vlm, reference)
     mine = findings(vlm, bench, ratio, relearning=relearning, progress=progress)
     theirs = findings(reference, bench, ratio, relearning=relearning, progress=progress) if reference is not None else None
     return summarise(mine, theirs)

@@ -29,7 +29,7 @@ from ..bench import LETTERS
 from ..evaluation.tasks import batches, evaluating, option_log_likelihoods
 
 
-def check_mcqs(bench, questions) -> list:
+def require_mcqs(bench, questions) -> list:
     questions = [q for q in questions if q.task == "mcq"]
     if not questions:
         raise ValueError("questions holds no MCQ: the truth ratio compares an MCQ's correct option with its wrong ones")
@@ -42,7 +42,7 @@ def check_mcqs(bench, questions) -> list:
 MEANS: tuple[str, ...] = ("geometric", "arithmetic")
 
 
-def check_mean(mean: str) -> str:
+def require_mean(mean: str) -> str:
     return validate.one_of(mean, "mean", MEANS)
 
 
@@ -52,7 +52,7 @@ def truth_ratio(log_likelihoods: torch.Tensor, correct: int, mean: str = "geomet
     mean of the ratios ``p̄(a') / p̄(a)`` (open-unlearning, TOFU's code); ``mean="arithmetic"``: their mean."""
     log_likelihoods = torch.as_tensor(log_likelihoods, dtype=torch.float64)
     wrong = torch.cat([log_likelihoods[:correct], log_likelihoods[correct + 1:]])
-    if check_mean(mean) == "geometric":
+    if require_mean(mean) == "geometric":
         return float(torch.exp(wrong.mean() - log_likelihoods[correct]))
     return float(torch.exp(wrong - log_likelihoods[correct]).mean())
 
@@ -69,7 +69,7 @@ def option_rows(vlm, bench, questions, normalize: str, batch_size: int = 8):
 
 def truth_ratios(vlm, bench, questions, batch_size: int = 8, mean: str = "geometric") -> np.ndarray:
     """``R_truth`` of each MCQ among ``questions`` (the others are skipped), in order."""
-    questions, mean = check_mcqs(bench, questions), check_mean(mean)
+    questions, mean = require_mcqs(bench, questions), require_mean(mean)
     ratios = np.zeros(len(questions))
     for i, _, row, correct in option_rows(vlm, bench, questions, "mean", batch_size):
         ratios[i] = truth_ratio(row, correct, mean)
@@ -80,7 +80,7 @@ def option_scores(vlm, bench, questions, normalize: str = "sum", batch_size: int
     """Per MCQ: the log-likelihood of the correct option's sentence, the mean and the best of the wrong ones,
     and whether the correct one wins (chapter 03's MCQ-by-likelihood). Chapter 09 reads from it whether an
     edit *erased* the right answer or only made every option unlikely."""
-    questions = check_mcqs(bench, questions)
+    questions = require_mcqs(bench, questions)
     rows = [None] * len(questions)
     for i, q, row, correct in option_rows(vlm, bench, questions, normalize, batch_size):
         wrong = torch.cat([row[:correct], row[correct + 1:]])
@@ -113,4 +113,4 @@ def forget_quality(vlm, reference, bench, ratio: float = 0.05, split: str = "for
     return pd.DataFrame(rows)
 
 
-__all__ = ["MEANS", "check_mcqs", "check_mean", "forget_quality", "ks_test", "option_rows", "option_scores", "truth_ratio", "truth_ratios"]
+__all__ = ["MEANS", "require_mcqs", "require_mean", "forget_quality", "ks_test", "option_rows", "option_scores", "truth_ratio", "truth_ratios"]

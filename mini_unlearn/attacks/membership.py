@@ -53,7 +53,7 @@ class TokenStats:
     text: str
 
 
-def check_k(k) -> float:
+def require_k(k) -> float:
     if not validate.is_number(k) or not 0 < k <= 1:
         raise ValueError(f"k must be a fraction of the tokens in (0, 1]; got {k!r}")
     return float(k)
@@ -62,7 +62,7 @@ def check_k(k) -> float:
 def lowest_mean(values: np.ndarray, k: float) -> float:
     """The mean of the lowest ``int(k · n)`` values, at least one (the Min-K% paper's and open-unlearning's
     count: ``k · n`` rounded down)."""
-    count = max(1, int(check_k(k) * len(values)))
+    count = max(1, int(require_k(k) * len(values)))
     return float(np.sort(values)[:count].mean())
 
 
@@ -133,7 +133,7 @@ def token_stats(vlm, examples, batch_size: int = 16, names: dict[str, str] | Non
     return out
 
 
-def check_reference(vlm, reference) -> None:
+def require_reference(vlm, reference) -> None:
     """A clear error unless ``reference`` reads the same tokens as ``vlm`` (same architecture and vocabulary)."""
     if type(reference.model) is not type(vlm.model):
         raise ValueError(f"reference: expected a model of the same architecture as the attacked one "
@@ -154,9 +154,9 @@ def mia_scores(vlm, examples, *, k: float = K, reference=None, batch_size: int =
     examples = list(examples)
     if not examples:
         raise ValueError("examples is empty: nothing to score")
-    check_k(k)
+    require_k(k)
     if reference is not None:
-        check_reference(vlm, reference)
+        require_reference(vlm, reference)
     stats = token_stats(vlm, examples, batch_size, names)
     ref_stats = token_stats(reference, examples, batch_size, names) if reference is not None else [None] * len(stats)
     return pd.DataFrame([{"profile_id": e.profile_id, "modality": e.modality, **membership_scores(s, k, r)}
@@ -233,5 +233,5 @@ def privleak(auc: float, reference_auc: float) -> float:
     return ((1 - auc) - (1 - reference_auc)) / (1 - reference_auc) * 100
 
 
-__all__ = ["K", "MIA_ATTACKS", "VARIANCE_FLOOR", "TokenStats", "auc_table", "check_k", "forget_vs_holdout", "labelled_scores",
+__all__ = ["K", "MIA_ATTACKS", "VARIANCE_FLOOR", "TokenStats", "auc_table", "require_k", "forget_vs_holdout", "labelled_scores",
            "lowest_mean", "membership_auc", "membership_scores", "mia_auc", "mia_scores", "name_mask", "people_names", "privleak", "token_stats", "zlib_bytes"]

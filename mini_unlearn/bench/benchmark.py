@@ -17,7 +17,7 @@ from .portraits import sample_faces, test_views
 from .profiles import FACTS, Profile, make_names, make_profiles, recombined_names
 from .questions import (MODALITIES, TEMPLATES, QAPair, Question, balanced_letters, phrase, profile_questions,
                         training_pairs, with_image)
-from .splits import ALL_SPLITS, HOLDOUT, PAPER_RATIOS, SPLITS, Split, check_ratio, forget_and_retain
+from .splits import ALL_SPLITS, HOLDOUT, PAPER_RATIOS, SPLITS, Split, require_ratio, forget_and_retain
 from .. import validate
 from ..text import fit
 
@@ -83,7 +83,7 @@ class Benchmark:
 
         Explicit forget sets (MLLMU-Bench's ``forget_N`` files) name the people to forget themselves.
         """
-        ratio = check_ratio(ratio)
+        ratio = require_ratio(ratio)
         ids = [p.id for p in self.profiles]
         if ratio in self.forget_sets:
             forget = list(self.forget_sets[ratio])

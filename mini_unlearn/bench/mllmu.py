@@ -73,7 +73,7 @@ from .images import EncodedImage, ImageRef, RenderedImage, encode_png
 from .portraits import test_views
 from .profiles import Profile
 from .questions import IMAGE_TEXT, MODALITIES, TEXT_ONLY, QAPair, Question
-from .splits import PAPER_RATIOS, check_ratio
+from .splits import PAPER_RATIOS, require_ratio
 
 FULL_SET, TEST_SET, CELEBRITIES, FT_DATA = "Full_Set", "Test_Set", "Retain_Set", "ft_Data"
 HOLDOUT_SET, HOLDOUT_FT = "Holdout_Set", "Holdout_ft_Data"      # ours: people no model is trained on
@@ -98,7 +98,7 @@ def ratio_configs(ratio: float) -> tuple[str, str]:
 
     MLLMU-Bench names its splits by whole percent, so the ratio must be a whole number of percent.
     """
-    ratio = check_ratio(ratio)
+    ratio = require_ratio(ratio)
     percent = round(ratio * 100)
     if abs(percent - ratio * 100) > 1e-6:
         raise ValueError(f"MLLMU-Bench names splits by whole percent (forget_5, forget_10, …); "
@@ -544,7 +544,7 @@ def _read_forget_sets(directory: Path, profile_ids: list[str]) -> dict[float, li
             if profile_id not in known:
                 raise _schema_error(folder.name, profile_id, "ID", f"names nobody in {FULL_SET}")
         percent = int(match[2])
-        forget_sets[check_ratio(percent / 100)] = ids
+        forget_sets[require_ratio(percent / 100)] = ids
         _check_retain(directory, f"retain_{100 - percent}", known - set(ids))
     return dict(sorted(forget_sets.items()))
 

@@ -34,7 +34,7 @@ ALL_SPLITS: tuple[str, ...] = (*SPLITS, HOLDOUT)
 PAPER_RATIOS: tuple[float, ...] = (0.05, 0.10, 0.15)
 
 
-def check_ratio(ratio) -> float:
+def require_ratio(ratio) -> float:
     """``ratio`` as a float in (0, 1), or a ValueError/TypeError naming it."""
     if not validate.is_number(ratio):
         raise validate.WrongTypeError(f"ratio must be a number in (0, 1), e.g. 0.05; got {ratio!r} "
@@ -50,7 +50,7 @@ def n_forget(n_profiles: int, ratio: float) -> int:
     Raises a ValueError naming ``ratio`` and ``n_profiles`` when that leaves nobody to forget or
     nobody to retain.
     """
-    ratio = check_ratio(ratio)
+    ratio = require_ratio(ratio)
     count = math.floor(ratio * n_profiles + 0.5 + 1e-9)
     if count < 1 or count >= n_profiles:
         need = math.ceil(0.5 / ratio)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 import torch
 
-from ..bench.splits import check_ratio
+from ..bench.splits import require_ratio
 from ..models.anatomy import find_towers, part_of
 from ..models.vlm import VLM
 from ..text import fit
@@ -268,7 +268,7 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
         raise TypeError(f"vlm must be a mini_unlearn VLM (model + processor); got {type(vlm).__name__}")
     spec = get(method)
     config = make_config(method, **hyperparameters)
-    ratio = check_ratio(ratio)
+    ratio = require_ratio(ratio)
     validate.positive_int(probe_every, "probe_every", allow_zero=True, hint="0 = only before and after")
     target = torch.device(device) if device is not None else vlm.device
     context = spec.prepare(vlm, bench, ratio, config, progress=progress) if spec.prepare else {}   # validated up front

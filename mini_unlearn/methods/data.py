@@ -14,15 +14,15 @@ import torch
 
 from .. import validate
 from ..bench.questions import MODALITIES
-from ..bench.splits import check_ratio
+from ..bench.splits import require_ratio
 from ..distributed import local_rows
-from ..models.train_data import (LOSS_ON, Example, batches, canonical_batch, check_loss_on, scored_on, sequence_labels,
+from ..models.train_data import (LOSS_ON, Example, batches, canonical_batch, require_loss_on, scored_on, sequence_labels,
                                  training_examples)
 
 FORGET_ON: tuple[str, ...] = MODALITIES + ("both",)
 
 
-def check_forget_on(forget_on: str) -> str:
+def require_forget_on(forget_on: str) -> str:
     return validate.one_of(forget_on, "forget_on", FORGET_ON)
 
 
@@ -31,8 +31,8 @@ def unlearning_sets(bench, ratio: float = 0.05, forget_on: str = "image+text") -
 
     Raises a ValueError naming the set when either is empty or when they share a person.
     """
-    check_ratio(ratio)
-    check_forget_on(forget_on)
+    require_ratio(ratio)
+    require_forget_on(forget_on)
     forget_people, retain_people = bench.split("forget", ratio).ids, bench.split("retain", ratio).ids
     if not forget_people:
         raise ValueError(f"the forget set at ratio={ratio} is empty: nothing to unlearn")
@@ -64,5 +64,5 @@ def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]
     return {name: value.to(device) for name, value in batch.items()}
 
 
-__all__ = ["FORGET_ON", "LOSS_ON", "check_forget_on", "check_loss_on", "example_batches", "scored_on", "sequence_labels",
+__all__ = ["FORGET_ON", "LOSS_ON", "require_forget_on", "require_loss_on", "example_batches", "scored_on", "sequence_labels",
            "to_device", "unlearning_sets"]

@@ -40,8 +40,8 @@ from ..models.train import answer_logits, answer_loss
 from ..models.vlm import VLM
 from .. import validate
 from .base import register
-from .data import check_forget_on, check_loss_on, scored_on, unlearning_sets
-from .loop import check_trainable, low_rank, run_gradient_loop, trainable_parameters
+from .data import require_forget_on, require_loss_on, scored_on, unlearning_sets
+from .loop import require_trainable, low_rank, run_gradient_loop, trainable_parameters
 from .losses import (KL_REDUCTIONS, RENAMED_REDUCTIONS, ga_loss, kl_to_reference, npo_loss, npo_loss_released,
                      sequence_log_probs, token_cross_entropy)
 
@@ -66,10 +66,10 @@ class GradientConfig:
         validate.positive(self.lr, "lr", hint="the learning rate")
         validate.positive_int(self.batch_size, "batch_size")
         validate.positive(self.grad_clip, "grad_clip")
-        check_forget_on(self.forget_on)
-        check_trainable(self.train)
+        require_forget_on(self.forget_on)
+        require_trainable(self.train)
         validate.seed(self.seed)
-        check_loss_on(self.loss_on)
+        require_loss_on(self.loss_on)
 
 
 @dataclass(frozen=True)

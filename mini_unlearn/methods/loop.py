@@ -25,13 +25,13 @@ from .data import example_batches, to_device
 TRAINABLE: tuple[str, ...] = ("all", "language", "vision")
 
 
-def check_trainable(train: str) -> str:
+def require_trainable(train: str) -> str:
     return validate.one_of(train, "train", TRAINABLE, hint="'vision' = vision tower + projector")
 
 
 def trainable_parameters(model: torch.nn.Module, train: str) -> list[torch.nn.Parameter]:
     """The parameters a method may change: all, the language side (LM + head), or the vision side (tower + projector)."""
-    check_trainable(train)
+    require_trainable(train)
     towers = {tower: name for tower, (name, _) in find_towers(model).items()}
     chosen = []
     for name, parameter in model.named_parameters():
@@ -130,5 +130,5 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable,
     return log
 
 
-__all__ = ["TRAINABLE", "check_trainable", "low_rank", "masked_gradients", "run_gradient_loop", "trainable_parameters",
+__all__ = ["TRAINABLE", "require_trainable", "low_rank", "masked_gradients", "run_gradient_loop", "trainable_parameters",
            "unlearning_probes"]

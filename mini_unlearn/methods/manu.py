@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ..bench.questions import MODALITIES
 from ..models.train_data import make_batch
 from ..neurons.activations import AGGREGATIONS, LANGUAGE_TOKENS, TAU, collect_stats
-from ..neurons.edit import SCOPES, check_alpha, prune_neurons, site_towers
+from ..neurons.edit import SCOPES, require_alpha, prune_neurons, site_towers
 from ..neurons.importance import EPS, RENAMED_VARIANTS, SELECTIONS, VARIANTS, neuron_scores
 from .. import validate
 from .base import UnlearnLog, register
@@ -62,7 +62,7 @@ class MANUConfig:
     language_tokens: str = "text"
 
     def __post_init__(self):
-        check_alpha(self.alpha)
+        require_alpha(self.alpha)
         object.__setattr__(self, "variant", validate.renamed(self.variant, "variant", RENAMED_VARIANTS))
         validate.one_of(self.variant, "variant", VARIANTS)
         validate.one_of(self.scope, "scope", SCOPES)

@@ -32,12 +32,12 @@ from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
 from ..models.anatomy import find_mlp_neurons
 from ..models.train_data import training_examples
 from ..neurons.edit import prune_neurons
-from ..neurons.paths import BRANCHES, K, M, NeuronPaths, check_k_m, check_variant, find_paths
+from ..neurons.paths import BRANCHES, K, M, NeuronPaths, require_k_m, require_variant, find_paths
 from .. import validate
 from .base import UnlearnLog, register
-from .data import check_loss_on, unlearning_sets
+from .data import require_loss_on, unlearning_sets
 from .loop import run_gradient_loop
-from .rmisu import (TARGET_NORMS, RepresentationConfig, check_mse_positions, control_vector, mean_token_norm,
+from .rmisu import (TARGET_NORMS, RepresentationConfig, require_mse_positions, control_vector, mean_token_norm,
                     representation_loss, resolve_layer, rmisu_forget_loss)
 
 LOCALISE: tuple[str, ...] = ("path", "point", "none")
@@ -74,8 +74,8 @@ class MIPEditorConfig(RepresentationConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_k_m(self.k, self.m)
-        check_variant(self.variant)
+        require_k_m(self.k, self.m)
+        require_variant(self.variant)
         branches = (self.branches,) if isinstance(self.branches, str) else tuple(self.branches)
         if not branches or any(b not in BRANCHES for b in branches):
             raise ValueError(f"branches must be a non-empty selection of {tuple(BRANCHES)}; got {self.branches!r}")
@@ -85,8 +85,8 @@ class MIPEditorConfig(RepresentationConfig):
         if self.localise == "none" and self.edit == "prune":
             raise ValueError("edit='prune' needs neurons to prune: use localise='path' or 'point'")
         validate.positive(self.lam, "lam", finite=True)
-        check_loss_on(self.loss_on)
-        check_mse_positions(self.mse_positions)
+        require_loss_on(self.loss_on)
+        require_mse_positions(self.mse_positions)
         validate.one_of(self.target_norm, "target_norm", TARGET_NORMS)
         for name in ("gamma", "retain_ce_weight"):
             validate.positive(getattr(self, name), name, allow_zero=True, finite=True)
@@ -109,7 +109,7 @@ def selection(found: dict[str, NeuronPaths]) -> dict[str, torch.Tensor]:
     return {name: indices for paths in found.values() for name, indices in paths.union.items() if len(indices)}
 
 
-def check_reachable(found: dict[str, NeuronPaths], layer: int) -> None:
+def require_reachable(found: dict[str, NeuronPaths], layer: int) -> None:
     """A clear error when a language path neuron lies above the target layer (no gradient can reach it)."""
     for paths in found.values():
         for site in paths.sites:
@@ -152,7 +152,7 @@ def _prepare(vlm, bench, ratio, config, progress=True):
     forget, retain = unlearning_sets(bench, ratio, config.forget_on)
     layer = resolve_layer(vlm.model, config.layer)
     found = {} if config.localise == "none" else localise(vlm, bench, ratio, config, progress=False)
-    check_reachable(found, layer)
+    require_reachable(found, layer)
     return {"forget": forget, "retain": retain, "layer": layer, "found": found}
 
 
@@ -201,5 +201,5 @@ def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, origi
     return log
 
 
-__all__ = ["EDITS", "LOCALISE", "MIPEditorConfig", "check_reachable", "localise", "path_rows", "row_mask",
+__all__ = ["EDITS", "LOCALISE", "MIPEditorConfig", "require_reachable", "localise", "path_rows", "row_mask",
            "selection"]

@@ -56,10 +56,10 @@ from ..models.loop import Loop
 from ..models.precision import MasterAdamW
 from .. import distributed, validate
 from ..models.train import answer_loss
-from ..neurons.saliency import (EPS, THRESHOLD, SaliencyMask, check_language_preserve, check_preset, check_threshold,
+from ..neurons.saliency import (EPS, THRESHOLD, SaliencyMask, require_language_preserve, require_preset, require_threshold,
                                 compute_saliency, maskable_parameters)
 from .base import UnlearnLog, register
-from .data import check_loss_on, example_batches, scored_on, to_device, unlearning_sets
+from .data import require_loss_on, example_batches, scored_on, to_device, unlearning_sets
 from .loop import unlearning_probes
 from .masked_lora import add_masked_lora, free_adapter_parameters, merge_masked_lora
 
@@ -110,10 +110,10 @@ class MMUnlearnerConfig:
     mask_retain: InitVar[bool | None] = None     # the old spelling of retain_mask: True "paper", False "released"
 
     def __post_init__(self, mask_retain: bool | None):
-        check_preset(self.preset)
-        check_threshold(self.threshold)
-        check_language_preserve(self.language_preserve)
-        check_loss_on(self.loss_on)
+        require_preset(self.preset)
+        require_threshold(self.threshold)
+        require_language_preserve(self.language_preserve)
+        require_loss_on(self.loss_on)
         for name, value in (("masked", self.masked), ("mask_retain", mask_retain)):
             if not isinstance(value, bool) and (name, value) != ("mask_retain", None):
                 raise TypeError(f"{name} must be True or False; got {value!r}")
@@ -131,10 +131,10 @@ class MMUnlearnerConfig:
             validate.positive(getattr(self, name), name, finite=True)
         validate.seed(self.seed)
         if self.mask is not None:
-            check_given_mask(self)
+            require_given_mask(self)
 
 
-def check_given_mask(config: MMUnlearnerConfig) -> None:
+def require_given_mask(config: MMUnlearnerConfig) -> None:
     """A ``mask=`` given to the run must be a SaliencyMask computed with the run's own mask settings."""
     mask = config.mask
     if not isinstance(mask, SaliencyMask):
@@ -148,10 +148,10 @@ def check_given_mask(config: MMUnlearnerConfig) -> None:
                              f"mask again")
 
 
-def check_mask_fits(mask: SaliencyMask, model) -> None:
+def require_mask_fits(mask: SaliencyMask, model) -> None:
     """The mask must cover exactly the preset's linear weights of ``model``, each with the weight's shape."""
     expected = {}
-    for group in check_preset(mask.preset):
+    for group in require_preset(mask.preset):
         expected.update(maskable_parameters(model, group))
     missing, extra = sorted(set(expected) - set(mask.masks)), sorted(set(mask.masks) - set(expected))
     if missing or extra:
@@ -173,7 +173,7 @@ def _prepare(vlm, bench, ratio, config, progress=True):
     retain = [e for e in retain if e.modality == IMAGE_TEXT]         # the released retain loader: retain image+text QA
     mask = None
     if config.mask is not None:                  # computed before, for this model: reused as it is
-        check_mask_fits(config.mask, vlm.model)
+        require_mask_fits(config.mask, vlm.model)
         mask = config.mask
     elif config.masked:
         mask = compute_saliency(vlm, bench, ratio, config.preset, threshold=config.threshold, eps=config.eps,
@@ -208,14 +208,14 @@ def masked_step(loss: torch.Tensor, parameters: dict[str, torch.nn.Parameter], o
 def _unmasked_targets(model, preset: str) -> dict[str, torch.Tensor]:
     """All-True masks over the preset's linear weights: LoRA without a mask (``masked=False``)."""
     names = {}
-    for group in check_preset(preset):
+    for group in require_preset(preset):
         names.update({name: torch.ones_like(p, dtype=torch.bool) for name, p in maskable_parameters(model, group).items()})
     return names
 
 
 def _trained(model, config) -> list:
     """The weights the saliency mask is drawn over (under LoRA, the ones its adapters merge into)."""
-    return [p for group in check_preset(config.preset) for p in maskable_parameters(model, group).values()]
+    return [p for group in require_preset(config.preset) for p in maskable_parameters(model, group).values()]
 
 
 @register("mmunlearner", MMUnlearnerConfig,

@@ -8,7 +8,7 @@ this is the curve in between.
 """
 from __future__ import annotations
 
-from ..bench.splits import check_ratio
+from ..bench.splits import require_ratio
 from ..models.train import Monitor
 
 
@@ -20,7 +20,7 @@ def split_monitor(vlm, bench, ratio: float = 0.05, tasks: tuple[str, ...] = ("cl
     ``retain_people`` caps how many retain people are probed (the first ones; None = all) to keep it fast.
     ``score="log_likelihood"``: the mean answer log-likelihood instead of exact match.
     """
-    check_ratio(ratio)
+    require_ratio(ratio)
     forget = bench.split("forget", ratio).ids
     retain = bench.split("retain", ratio).ids[:retain_people]
     monitors = {split: Monitor(vlm, bench, people, images="canonical", tasks=tuple(tasks), batch_size=batch_size,

@@ -52,7 +52,7 @@ from .. import distributed, validate
 from ..models.anatomy import find_towers
 from ..models.train import answer_loss
 from .base import register
-from .data import check_forget_on, scored_on, unlearning_sets
+from .data import require_forget_on, scored_on, unlearning_sets
 from .loop import run_gradient_loop
 
 
@@ -96,7 +96,7 @@ def rmisu_forget_loss(h_forget: torch.Tensor, h_forget_frozen: torch.Tensor, u: 
 MSE_POSITIONS: tuple[str, ...] = ("real", "all")
 
 
-def check_mse_positions(mse_positions: str) -> str:
+def require_mse_positions(mse_positions: str) -> str:
     return validate.one_of(mse_positions, "mse_positions", MSE_POSITIONS,
                            hint="'real': the MSEs average over the real tokens; 'all': over every position, pads "
                                 "included, as the released code does")
@@ -105,7 +105,7 @@ def check_mse_positions(mse_positions: str) -> str:
 def mse_mask(attention_mask: torch.Tensor, mse_positions: str = "real") -> torch.Tensor | None:
     """The token mask the representation MSEs average over: the attention mask (``"real"``: real tokens
     only), or None (``"all"``: every position, pads included — the released code's ``F.mse_loss``)."""
-    return attention_mask if check_mse_positions(mse_positions) == "real" else None
+    return attention_mask if require_mse_positions(mse_positions) == "real" else None
 
 
 def retain_representation_loss(h_retain: torch.Tensor, h_frozen: torch.Tensor, mask=None) -> torch.Tensor:
@@ -131,7 +131,7 @@ def language_layers(model) -> torch.nn.ModuleList:
     return tower.layers
 
 
-def check_layer(model, layer) -> int:
+def require_layer(model, layer) -> int:
     n = len(language_layers(model))
     if not validate.is_integer(layer) or not 0 <= layer < n:
         raise ValueError(f"layer must be a language-model layer index in [0, {n - 1}] (this model has {n}); got {layer!r}")
@@ -169,7 +169,7 @@ def representation_loss(frozen, layer: int, forget_loss, gamma: float, retain_ce
     every ``h`` read after language-model layer ``layer``, ``frozen`` the input model, the retain CE
     on the answer tokens or the whole sequence (``loss_on``), and both MSEs' ``mask`` from
     :func:`mse_mask` (``mse_positions``: the real tokens, or every position as the released code)."""
-    check_mse_positions(mse_positions)
+    require_mse_positions(mse_positions)
 
     def loss_fn(model, forget_batch, retain_batch):
         with capture_hidden(model, layer) as store:
@@ -209,7 +209,7 @@ class RepresentationConfig:
             validate.positive(getattr(self, name), name, finite=True)
         validate.positive_int(self.steps, "steps")
         validate.positive_int(self.batch_size, "batch_size")
-        check_forget_on(self.forget_on)
+        require_forget_on(self.forget_on)
         if self.layer is not None and not validate.is_integer(self.layer):
             raise ValueError(f"layer must be an integer or None (the last layer); got {self.layer!r}")
         validate.seed(self.seed)
@@ -232,7 +232,7 @@ class RMUConfig(RepresentationConfig):
 
 
 def resolve_layer(model, layer: int | None) -> int:
-    return len(language_layers(model)) - 1 if layer is None else check_layer(model, layer)
+    return len(language_layers(model)) - 1 if layer is None else require_layer(model, layer)
 
 
 def rmu_parameters(model, layer: int, update_layers: int) -> tuple[int, list[torch.nn.Parameter]]:
@@ -265,7 +265,7 @@ def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress,
     return log
 
 
-__all__ = ["MSE_POSITIONS", "RMUConfig", "RepresentationConfig", "TARGET_NORMS", "capture_hidden", "check_layer",
-           "check_mse_positions", "control_vector", "hidden_states", "language_layers", "mean_token_norm", "mse_mask",
+__all__ = ["MSE_POSITIONS", "RMUConfig", "RepresentationConfig", "TARGET_NORMS", "capture_hidden", "require_layer",
+           "require_mse_positions", "control_vector", "hidden_states", "language_layers", "mean_token_norm", "mse_mask",
            "representation_loss", "resolve_layer", "rmu_parameters", "retain_representation_loss", "rmisu_forget_loss",
            "rmisu_loss", "rmu_forget_loss"]

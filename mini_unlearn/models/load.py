@@ -43,7 +43,7 @@ def architecture_of(config: dict) -> str:
     return family_of(config).architecture
 
 
-def check_processor_files(path: Path) -> None:
+def require_processor_files(path: Path) -> None:
     """A clear error for a folder with weights but no tokenizer or image-processor files."""
     missing = []
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
@@ -56,7 +56,7 @@ def check_processor_files(path: Path) -> None:
                                 f"(save_pretrained of the processor writes them)")
 
 
-def check_image_token(processor, family, path: Path) -> None:
+def require_image_token(processor, family, path: Path) -> None:
     tokenizer = processor.tokenizer
     token_id = tokenizer.convert_tokens_to_ids(family.image_token)
     if token_id is None or token_id == tokenizer.unk_token_id \
@@ -85,7 +85,7 @@ def _key(entry) -> str:
     return str(entry)
 
 
-def check_loading_info(info: dict, path: Path) -> None:
+def require_loading_info(info: dict, path: Path) -> None:
     """A clear error when the weights do not match the config (transformers would initialise the gaps at random)."""
     problems = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     problems = {kind: keys for kind, keys in problems.items() if keys}
@@ -117,14 +117,14 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtyp
         raise FileNotFoundError(f"no checkpoint in {str(path)!r}: it has no config.json "
                                 f"(a folder written by save_pretrained holds config.json and the weights)")
     family = family_of(json.loads(config_file.read_text()))
-    check_processor_files(path)
+    require_processor_files(path)
     processor = family.load_processor(path)
-    check_image_token(processor, family, path)
+    require_image_token(processor, family, path)
 
     kwargs = {"dtype": "auto" if dtype is None else dtype}
     if safetensors_only:
         kwargs["use_safetensors"] = True
-    # Mismatched shapes are let through (ignore_mismatched_sizes) only to be listed by check_loading_info, which
+    # Mismatched shapes are let through (ignore_mismatched_sizes) only to be listed by require_loading_info, which
     # refuses the checkpoint before it reaches a device; transformers' own report would repeat them on stderr.
     with progress_bars(progress), quiet_transformers():
         try:
@@ -132,7 +132,7 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None, *, dtyp
                                                              ignore_mismatched_sizes=True, **kwargs)
         except RuntimeError as error:          # weights that cannot even be read as this architecture
             raise ValueError(f"the weights in {str(path)!r} do not match its config.json: {error}") from error
-    check_loading_info(info, path)
+    require_loading_info(info, path)
     model = model.to(device or default_device()).eval()
     architecture = family.architecture
 

@@ -153,7 +153,7 @@ def sequence_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 LOSS_ON: tuple[str, ...] = ("answer", "sequence")
 
 
-def check_loss_on(loss_on: str) -> str:
+def require_loss_on(loss_on: str) -> str:
     return validate.one_of(loss_on, "loss_on", LOSS_ON,
                            hint="'answer': the answer tokens only; 'sequence': every non-pad token, as "
                                 "MLLMU-Bench's code trains")
@@ -161,7 +161,7 @@ def check_loss_on(loss_on: str) -> str:
 
 def scored_on(batch: dict[str, torch.Tensor] | None, loss_on: str) -> dict[str, torch.Tensor] | None:
     """``batch`` labelled for ``loss_on``: unchanged for ``"answer"``, :func:`sequence_labels` for ``"sequence"``."""
-    check_loss_on(loss_on)
+    require_loss_on(loss_on)
     return batch if batch is None or loss_on == "answer" else sequence_labels(batch)
 
 

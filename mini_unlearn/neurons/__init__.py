@@ -10,7 +10,7 @@
 from . import ground_truth, importance, paths, saliency
 from .activations import (AGGREGATIONS, TAU, NeuronStats, aggregate_tokens, collect_stats, mean_activations,
                           question_batches, recording)
-from .edit import SCOPES, Pruning, check_alpha, prune_neurons, select_top, site_towers
+from .edit import SCOPES, Pruning, require_alpha, prune_neurons, select_top, site_towers
 from .importance import (METRICS, VARIANTS, importance_abs, importance_freq, importance_rms, importance_var,
                          literal_vision_score, neuron_scores, official_importance, official_score, paper_importance,
                          paper_score, relative_score, released_importance, released_score, select_released,
@@ -22,7 +22,7 @@ from .saliency import (SaliencyMask, compute_saliency, maskable_parameters, pres
                        saliency_mask, salient_shares, squared_gradients)
 
 __all__ = ["AGGREGATIONS", "METRICS", "SCOPES", "TAU", "VARIANTS", "NeuronPaths", "NeuronStats", "Pruning", "SaliencyMask", "aggregate_tokens", "attribute_sample",
-           "check_alpha", "collect_stats", "ground_truth", "mlp_parameter_towers", "neuron_precision_recall", "planted_weights", "random_selection", "share_on", "top_share", "weight_precision_recall", "compute_saliency", "find_paths", "importance", "importance_abs", "importance_freq", "importance_rms",
+           "require_alpha", "collect_stats", "ground_truth", "mlp_parameter_towers", "neuron_precision_recall", "planted_weights", "random_selection", "share_on", "top_share", "weight_precision_recall", "compute_saliency", "find_paths", "importance", "importance_abs", "importance_freq", "importance_rms",
            "importance_var", "literal_vision_score", "maskable_parameters", "mean_activations", "neuron_scores", "official_importance", "official_score",
            "paper_importance", "paper_score", "paths", "preserve_examples", "preserve_sets", "prune_neurons", "question_batches", "recording", "relative_score", "released_importance", "released_score", "saliency", "saliency_mask", "salient_shares", "select_released", "select_top", "site_towers", "squared_gradients",
            "vision_score", "zscore_fisher"]

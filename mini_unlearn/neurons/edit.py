@@ -24,7 +24,7 @@ from ..models.vlm import VLM
 SCOPES: tuple[str, ...] = ("per_tower", "global", "per_layer")
 
 
-def check_alpha(alpha) -> float:
+def require_alpha(alpha) -> float:
     """``alpha`` as a float in (0, 1): the fraction of neurons to prune."""
     if not validate.is_number(alpha) or math.isnan(alpha) or not 0 < alpha < 1:
         raise ValueError(f"alpha (the fraction of neurons to prune) must lie strictly between 0 and 1, "
@@ -59,7 +59,7 @@ def select_top(scores: dict[str, torch.Tensor], alpha: float, scope: str = "glob
     across every site (``"global"``), the same within each tower (``"per_tower"``: ``towers`` maps each
     site to its tower, e.g. :func:`site_towers`), or ``round(α·width)`` within each site
     (``"per_layer"``). NaN scores are never picked; ties go to the lower index."""
-    alpha = check_alpha(alpha)
+    alpha = require_alpha(alpha)
     groups = selection_groups(scores, scope, towers)
     clean = {name: torch.nan_to_num(s.double(), nan=-math.inf) for name, s in scores.items()}
     selection = {}
@@ -144,4 +144,4 @@ def prune_neurons(model, selection: dict[str, torch.Tensor]) -> Pruning:
     return pruning
 
 
-__all__ = ["SCOPES", "Pruning", "check_alpha", "prune_neurons", "select_top", "selection_groups", "site_towers"]
+__all__ = ["SCOPES", "Pruning", "require_alpha", "prune_neurons", "select_top", "selection_groups", "site_towers"]

@@ -79,7 +79,7 @@ import torch
 
 from .. import validate
 from .activations import NeuronStats
-from .edit import check_alpha, select_top, selection_groups
+from .edit import require_alpha, select_top, selection_groups
 
 METRICS: tuple[str, ...] = ("abs", "freq", "var", "rms")
 VARIANTS: tuple[str, ...] = ("paper", "released")
@@ -193,7 +193,7 @@ def select_released(scores: dict[str, torch.Tensor], alpha: float, scope: str = 
     selected. NaN scores are never selected. A group with ``int(α·N) = 0`` is refused (the released code
     fails there: ``topk`` of 0 has no k-th value). :func:`mini_unlearn.neurons.select_top` is the
     package's rule: exactly ``round(α·N)``, ties to the lower index."""
-    alpha = check_alpha(alpha)
+    alpha = require_alpha(alpha)
     selection = {}
     for group, names in selection_groups(scores, scope, towers).items():
         flat = torch.cat([scores[name].double().flatten() for name in names])

@@ -81,12 +81,12 @@ VARIANTS: tuple[str, ...] = ("paper", "neuron_ig", "released")
 K, M = 5, 8
 
 
-def check_k_m(k, m) -> None:
+def require_k_m(k, m) -> None:
     validate.positive_int(k, "k", hint="neurons per layer")
     validate.positive_int(m, "m", hint="interpolation steps")
 
 
-def check_variant(variant: str) -> str:
+def require_variant(variant: str) -> str:
     return validate.one_of(variant, "variant", VARIANTS)
 
 
@@ -99,8 +99,8 @@ def tower_sites(model, tower: str) -> list[NeuronSite]:
 
 def alphas(m: int, variant: str = "paper") -> torch.Tensor:
     """The m interpolation points: ``k/m`` for k = 1..m (paper), or k = 0..m−1 (released, left sum)."""
-    check_k_m(1, m)
-    start = 0 if check_variant(variant) == "released" else 1
+    require_k_m(1, m)
+    start = 0 if require_variant(variant) == "released" else 1
     return torch.arange(start, start + m, dtype=torch.float32) / m
 
 
@@ -126,7 +126,7 @@ def integrated_gradients(f, a: torch.Tensor, m: int = M, variant: str = "paper")
     ``f`` maps a batch of points ``[m, n]`` to ``[m]`` values; the m points go through it in one call.
     As m grows, ``IG.sum()`` tends to ``f(a) − f(0)`` (completeness).
     """
-    check_k_m(1, m)
+    require_k_m(1, m)
     a = torch.as_tensor(a, dtype=torch.float64)
     points = (alphas(m, variant).to(a.dtype)[:, None] * a[None, :]).requires_grad_(True)
     grads, = torch.autograd.grad(f(points).sum(), points)
@@ -214,7 +214,7 @@ def as_rows(a: torch.Tensor, rows: int) -> torch.Tensor:
 def objective(model, batch: dict[str, torch.Tensor], variant: str) -> torch.Tensor:
     """Per copy: the answer's log-likelihood (paper, neuron_ig), or the released code's ``output.loss``:
     the mean cross-entropy over every non-pad token of the sequence (prompt, image tokens and answer)."""
-    if check_variant(variant) == "released":
+    if require_variant(variant) == "released":
         labels = sequence_labels(batch)["labels"]
         inputs = {name: value for name, value in batch.items() if name != "labels"}
         logits = model(**inputs).logits[:, :-1]
@@ -242,7 +242,7 @@ def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
 def greedy_path(sites, score_layer, k: int = K) -> SamplePath:
     """The greedy layer-wise search: for each site in order, ``score_layer(site, path_so_far)`` returns
     ``(scores, path_term)``; the path takes that layer's top-k and moves on."""
-    check_k_m(k, 1)
+    require_k_m(k, 1)
     scores, path, terms = {}, {}, {}
     for site in sites:
         score, term = score_layer(site, dict(path))
@@ -267,8 +267,8 @@ def attribute_sample(model, batch: dict[str, torch.Tensor], sites: list[NeuronSi
     and ``positions`` (site name → bool token mask) default to the VLM's (:func:`objective`; answer
     or image positions, position 0 for the released variant).
     """
-    check_k_m(k, m)
-    check_variant(variant)
+    require_k_m(k, m)
+    require_variant(variant)
     if not sites:
         raise ValueError("sites is empty: nothing to attribute")
     device = next(model.parameters()).device
@@ -494,8 +494,8 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
     """IGI (``branch="igi"``: language neurons, text-only ``examples``) or IFI (``"ifi"``: vision neurons,
     image+text ``examples``) paths for every example, united per layer."""
     validate.one_of(branch, "branch", BRANCHES, hint="igi: language neurons, ifi: vision neurons")
-    check_k_m(k, m)
-    check_variant(variant)
+    require_k_m(k, m)
+    require_variant(variant)
     examples = list(examples)
     if not examples:
         raise ValueError("examples is empty: paths need at least one sample")
@@ -515,5 +515,5 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
 
 
 __all__ = ["BRANCHES", "K", "M", "NeuronPaths", "SamplePath", "VARIANTS", "alphas", "answer_positions",
-           "activation_at", "attribute_sample", "check_k_m", "integrated_gradients", "check_variant", "find_paths", "first_real_position", "gated", "greedy_path",
+           "activation_at", "attribute_sample", "require_k_m", "integrated_gradients", "require_variant", "find_paths", "first_real_position", "gated", "greedy_path",
            "interpolated", "as_rows", "path_score", "clean_activations", "first_copy", "objective", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]

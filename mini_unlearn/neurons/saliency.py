@@ -48,10 +48,10 @@ from torch import nn
 
 from .. import distributed, validate
 from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
-from ..bench.splits import check_ratio
+from ..bench.splits import require_ratio
 from ..models.anatomy import find_towers, part_of
 from ..models.train import answer_loss
-from ..models.train_data import Example, check_loss_on, one_pass_batches, scored_on, training_examples
+from ..models.train_data import Example, require_loss_on, one_pass_batches, scored_on, training_examples
 from ..text import fit
 
 THRESHOLD = 1.0
@@ -61,11 +61,11 @@ LANGUAGE_PRESERVE: tuple[str, ...] = ("union", "pooled")
 PRESETS: dict[str, tuple[str, ...]] = {"vision": ("vision",), "language": ("language",), "both": ("vision", "language")}
 
 
-def check_preset(preset: str) -> tuple[str, ...]:
+def require_preset(preset: str) -> tuple[str, ...]:
     return PRESETS[validate.one_of(preset, "preset", PRESETS, hint="which tower's weights the mask covers")]
 
 
-def check_threshold(threshold) -> float:
+def require_threshold(threshold) -> float:
     meaning = "a weight is salient when F_forget / F_preserve >= threshold; the paper uses 1"
     return float(validate.positive(threshold, "threshold", finite=True, hint=meaning))
 
@@ -94,7 +94,7 @@ def maskable_parameters(model: nn.Module, group: str) -> dict[str, nn.Parameter]
 # ---------------------------------------------------------------------------------------------------
 # The data each preset protects
 
-def check_language_preserve(language_preserve: str) -> str:
+def require_language_preserve(language_preserve: str) -> str:
     return validate.one_of(language_preserve, "language_preserve", LANGUAGE_PRESERVE,
                            hint="'union': the paper's two saliency maps; 'pooled': the released code's one preserve "
                                 "loader")
@@ -105,8 +105,8 @@ def preserve_sets(bench, ratio: float, group: str, language_preserve: str = "uni
     and, for the language group, ``"text"`` (everyone's text-only pairs) — or, with
     ``language_preserve="pooled"``, the two together as one set ``"pooled"``."""
     validate.one_of(group, "group", GROUPS)
-    check_ratio(ratio)
-    check_language_preserve(language_preserve)
+    require_ratio(ratio)
+    require_language_preserve(language_preserve)
     retain = bench.split("retain", ratio).ids
     sets = {"retain": [e for e in training_examples(bench, retain, practice=False) if e.modality == IMAGE_TEXT]}
     if group == "language":
@@ -124,7 +124,7 @@ def preserve_examples(bench, ratio: float, group: str) -> list[Example]:
 
 def forget_examples(bench, ratio: float) -> list[Example]:
     """The forget people's image+text pairs: what MMUnlearner unlearns, and what its saliency is scored on."""
-    check_ratio(ratio)
+    require_ratio(ratio)
     people = bench.split("forget", ratio).ids
     forget = [e for e in training_examples(bench, people, practice=False) if e.modality == IMAGE_TEXT]
     if not forget:
@@ -173,7 +173,7 @@ def squared_gradients(model: nn.Module, batches, parameters: dict[str, nn.Parame
 def saliency_mask(forget: dict[str, torch.Tensor], preserve: dict[str, torch.Tensor], threshold: float = THRESHOLD,
                   eps: float = EPS) -> dict[str, torch.Tensor]:
     """Boolean masks: ``(F_f + eps) / (F_p + eps) >= threshold``, element-wise, for every weight in both."""
-    check_threshold(threshold)
+    require_threshold(threshold)
     if set(forget) != set(preserve):
         raise ValueError(f"forget and preserve saliency must score the same weights; only in forget: "
                          f"{sorted(set(forget) - set(preserve))[:3]}, only in preserve: {sorted(set(preserve) - set(forget))[:3]}")
@@ -261,10 +261,10 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
     a weight is protected when any of them protects it). The cross-entropy scores the answer tokens
     (``loss_on="answer"``) or every non-pad token (``"sequence"``, as the released code labels). No
     weight of ``vlm`` changes."""
-    groups = check_preset(preset)
-    check_threshold(threshold)
-    check_language_preserve(language_preserve)
-    check_loss_on(loss_on)
+    groups = require_preset(preset)
+    require_threshold(threshold)
+    require_language_preserve(language_preserve)
+    require_loss_on(loss_on)
     loss_fn = lambda model_, batch: answer_loss(model_, scored_on(batch, loss_on))
     validate.positive_int(batch_size, "batch_size")
     forget = forget_examples(bench, ratio)
@@ -310,6 +310,6 @@ def salient_shares(mask: SaliencyMask, threshold: float) -> pd.Series:
     return shares
 
 
-__all__ = ["EPS", "GROUPS", "LANGUAGE_PRESERVE", "PRESETS", "SaliencyMask", "THRESHOLD", "check_language_preserve",
-           "check_preset", "check_threshold", "compute_saliency", "forget_examples", "group_of", "maskable_parameters",
+__all__ = ["EPS", "GROUPS", "LANGUAGE_PRESERVE", "PRESETS", "SaliencyMask", "THRESHOLD", "require_language_preserve",
+           "require_preset", "require_threshold", "compute_saliency", "forget_examples", "group_of", "maskable_parameters",
            "preserve_examples", "preserve_sets", "salient_shares", "saliency_mask", "squared_gradients"]

@@ -16,14 +16,14 @@ from pathlib import Path
 
 from .. import validate
 from ..attacks.auditing import findings, metrics
-from ..bench.splits import check_ratio
+from ..bench.splits import require_ratio
 from ..evaluation import evaluate
 from ..methods import get, unlearn
 from ..models.cache import benchmark_fingerprint, key_hash
 from ..seeding import seed_everything
 from .environment import environment
 from .records import ANCHORS, REFERENCE, SCORE_COLUMNS, Cell, RunRecord
-from .settings import check_overrides, config_dict, jsonable
+from .settings import require_overrides, config_dict, jsonable
 
 EVALUATED_SPLITS: tuple[str, ...] = ("forget", "retain", "test", "utility")
 
@@ -85,8 +85,8 @@ def run_cell(vlm, bench, cell: Cell, overrides: dict | None = None, *, audit: bo
     Every argument is checked before any weight changes."""
     if cell.is_anchor:
         raise ValueError(f"cell: {cell.method!r} is an anchor; record it with anchor_cell")
-    check_ratio(cell.ratio)
-    overrides = check_overrides(cell.method, dict(overrides or {}))
+    require_ratio(cell.ratio)
+    overrides = require_overrides(cell.method, dict(overrides or {}))
     hyperparameters = seeded(cell.method, overrides, cell.seed)
     seed_everything(cell.seed)
     started = time.perf_counter()
@@ -108,7 +108,7 @@ def anchor_cell(anchor: str, model, vlm, bench, ratio: float, *, audit: bool = F
     """The record of an anchor: ``"vanilla"`` (``model`` is ``vlm``) or ``"retain_only"`` (the model that
     never saw the forget people at ``ratio``). ``vlm`` is the folder's model, which names the folder."""
     validate.one_of(anchor, "anchor", ANCHORS)
-    check_ratio(ratio)
+    require_ratio(ratio)
     scores, audited, seconds = measure(model, bench, ratio, audit=audit, evaluation=evaluation)
     seconds["total"] = round(sum(seconds.values()), 2)
     about = {"model": identity(model, bench)["model"]}

@@ -46,11 +46,11 @@ def parse_overrides(method: str, assignments) -> dict:
         if not sep or not name.strip():
             raise ValueError(f"--set expects NAME=VALUE (e.g. lr=1e-4); got {text!r}")
         overrides[name.strip()] = parse_value(value)
-    check_overrides(method, overrides)
+    require_overrides(method, overrides)
     return overrides
 
 
-def check_overrides(method: str, overrides: dict) -> dict:
+def require_overrides(method: str, overrides: dict) -> dict:
     """``overrides`` if the method accepts them (its dataclass validates the values); else a clear error."""
     make_config(method, **overrides)
     return overrides
@@ -70,4 +70,4 @@ def jsonable(value):
     return repr(value)
 
 
-__all__ = ["SETTINGS", "check_overrides", "config_dict", "jsonable", "parse_overrides", "parse_value"]
+__all__ = ["SETTINGS", "require_overrides", "config_dict", "jsonable", "parse_overrides", "parse_value"]

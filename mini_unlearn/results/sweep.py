@@ -15,11 +15,11 @@ from collections.abc import Callable
 from tqdm.auto import tqdm
 
 from .. import validate
-from ..bench.splits import check_ratio
+from ..bench.splits import require_ratio
 from ..methods import get
 from .records import REFERENCE, Cell, ResultsFolder, RunRecord
 from .running import anchor_cell, identity, run_cell
-from .settings import check_overrides
+from .settings import require_overrides
 
 
 def plan(methods, ratios, seeds, settings: dict[str, dict | None]) -> list[tuple[Cell, dict]]:
@@ -27,7 +27,7 @@ def plan(methods, ratios, seeds, settings: dict[str, dict | None]) -> list[tuple
 
     ``settings``: name → ``None`` (every method at its registered defaults) or ``{method: overrides}``
     (as :func:`~.tuning.read_tuned` returns); a method missing from such a table is skipped there."""
-    methods, ratios, seeds = list(methods), [check_ratio(r) for r in ratios], list(seeds)
+    methods, ratios, seeds = list(methods), [require_ratio(r) for r in ratios], list(seeds)
     for name, values in (("methods", methods), ("ratios", ratios), ("seeds", seeds), ("settings", list(settings))):
         if not values:
             raise ValueError(f"{name} is empty: the sweep needs at least one")
@@ -43,7 +43,7 @@ def plan(methods, ratios, seeds, settings: dict[str, dict | None]) -> list[tuple
             for name, table in settings.items():
                 if table is not None and method not in table:
                     continue
-                overrides = check_overrides(method, dict(table[method]) if table is not None else {})
+                overrides = require_overrides(method, dict(table[method]) if table is not None else {})
                 cells += [(Cell(method, name, ratio, seed), overrides) for seed in seeds]
     return cells
 

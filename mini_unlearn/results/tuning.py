@@ -34,7 +34,7 @@ import time
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..bench.splits import check_ratio
+from ..bench.splits import require_ratio
 from ..evaluation import evaluate_questions
 from ..evaluation.report import Report
 from ..evaluation.tasks import TASKS
@@ -45,7 +45,7 @@ from .environment import environment
 from .records import Cell, ResultsFolder, RunRecord, write_atomic
 from .running import identity, score_rows, seeded
 from .scoring import TARGET, main_scores, progress, worst_drop
-from .settings import check_overrides, config_dict
+from .settings import require_overrides, config_dict
 
 REPORTED_RATIOS: tuple[float, ...] = (0.05, 0.10, 0.15)
 VALIDATION_RATIO = 0.05
@@ -68,7 +68,7 @@ def candidates(method: str) -> list[dict]:
 def validation_benchmark(bench, reported_ratios=REPORTED_RATIOS):
     """``bench`` with a forget ordering that starts after every reported forget set: its forget split
     at :data:`VALIDATION_RATIO` is the validation people, its retain split holds the reported ones."""
-    reported = list(dict.fromkeys(pid for ratio in reported_ratios for pid in bench.forget_ids(check_ratio(ratio))))
+    reported = list(dict.fromkeys(pid for ratio in reported_ratios for pid in bench.forget_ids(require_ratio(ratio))))
     rest = [pid for pid in bench.forget_order if pid not in reported]
     rest += [p.id for p in bench.profiles if p.id not in rest and p.id not in reported]
     if len(rest) < len(bench.forget_ids(VALIDATION_RATIO)) + RETAIN_PEOPLE:
@@ -164,7 +164,7 @@ def tune(vlm, bench, methods, out, *, seed: int = 0, reported_ratios=REPORTED_RA
 
 def _run_candidate(vlm, validation: Validation, cell: Cell, overrides: dict, seed: int) -> RunRecord:
     method = cell.method
-    hyperparameters = seeded(method, {**check_overrides(method, overrides), **WHILE_TUNING.get(method, {})}, seed)
+    hyperparameters = seeded(method, {**require_overrides(method, overrides), **WHILE_TUNING.get(method, {})}, seed)
     seed_everything(seed)
     started = time.perf_counter()
     result = unlearn(vlm, validation.bench, method=method, ratio=VALIDATION_RATIO, progress=False, **hyperparameters)
@@ -193,7 +193,7 @@ def read_tuned(path) -> dict[str, dict]:
     if not isinstance(methods, dict):
         raise ValueError(f"--tuned {str(path)!r} has no 'methods' table; "  # noqa: TRY004 (a bad file)
                          "expected a tuned.json from `mini-unlearn tune`")
-    return {method: check_overrides(method, dict(overrides)) for method, overrides in methods.items()}
+    return {method: require_overrides(method, dict(overrides)) for method, overrides in methods.items()}
 
 
 __all__ = ["GRIDS", "REPORTED_RATIOS", "RETAIN_PEOPLE", "TUNED_FILE", "VALIDATION_RATIO", "Validation", "WHILE_TUNING",

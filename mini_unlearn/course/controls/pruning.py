@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from ...neurons.edit import check_alpha, prune_neurons, select_top
+from ...neurons.edit import require_alpha, prune_neurons, select_top
 from ...neurons.importance import SELECTIONS
 from .live import LiveControl
 
@@ -44,7 +44,7 @@ def pruning_control(vlm, scores: dict[str, dict[str, torch.Tensor]], measure: Ca
 
     def readings(alpha: float, variant: str) -> dict[str, float]:
         select = rules.get(variant, select_top)
-        pruning = prune_neurons(model, select(scores[variant], check_alpha(alpha), scope, towers))
+        pruning = prune_neurons(model, select(scores[variant], require_alpha(alpha), scope, towers))
         try:
             measured = measure(model)
         finally:

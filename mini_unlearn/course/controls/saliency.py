@@ -7,7 +7,7 @@ Chapter 06 draws the same shares over a few thresholds as a static figure for th
 """
 from __future__ import annotations
 
-from ...neurons.saliency import THRESHOLD, SaliencyMask, check_threshold, salient_shares
+from ...neurons.saliency import THRESHOLD, SaliencyMask, require_threshold, salient_shares
 from .live import LiveControl
 
 
@@ -17,7 +17,7 @@ def saliency_control(mask: SaliencyMask, threshold: float = THRESHOLD) -> LiveCo
     as bars."""
     import ipywidgets
 
-    check_threshold(threshold)
+    require_threshold(threshold)
     if mask.forget is None or mask.preserve is None:
         raise ValueError("this mask was built without its saliencies (forget/preserve): recompute it")
 
