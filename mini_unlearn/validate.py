@@ -89,7 +89,7 @@ def renamed(value, name: str, renames: Mapping[str, str]):
 
 def deprecated(old: str, new: str) -> None:
     """A ``FutureWarning``, pointing at the caller's line outside the package, that ``old`` is now ``new``."""
-    warnings.warn(f"{old} is now spelled {new} (the same setting); the old spelling will stop working in a later "
+    warnings.warn(f"{old} is now spelled {new} (the same thing); the old spelling will stop working in a later "
                   f"release", FutureWarning, stacklevel=callers_level())
 
 

@@ -20,7 +20,6 @@ answer's tokens (one number per sequence); ``ce`` is the mean token cross-entrop
 """
 from __future__ import annotations
 
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +54,7 @@ def npo_loss_released(ce: torch.Tensor, ref_ce: torch.Tensor, beta: float = 0.4)
 
 def npo_loss_mllmu(ce: torch.Tensor, ref_ce: torch.Tensor, beta: float = 0.4) -> torch.Tensor:
     """The old name of :func:`npo_loss_released` (a ``FutureWarning``)."""
-    warnings.warn("npo_loss_mllmu is now npo_loss_released", FutureWarning, stacklevel=2)
+    validate.deprecated("npo_loss_mllmu", "npo_loss_released")
     return npo_loss_released(ce, ref_ce, beta)
 
 

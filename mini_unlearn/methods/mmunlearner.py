@@ -114,10 +114,11 @@ class MMUnlearnerConfig:
         require_threshold(self.threshold)
         require_language_preserve(self.language_preserve)
         require_loss_on(self.loss_on)
-        for name, value in (("masked", self.masked), ("mask_retain", mask_retain)):
-            if not isinstance(value, bool) and (name, value) != ("mask_retain", None):
-                raise TypeError(f"{name} must be True or False; got {value!r}")
+        if not isinstance(self.masked, bool):
+            raise TypeError(f"masked must be True or False; got {self.masked!r}")
         if mask_retain is not None:       # the old spelling
+            if not isinstance(mask_retain, bool):
+                raise TypeError(f"mask_retain must be True or False; got {mask_retain!r}")
             object.__setattr__(self, "retain_mask", "paper" if mask_retain else "released")
             validate.deprecated(f"mask_retain={mask_retain}", f"retain_mask={self.retain_mask!r}")
         validate.one_of(self.retain_mask, "retain_mask", RETAIN_MASKS,

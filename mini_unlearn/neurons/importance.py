@@ -73,7 +73,6 @@ by its own rule (:func:`mini_unlearn.neurons.select_top`, :func:`select_released
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 
@@ -171,14 +170,14 @@ def released_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tens
 
 def official_importance(stats: NeuronStats) -> dict[str, torch.Tensor]:
     """The old name of :func:`released_importance` (a ``FutureWarning``)."""
-    warnings.warn("official_importance is now released_importance", FutureWarning, stacklevel=2)
+    validate.deprecated("official_importance", "released_importance")
     return released_importance(stats)
 
 
 def official_score(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor],
                    weights: dict[str, float] = RELEASED_WEIGHTS, eps: float = 1e-5) -> torch.Tensor:
     """The old name of :func:`released_score` (a ``FutureWarning``)."""
-    warnings.warn("official_score is now released_score", FutureWarning, stacklevel=2)
+    validate.deprecated("official_score", "released_score")
     return released_score(forget, retain, weights, eps)
 
 
