@@ -5,6 +5,7 @@
     python3 course.py book        # execute the chapters, regenerate exercises, build _build/html/
     python3 course.py book --no-execute    # only render the book
     python3 course.py exercises   # regenerate notebooks/exercises/ from the solution editions
+    python3 course.py exercises --run [CHAPTER ...]   # run the exercise editions, stubs and all (CI does)
     python3 course.py execute [NOTEBOOK ...]   # execute chapter notebooks in place
     python3 course.py retrain     # rebuild the shipped course models in mini_unlearn/data/models (~1 h on 2 cores)
     python3 course.py kernels [SETTING ...]    # the nbval suite with the CPU kernels forced to other
@@ -210,22 +211,26 @@ def coalesce_streams(nb):
             cell.outputs = merged
 
 
-def execute_notebooks(paths):
-    """Execute notebooks in place, in order, with the venv's `python3` kernel, cwd = notebooks/."""
+def venv_kernel():
+    """Make the kernel named python3 this venv's, found before any user-wide python3 (here and in children)."""
     import tempfile
 
-    import nbformat
     from ipykernel.kernelspec import write_kernel_spec
-    from nbclient import NotebookClient
 
-    from mini_unlearn.course.controls import drop_widget_views
-
-    # a kernelspec named python3 that points at this venv, found before any user-wide python3
     specs = Path(tempfile.mkdtemp(prefix="mini_unlearn-kernels-"))
     write_kernel_spec(specs / "kernels" / "python3")
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         [str(specs)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p])
 
+
+def execute_notebooks(paths):
+    """Execute notebooks in place, in order, with the venv's `python3` kernel, cwd = notebooks/."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from mini_unlearn.course.controls import drop_widget_views
+
+    venv_kernel()
     for path in paths:
         path = Path(path).resolve()
         t0 = time.perf_counter()
@@ -244,6 +249,38 @@ def execute_notebooks(paths):
         nb.metadata["kernelspec"] = spec
         nbformat.write(nb, path)
         say(f"executed {path.relative_to(ROOT)} in {time.perf_counter() - t0:.1f} s")
+
+
+RUN_EDITION = "import sys; from mini_unlearn.course.exercises import main; sys.exit(main(sys.argv[1:]))"
+
+
+def run_exercise_editions(names):
+    """Execute the exercise editions with their stubs, two at a time (each kernel: 2 torch threads), and
+    report what failed besides the checks (mini_unlearn.course.exercises.edition_problems)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    editions = sorted((NOTEBOOKS / "exercises").glob("[0-9]*.ipynb"))
+    if names:
+        editions = [path for path in editions if any(path.name.startswith(name) for name in names)]
+    venv_kernel()
+
+    def run_one(path):
+        t0 = time.perf_counter()
+        done = subprocess.run([str(VENV_PYTHON), "-c", RUN_EDITION, str(path), str(NOTEBOOKS)], cwd=ROOT,
+                              env=dict(QUIET_THREADS, **os.environ), capture_output=True, text=True, check=False)
+        return path, done.returncode, done.stdout.strip(), done.stderr.strip(), time.perf_counter() - t0
+
+    failed = 0
+    with ThreadPoolExecutor(2) as pool:
+        for path, code, said, errors, seconds in pool.map(run_one, editions):
+            last = said.splitlines()[-1] if said else ""
+            say(f"{path.relative_to(ROOT)} ({seconds:.0f} s): {last if code == 0 else 'FAILED'}")
+            if code:
+                failed += 1
+                print(said, errors, sep="\n", file=sys.stderr)
+    say(f"exercise editions run with their stubs: {len(editions) - failed} of {len(editions)} ran through")
+    if failed or not editions:
+        sys.exit(1)
 
 
 def generate_exercises(check=False):
@@ -318,7 +355,10 @@ def cmd_execute(args, extra):
 def cmd_exercises(args, extra):
     if not in_venv():
         ensure_venv()
-        return rerun_in_venv(["exercises"] + (["--check"] if args.check else []))
+        return rerun_in_venv(["exercises"] + (["--check"] if args.check else [])
+                             + (["--run"] + args.chapters if args.run else []))
+    if args.run:
+        return run_exercise_editions(args.chapters)
     generate_exercises(check=args.check)
 
 
@@ -335,6 +375,9 @@ def main():
     p.set_defaults(func=cmd_book)
     p = sub.add_parser("exercises", help="regenerate notebooks/exercises/")
     p.add_argument("--check", action="store_true", help="only list stale exercise editions")
+    p.add_argument("--run", action="store_true", help="execute the exercise editions with their stubs (not "
+                   "written back): every cell but the checks must run, the experiments on the package's functions")
+    p.add_argument("chapters", nargs="*", help="with --run: chapter numbers such as 04 (default: all)")
     p.set_defaults(func=cmd_exercises)
     p = sub.add_parser("retrain", help="rebuild the shipped course models in mini_unlearn/data/models from scratch "
                                        "(about an hour on 2 cores)")

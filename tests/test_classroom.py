@@ -94,3 +94,14 @@ def test_the_teaching_page_lists_every_exercise_with_its_checker_and_points(caps
     assert capsys.readouterr().out == table
     page = (ROOT / "book" / "teaching.md").read_text(encoding="utf-8")
     assert table in page, "book/teaching.md: paste the output of `mini-unlearn classroom table` into it"
+
+
+def test_the_table_says_which_package_function_each_hard_exercise_becomes():
+    from mini_unlearn.course import checks
+    rows = classroom.exercise_table(NOTEBOOKS)
+    hard = [row for row in rows if row["points"] == 3]
+    assert len(hard) == 6 and all(row["runs"] for row in hard)
+    for row in rows:
+        plug = getattr(getattr(checks, row["checker"]), "plug", None)
+        assert row["runs"] == (plug.replace(":", ".").removeprefix("mini_unlearn.") if plug else "")
+    assert "| `methods.gradient.ga_diff_loss` |" in classroom.exercise_table_markdown(NOTEBOOKS)

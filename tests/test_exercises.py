@@ -184,3 +184,33 @@ def test_checker_names_each_usual_slip(name, checker, monkeypatch, capsys):
         assert slip.says in str(failed.value), (f"{name} failed on the slip {slip.fn.__name__} without saying so:\n"
                                                 f"{failed.value}")
     assert "✓" not in capsys.readouterr().out
+
+
+# -----------------------------------------------------------------------------
+# the exercise editions run with their stubs (python3 course.py exercises --run)
+
+def executed(source, outputs, tags=()):
+    cell = new_code_cell(source, outputs=outputs)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def error(name):
+    return new_output("error", ename=name, evalue="", traceback=[])
+
+
+def test_an_edition_may_fail_only_in_its_checks_and_must_fall_back():
+    from mini_unlearn.course.exercises import edition_problems
+    fell_back = new_output("stream", name="stdout", text="✗ your f does not pass check_f yet (…); this block runs …\n")
+    cells = [executed("mu.checks.check_f(f)", [error("AssertionError")]),
+             executed("mu.checks.check_g(g)", [error("NotImplementedError")]),
+             executed("mu.unlearn(vlm, method='gaa')", [error("ValueError")], tags=["raises-exception"]),
+             executed("with mu.checks.use(f, mu.checks.check_f):\n    run()", [fell_back])]
+    assert edition_problems(new_notebook(cells=cells), "x") == []
+    broken = [executed("mu.checks.check_f(f)", [error("TypeError")]),     # the checker itself broke
+              executed("print(f(2))", [error("NotImplementedError")]),   # a later cell uses the stub
+              executed("with mu.checks.use(f, mu.checks.check_f):\n    run()", []),   # did not fall back
+              executed("with mu.checks.use(f, mu.checks.check_f):\n    run()", [error("NotImplementedError")])]
+    assert [p.split(":")[0] for p in edition_problems(new_notebook(cells=broken), "x")] == [
+        "x, cell 0", "x, cell 1", "x, cell 2", "x, cell 3"]

@@ -89,3 +89,20 @@ def test_a_bad_name_names_the_argument_and_the_choices():
 def test_show_source_still_works(capsys):
     mu.show_source(mu.show.pipeline)
     assert capsys.readouterr().out.startswith("def pipeline(name, ax=None):")
+
+
+def test_an_answer_shows_closed_in_jupyter_and_as_its_source_in_plain_text(capsys, monkeypatch):
+    from mini_unlearn.course.show import Collapsed
+    shown = Collapsed("if a < b:\n    return a", "mini_unlearn's answer: f")
+    html = shown._repr_html_()
+    assert html.startswith("<details><summary>mini_unlearn&#x27;s answer: f (click to open)</summary>")
+    assert "<pre>if a &lt; b:\n    return a</pre></details>" in html and repr(shown) == "if a < b:\n    return a"
+    mu.show_source(mu.methods.ga_loss, collapsed=True)          # no IPython kernel here: printed as is
+    assert capsys.readouterr().out.startswith("def ga_loss(")
+    displayed = []
+    monkeypatch.setattr("IPython.get_ipython", lambda: object())
+    monkeypatch.setattr("IPython.display.display", displayed.append)
+    mu.show_source(mu.methods.ga_loss, collapsed=True)
+    assert capsys.readouterr().out == ""
+    [answer] = displayed
+    assert repr(answer).startswith("def ga_loss(") and answer.summary == "mini_unlearn's answer: ga_loss"

@@ -63,10 +63,18 @@ def relearn(vlm, bench, ratio: float = 0.05, config: RelearnConfig | None = None
     """
     config = replace(config or RelearnConfig(), **overrides)
     people = bench.split(split, ratio).ids
+    return relearning_curve(vlm, bench, people, config, progress=progress)
+
+
+def relearning_curve(vlm, bench, people: list[str], config: RelearnConfig, progress: bool = True) -> pd.DataFrame:
+    """The attack itself, on ``people``: teach a copy of ``vlm`` their training pairs (not the practice
+    questions) of ``config.facts`` in ``config.modalities`` with the shared gradient loop, plain descent
+    on the answer's cross-entropy; every ``probe_every`` steps (and before the first) the recall of their
+    **other** facts, on the canonical portraits. One row per step probed × modality × task."""
     taught = [e for e in training_examples(bench, people, practice=False)
               if e.source.fact in config.facts and e.modality in config.modalities]
     if not taught:
-        raise ValueError(f"no training pair of the {split!r} people teaches {config.facts} in {config.modalities}")
+        raise ValueError(f"no training pair of these people teaches {config.facts} in {config.modalities}")
     others = tuple(f for f in FACTS if f not in config.facts)
     monitor = Monitor(vlm, bench, people, images="canonical", tasks=config.tasks, facts=others)
     copy = vlm.copy()
@@ -84,4 +92,4 @@ def relearn(vlm, bench, ratio: float = 0.05, config: RelearnConfig | None = None
     return pd.DataFrame(rows)
 
 
-__all__ = ["RelearnConfig", "relearn"]
+__all__ = ["RelearnConfig", "relearn", "relearning_curve"]

@@ -89,24 +89,30 @@ def exercise_title(nb, exercise_cell: int) -> str:
 
 
 def exercise_table(notebooks_dir: str | Path = "notebooks") -> list[dict]:
-    """One row per exercise of every chapter: chapter, title, checker, points (what a teacher plans with)."""
+    """One row per exercise of every chapter: chapter, title, checker, points, and for the ●●● exercises the
+    package function the chapter's experiment then runs as the learner's (``runs``; what a teacher plans with)."""
     import nbformat
+
+    from . import checks
 
     rows = []
     for path in chapter_notebooks(notebooks_dir):
         nb = nbformat.read(path, as_version=4)
         for ex in find_exercises(nb, path.name):
+            plug = getattr(getattr(checks, ex.checker, None), "plug", None)
             rows.append({"chapter": chapter_name(path), "title": exercise_title(nb, ex.cell),
-                         "checker": ex.checker, "points": points_of(nb, ex.cell)})
+                         "checker": ex.checker, "points": points_of(nb, ex.cell),
+                         "runs": plug.replace(":", ".").removeprefix("mini_unlearn.") if plug else ""})
     return rows
 
 
 def exercise_table_markdown(notebooks_dir: str | Path = "notebooks") -> str:
     """:func:`exercise_table` as the Markdown table the book's teaching page shows."""
-    lines = ["| Chapter | Exercise | Checker | Points |", "|---|---|---|---|"]
+    lines = ["| Chapter | Exercise | Checker | Points | The chapter then runs it as |", "|---|---|---|---|---|"]
     for row in exercise_table(notebooks_dir):
         title = row["title"].replace("|", "\\|")
-        lines.append(f"| {row['chapter']} | {title} | `mu.checks.{row['checker']}` | {row['points']} |")
+        runs = f"`{row['runs']}`" if row["runs"] else ""
+        lines.append(f"| {row['chapter']} | {title} | `mu.checks.{row['checker']}` | {row['points']} | {runs} |")
     return "\n".join(lines) + "\n"
 
 

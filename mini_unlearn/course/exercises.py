@@ -30,6 +30,11 @@ The convention of an exercise
 
 Because the markers are nbgrader's, a teacher can also run `nbgrader generate_assignment` on the
 solution edition.
+
+A learner who skips an exercise can still run the chapter: in the exercise edition only the check cells
+fail, and a method chapter's experiment that runs on the learner's function (`mu.checks.use`) runs on the
+package's instead. `python3 course.py exercises --run` executes the exercise editions, stubs and all,
+and reports any other failure (:func:`edition_problems`).
 """
 
 import copy
@@ -41,6 +46,8 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 CHECK_CALL = re.compile(r"\bchecks\.(check_\w+)\s*\(")
+USE_CALL = re.compile(r"\bchecks\.use\s*\(")
+FELL_BACK = "✗ your "          # how mu.checks.use starts its note when it runs the package's function
 
 
 class MarkerError(ValueError):
@@ -157,3 +164,58 @@ def generate_all(notebooks_dir="notebooks", check=False):
             if not check:
                 orphan.unlink()
     return changed
+
+
+def _errors(cell) -> list[str]:
+    return [output.get("ename", "") for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+
+
+def _text(cell) -> str:
+    return "".join(output.get("text", "") for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+
+
+def edition_problems(nb, name: str = "notebook") -> list[str]:
+    """What went wrong in an exercise edition executed with its stubs (``allow_errors``): [] when only the
+    check cells failed (AssertionError or NotImplementedError, as a stub makes them), and every cell that
+    runs an experiment on a learner's function (``mu.checks.use``) said it ran the package's instead.
+    A cell tagged ``raises-exception`` (a chapter showing an error on purpose) may fail."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = _errors(cell)
+        is_check = CHECK_CALL.search(cell.source) is not None and not USE_CALL.search(cell.source)
+        allowed = ({"AssertionError", "NotImplementedError"} if is_check else set())
+        if "raises-exception" in cell.metadata.get("tags", []):
+            allowed = set(errors)
+        for error in errors:
+            if error not in allowed:
+                problems.append(f"{name}, cell {i}: {error} in a cell that must run without the learner's answers")
+        if USE_CALL.search(cell.source) and not errors and FELL_BACK not in _text(cell):
+            problems.append(f"{name}, cell {i}: runs on a learner's function, but did not fall back to the "
+                            "package's when the stub failed its check")
+    return problems
+
+
+def run_edition(path, cwd, timeout: int = 900) -> list[str]:
+    """Execute the exercise edition at ``path`` (not written back) in ``cwd``; :func:`edition_problems`."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=timeout, allow_errors=True, record_timing=False,
+                   store_widget_state=False, resources={"metadata": {"path": str(cwd)}}).execute()
+    return edition_problems(nb, Path(path).name)
+
+
+def main(argv: list[str]) -> int:
+    """``main([EDITION, CWD])``: :func:`run_edition`, its problems printed; 1 if any (course.py exercises --run)."""
+    found = run_edition(argv[0], argv[1])
+    print("\n".join(found) or f"{Path(argv[0]).name}: every cell but the checks ran; the experiments fell back")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -5,13 +5,45 @@ import inspect
 import textwrap
 
 
-def show_source(obj):
+def show_source(obj, collapsed=False):
     """Print the source of a function, class or module of the package.
 
     Notebooks call `mu.show_source(mu.bench.make_benchmark)` instead of carrying a copy of the
     code, so what a chapter shows is what the package runs, and a stale output fails nbval.
+
+    ``collapsed=True`` is for a source that is an exercise's answer: in Jupyter (and in the book) it
+    shows closed, behind a "mini_unlearn's answer" line the reader clicks to open, so the answer is
+    not the next thing a learner reads; its plain-text form, which nbval compares, is the source.
     """
-    print(textwrap.dedent(inspect.getsource(obj)).rstrip("\n"))
+    source = textwrap.dedent(inspect.getsource(obj)).rstrip("\n")
+    if not collapsed:
+        print(source)
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:          # plain Python: nothing to click
+        print(source)
+        return
+    if get_ipython() is None:
+        print(source)
+        return
+    display(Collapsed(source, f"mini_unlearn's answer: {getattr(obj, '__qualname__', obj)}"))
+
+
+class Collapsed:
+    """Text shown closed behind a summary line: an HTML ``<details>`` block, and the text as plain text."""
+
+    def __init__(self, text: str, summary: str):
+        self.text, self.summary = text, summary
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        import html
+        return (f"<details><summary>{html.escape(self.summary)} (click to open)</summary>"
+                f"<pre>{html.escape(self.text)}</pre></details>")
 
 
 # ---------------------------------------------------------------------------------------------------

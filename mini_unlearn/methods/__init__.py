@@ -12,7 +12,7 @@ from .base import (MethodSpec, UnlearnLog, UnlearnResult, available, changed_par
 from .data import FORGET_ON, unlearning_sets
 from .gradient import GAConfig, GADiffConfig, GradientConfig, KLMinConfig, NPOConfig, npo_reference
 from .loop import TRAINABLE, trainable_parameters
-from .manu import MANUConfig, manu_scores, manu_statistics
+from .manu import MANUConfig, manu_scores, manu_statistics, paper_selection
 from .masked_lora import add_masked_lora, merge_masked_lora
 from .mmunlearner import MMUnlearnerConfig, default_retain_per_forget
 from .rmisu import RMUConfig, control_vector, hidden_states, rmisu_forget_loss, rmisu_loss, rmu_forget_loss
@@ -24,6 +24,6 @@ from . import memory   # last: it reads the registry the imports above fill
 
 __all__ = ["FORGET_ON", "GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "MANUConfig", "MIPEditorConfig", "MMUnlearnerConfig", "MethodSpec", "RMUConfig", "NPOConfig",
            "TRAINABLE", "UnlearnLog", "memory", "UnlearnResult", "add_masked_lora", "available", "changed_parameters", "control_vector", "default_retain_per_forget", "describe", "ga_loss", "get",
-           "hidden_states", "kl_to_reference", "localise", "losses", "make_config", "manu_scores", "manu_statistics", "merge_masked_lora", "npo_loss", "npo_loss_mllmu", "npo_loss_released", "npo_reference", "register", "rmisu_forget_loss", "rmisu_loss", "rmu_forget_loss", "row_mask",
+           "hidden_states", "kl_to_reference", "localise", "losses", "make_config", "manu_scores", "manu_statistics", "merge_masked_lora", "npo_loss", "npo_loss_mllmu", "npo_loss_released", "npo_reference", "paper_selection", "register", "rmisu_forget_loss", "rmisu_loss", "rmu_forget_loss", "row_mask",
            "sequence_log_probs", "split_monitor", "token_cross_entropy", "trainable_parameters", "unlearn",
            "unlearning_sets"]

@@ -191,12 +191,20 @@ def gradient_ascent(vlm, bench, ratio, config, *, forget, retain, original, prog
     return _run(vlm, config, forget, None, loss_fn, "ga", progress, monitor, probe_every)
 
 
+def ga_diff_loss(model, forget_batch: dict, retain_batch: dict, retain_weight: float) -> dict:
+    """GA_Diff's loss on one forget and one retain batch: ``−CE(D_f) + λ·CE(D_r)``, each CE the mean over
+    the batch's scored tokens (:func:`..models.train.answer_loss`); with the two CEs, which the loop logs.
+
+    :func:`gradient_difference` calls it through this module's global, so chapter 04 can plug in the
+    learner's own (``mu.checks.use``)."""
+    forget_ce, retain_ce = answer_loss(model, forget_batch), answer_loss(model, retain_batch)
+    return {"loss": ga_loss(forget_ce) + retain_weight * retain_ce, "forget_ce": forget_ce, "retain_ce": retain_ce}
+
+
 @register("ga_diff", GADiffConfig, "gradient ascent on forget + descent on retain pairs", prepare=_sets, **GRADIENT)
 def gradient_difference(vlm, bench, ratio, config, *, forget, retain, original, progress, monitor, probe_every):
     def loss_fn(model, forget_batch, retain_batch):
-        forget_ce, retain_ce = answer_loss(model, forget_batch), answer_loss(model, retain_batch)
-        return {"loss": ga_loss(forget_ce) + config.retain_weight * retain_ce,
-                "forget_ce": forget_ce, "retain_ce": retain_ce}
+        return ga_diff_loss(model, forget_batch, retain_batch, config.retain_weight)
     return _run(vlm, config, forget, retain, loss_fn, "ga_diff", progress, monitor, probe_every)
 
 
@@ -247,4 +255,4 @@ def negative_preference_optimisation(vlm, bench, ratio, config, *, forget, retai
 
 
 __all__ = ["GAConfig", "GADiffConfig", "GradientConfig", "KLMinConfig", "NPOConfig", "NPO_REFERENCES",
-           "NPO_RENAMED_VARIANTS", "NPO_VARIANTS", "npo_reference"]
+           "NPO_RENAMED_VARIANTS", "NPO_VARIANTS", "ga_diff_loss", "npo_reference"]

@@ -73,28 +73,18 @@ def unlearning_probes(log: UnlearnLog, monitor: Callable | None, probe_every: in
                   every=probe_every, at_start=True)]
 
 
-@contextmanager
-def masked_gradients(parameters: list[torch.nn.Parameter], grad_masks: dict[int, torch.Tensor] | None):
-    """Within the block the gradient of each parameter with a mask in ``grad_masks`` (``id(parameter)`` → a
-    0/1 tensor broadcastable to it) is multiplied by it as backpropagation computes it."""
-    handles = [p.register_hook(lambda g, mask=grad_masks[id(p)]: g * mask.to(g.dtype))  # noqa: B008 (bound per p)
-               for p in parameters if grad_masks and id(p) in grad_masks]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable, *, steps: int, lr: float,
+def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable | None, *, steps: int, lr: float,
                       batch_size: int, grad_clip: float, train: str, seed: int, progress: bool, monitor,
                       probe_every: int, desc: str, parameters: list[torch.nn.Parameter] | None = None,
-                      grad_masks: dict[int, torch.Tensor] | None = None) -> UnlearnLog:
+                      step_fn: Callable | None = None) -> UnlearnLog:
     """Update ``vlm.model`` in place for ``steps`` steps of ``loss_fn``; returns the :class:`UnlearnLog`.
 
-    ``parameters`` overrides ``train``'s choice of trainable parameters; ``grad_masks`` (``id(parameter)``
-    → a 0/1 mask broadcastable to it) multiplies that parameter's gradient, so its masked entries never
-    move (AdamW without weight decay leaves an entry whose gradient is always 0 untouched).
+    ``parameters`` overrides ``train``'s choice of trainable parameters.
+
+    ``step_fn(model, forget_batch, retain_batch, optimizer, parameters) -> {"loss": total, ...}`` takes
+    the whole step in place of the default one (``loss_fn`` is then None): it computes the loss,
+    backpropagates, updates the parameters with ``optimizer`` and returns the terms to log
+    (MIP-Editor's :func:`.mip_editor.rmisu_step`).
 
     Under a multi-process launcher each step is data-parallel (:mod:`..distributed`): every process
     draws the same batches and computes its rows; the gradients are averaged after ``backward``, and
@@ -112,23 +102,26 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable,
     def step(_: int):
         forget_batch = to_device(next(forget_stream), device)
         retain_batch = to_device(next(retain_stream), device) if retain_stream is not None else None
-        with distributed.data_parallel_step():
-            losses = loss_fn(model, forget_batch, retain_batch)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        distributed.average_gradients(parameters)        # several processes: the whole batch's gradient
-        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
-        optimizer.step()
+        if step_fn is not None:
+            with distributed.data_parallel_step():       # its losses are whole-batch means, as loss_fn's
+                losses = step_fn(model, forget_batch, retain_batch, optimizer, parameters)
+        else:
+            with distributed.data_parallel_step():
+                losses = loss_fn(model, forget_batch, retain_batch)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            distributed.average_gradients(parameters)    # several processes: the whole batch's gradient
+            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+            optimizer.step()
         with distributed.data_parallel_step():
             log.losses.append({name: float(distributed.mean_across(value)) for name, value in losses.items()})
 
     loop = Loop(model, steps, desc=desc, progress=progress, callbacks=unlearning_probes(log, monitor, probe_every),
                 trains=parameters)
-    with masked_gradients(parameters, grad_masks):
-        loop.run(step)
+    loop.run(step)
     log.seconds = loop.seconds
     return log
 
 
-__all__ = ["TRAINABLE", "require_trainable", "low_rank", "masked_gradients", "run_gradient_loop", "trainable_parameters",
+__all__ = ["TRAINABLE", "require_trainable", "low_rank", "run_gradient_loop", "trainable_parameters",
            "unlearning_probes"]

@@ -16,8 +16,9 @@ The paper's defaults: α from 1% to 5% (the released code: 2%), τ = 0.1. ``vari
 selects as the released code does — ``int(α·N)`` neurons and every tie at the threshold
 (:func:`mini_unlearn.neurons.importance.select_released`) — and its statistics are per batch, by default
 of the released scripts' 4 samples; ``"paper"`` takes exactly ``round(α·N)`` and reads 32 samples a
-batch, which only sets the speed there. The selected neurons, their scores and the counts per layer are
-kept in ``result.log.details``.
+batch, which only sets the speed there. With the defaults (``variant="paper"``, ``scope="per_tower"``) the
+scoring and the selection are one call, :func:`paper_selection` (chapter 05's exercise 5.4 rebuilds it).
+The selected neurons, their scores and the counts per layer are kept in ``result.log.details``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from ..bench.questions import MODALITIES
 from ..models.train_data import make_batch
 from ..neurons.activations import AGGREGATIONS, LANGUAGE_TOKENS, TAU, collect_stats
-from ..neurons.edit import SCOPES, require_alpha, prune_neurons, site_towers
+from ..neurons.edit import SCOPES, require_alpha, prune_neurons, select_top, site_towers
 from ..neurons.importance import EPS, RENAMED_VARIANTS, SELECTIONS, VARIANTS, neuron_scores
 from .. import validate
 from .base import UnlearnLog, register
@@ -102,13 +103,29 @@ def manu_statistics(vlm, bench, ratio: float = 0.05, *, tau: float = TAU, aggreg
     return stats
 
 
+def _statistics(vlm, bench, ratio, config: MANUConfig):
+    return manu_statistics(vlm, bench, ratio, tau=config.tau, aggregation=config.aggregation,
+                           batch_size=config.batch_size, language_tokens=config.language_tokens,
+                           towers=config.towers)
+
+
 def manu_scores(vlm, bench, ratio: float = 0.05, config: MANUConfig | None = None):
     """Per site (module name) of ``config.towers``, every neuron's MANU score."""
     config = config or MANUConfig()
-    stats = manu_statistics(vlm, bench, ratio, tau=config.tau, aggregation=config.aggregation,
-                            batch_size=config.batch_size, language_tokens=config.language_tokens,
-                            towers=config.towers)
-    return neuron_scores(stats, config.variant, config.eps)
+    return neuron_scores(_statistics(vlm, bench, ratio, config), config.variant, config.eps)
+
+
+def paper_selection(stats, alpha: float, towers: dict[str, str], eps: float = EPS):
+    """The paper's MANU from the statistics to the neurons to prune (``variant="paper"``,
+    ``scope="per_tower"``, the method's default): ``(scores, selection)``, per site the score of every
+    neuron and the indices of the chosen ones. ``stats[set][view][site]`` (:func:`manu_statistics`);
+    ``towers`` maps each site to its tower (:func:`mini_unlearn.neurons.site_towers`). A language
+    neuron's score is the ratio of the sums of the four importance functions,
+    ``I(D_f) / (I(D_r) + ε)``; a vision neuron's the spread ratio ``σ(D_f) / (σ(D_r) + ε)``
+    (:func:`mini_unlearn.neurons.neuron_scores`); then the top ``round(α·N)`` of each tower
+    (:func:`mini_unlearn.neurons.select_top`). Chapter 05's exercise 5.4 rebuilds it."""
+    scores = neuron_scores(stats, "paper", eps)
+    return scores, select_top(scores, alpha, "per_tower", towers)
 
 
 def _prepare(vlm, bench, ratio, config, progress=True):
@@ -123,9 +140,14 @@ def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every)
     log = UnlearnLog()
     if monitor is not None:
         log.probes.append({"step": 0, **monitor(vlm.model)})
-    scores = manu_scores(vlm, bench, ratio, config)
-    select = SELECTIONS[config.variant]            # round(α·N), or the released code's int(α·N) and ties
-    selection = select(scores, config.alpha, config.scope, towers=site_towers(vlm.model))
+    stats = _statistics(vlm, bench, ratio, config)
+    towers = site_towers(vlm.model)
+    if config.variant == "paper" and config.scope == "per_tower":     # the paper's MANU
+        scores, selection = paper_selection(stats, config.alpha, towers, config.eps)
+    else:
+        scores = neuron_scores(stats, config.variant, config.eps)
+        select = SELECTIONS[config.variant]        # round(α·N), or the released code's int(α·N) and ties
+        selection = select(scores, config.alpha, config.scope, towers=towers)
     pruning = prune_neurons(vlm.model, selection)
     counts = pruning.counts()
     counts = counts[counts["tower"].isin(config.towers)].reset_index(drop=True)
@@ -135,4 +157,4 @@ def manu(vlm, bench, ratio, config, *, original, progress, monitor, probe_every)
     return log
 
 
-__all__ = ["BATCH_SIZES", "MANUConfig", "manu_scores", "manu_statistics", "pair_batches"]
+__all__ = ["BATCH_SIZES", "MANUConfig", "manu_scores", "manu_statistics", "pair_batches", "paper_selection"]

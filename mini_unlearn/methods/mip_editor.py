@@ -30,15 +30,17 @@ import torch
 
 from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
 from ..models.anatomy import find_mlp_neurons
+from ..models.train import answer_loss
 from ..models.train_data import training_examples
 from ..neurons.edit import prune_neurons
 from ..neurons.paths import BRANCHES, K, M, NeuronPaths, require_k_m, require_variant, find_paths
-from .. import validate
+from .. import distributed, validate
 from .base import UnlearnLog, register
-from .data import require_loss_on, unlearning_sets
+from .data import require_loss_on, scored_on, unlearning_sets
 from .loop import run_gradient_loop
-from .rmisu import (TARGET_NORMS, RepresentationConfig, require_mse_positions, control_vector, mean_token_norm,
-                    representation_loss, resolve_layer, rmisu_forget_loss)
+from .rmisu import (TARGET_NORMS, RepresentationConfig, require_mse_positions, capture_hidden, control_vector,
+                    hidden_states, mean_token_norm, mse_mask, resolve_layer, retain_representation_loss,
+                    rmisu_forget_loss)
 
 LOCALISE: tuple[str, ...] = ("path", "point", "none")
 EDITS: tuple[str, ...] = ("rmisu", "prune")
@@ -148,6 +150,44 @@ def path_rows(model, chosen: dict[str, torch.Tensor]) -> tuple[list[torch.nn.Par
     return parameters, masks
 
 
+def rmisu_step(model, frozen, forget_batch: dict, retain_batch: dict, optimizer, parameters: list, masks: dict | None,
+               config: MIPEditorConfig, layer: int, u: torch.Tensor, norm: torch.Tensor | None = None) -> dict:
+    """One RMisU edit step along the path rows; returns the loss and its three terms (to log).
+
+    1. the edited ``model``: ``h`` after language layer ``layer`` on the forget batch, then the retain
+       batch's cross-entropy (labelled for ``config.loss_on`` by the caller) and its ``h``, from the
+       same forward pass;
+    2. the ``frozen`` input model, without gradients: both batches' ``h``;
+    3. ``mean‖h_f − λ‖h_f^frozen‖u‖² + γ·mean‖h_r − h_r^frozen‖² + retain_ce_weight·CE``, the means
+       over the tokens :func:`~.rmisu.mse_mask` keeps (``config.mse_positions``), the target's norm
+       ``norm`` when given (``target_norm="first_batch"``);
+    4. backward; each gradient of ``parameters`` with a mask in ``masks`` (``id(parameter)`` → its
+       :func:`row_mask`; None: every entry trains) multiplied by it, so only the path rows move;
+       the gradient norm clipped to ``config.grad_clip``; one ``optimizer`` step."""
+    with capture_hidden(model, layer) as store:
+        model(**{k: v for k, v in forget_batch.items() if k != "labels"})
+        h_forget = store["h"]
+        retain_ce = answer_loss(model, retain_batch)
+        h_retain = store["h"]
+    with torch.no_grad():
+        h_retain_frozen = hidden_states(frozen, retain_batch, layer)
+        h_forget_frozen = hidden_states(frozen, forget_batch, layer)
+    forget_mask = mse_mask(forget_batch["attention_mask"], config.mse_positions)
+    retain_mask = mse_mask(retain_batch["attention_mask"], config.mse_positions)
+    forget_term = rmisu_forget_loss(h_forget, h_forget_frozen, u, config.lam, forget_mask, norm=norm)
+    retain_term = retain_representation_loss(h_retain, h_retain_frozen, retain_mask)
+    loss = forget_term + config.gamma * retain_term + config.retain_ce_weight * retain_ce
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    distributed.average_gradients(parameters)        # several processes: the whole batch's gradient
+    for parameter in parameters:
+        if masks is not None and id(parameter) in masks and parameter.grad is not None:
+            parameter.grad.mul_(masks[id(parameter)])
+    torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+    optimizer.step()
+    return {"loss": loss, "forget_mse": forget_term, "retain_mse": retain_term, "retain_ce": retain_ce}
+
+
 def _prepare(vlm, bench, ratio, config, progress=True):
     forget, retain = unlearning_sets(bench, ratio, config.forget_on)
     layer = resolve_layer(vlm.model, config.layer)
@@ -186,20 +226,21 @@ def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, origi
     u = control_vector(model.config.text_config.hidden_size, config.seed)
     fixed = {}                                   # target_norm="first_batch": the norm, read once
 
-    def forget_loss(h, mask, frozen):
+    def step(model_, forget_batch, retain_batch, optimizer, parameters_):
         if config.target_norm == "first_batch" and "norm" not in fixed:
-            fixed["norm"] = mean_token_norm(frozen, mask)
-        return rmisu_forget_loss(h, frozen, u, config.lam, mask, norm=fixed.get("norm"))
-    loss_fn = representation_loss(original.model, layer, forget_loss, gamma=config.gamma,
-                                  retain_ce_weight=config.retain_ce_weight, loss_on=config.loss_on,
-                                  mse_positions=config.mse_positions)
-    log = run_gradient_loop(vlm, forget, retain, loss_fn, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
+            with torch.no_grad():
+                fixed["norm"] = mean_token_norm(hidden_states(original.model, forget_batch, layer),
+                                                mse_mask(forget_batch["attention_mask"], config.mse_positions))
+        with distributed.data_parallel_step():
+            return rmisu_step(model_, original.model, forget_batch, scored_on(retain_batch, config.loss_on),
+                              optimizer, parameters_, row_masks, config, layer, u, norm=fixed.get("norm"))
+    log = run_gradient_loop(vlm, forget, retain, None, steps=config.steps, lr=config.lr, batch_size=config.batch_size,
                             grad_clip=config.grad_clip, train="all", seed=config.seed, progress=progress,
                             monitor=monitor, probe_every=probe_every, desc="mip_editor", parameters=parameters,
-                            grad_masks=row_masks)
+                            step_fn=step)
     log.details = {**details, "u": u, "target_norm": fixed.get("norm")}
     return log
 
 
-__all__ = ["EDITS", "LOCALISE", "MIPEditorConfig", "require_reachable", "localise", "path_rows", "row_mask",
-           "selection"]
+__all__ = ["EDITS", "LOCALISE", "MIPEditorConfig", "require_reachable", "localise", "path_rows", "rmisu_step",
+           "row_mask", "selection"]

@@ -206,6 +206,27 @@ def masked_step(loss: torch.Tensor, parameters: dict[str, torch.nn.Parameter], o
     optimizer.step()
 
 
+def interleaved_step(model, forget_batch, retain_batches, parameters: dict[str, torch.nn.Parameter], forget_optimizer,
+                     retain_optimizer, masks: dict[str, torch.Tensor] | None = None, *, forget_weight: float = 1.0,
+                     grad_clip: float = 1.0, mask_retain: bool = True, loss_fn=answer_loss
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One step of MMUnlearner's loop: a masked ascent step on ``forget_batch``, then a descent step on each
+    of ``retain_batches`` (an iterable, drawn one batch at a time), every one a :func:`masked_step` over
+    all ``parameters``. The forget step minimises ``-forget_weight * loss_fn(model, forget_batch)`` with
+    ``forget_optimizer`` through ``masks``; each retain step minimises ``loss_fn(model, batch)`` with
+    ``retain_optimizer`` (its own AdamW state), through ``masks`` when ``mask_retain`` (the paper) and
+    unmasked otherwise (the released code). Returns the forget cross-entropy and the retain ones, each
+    taken before its own update, detached."""
+    forget_ce = loss_fn(model, forget_batch)
+    masked_step(-forget_weight * forget_ce, parameters, forget_optimizer, grad_clip, masks)
+    retain_ces = []
+    for batch in retain_batches:
+        retain_ce = loss_fn(model, batch)
+        masked_step(retain_ce, parameters, retain_optimizer, grad_clip, masks if mask_retain else None)
+        retain_ces.append(retain_ce.detach())
+    return forget_ce.detach(), retain_ces
+
+
 def _unmasked_targets(model, preset: str) -> dict[str, torch.Tensor]:
     """All-True masks over the preset's linear weights: LoRA without a mask (``masked=False``)."""
     names = {}
@@ -254,19 +275,18 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
     log = UnlearnLog(details={"mask": mask, "retain_per_forget": retain_per_forget, "lora_rank": config.lora_rank,
                               "retain_mask": config.retain_mask})
 
-    def descend(loss, optimizer, masked: bool):
-        masked_step(loss, trainable_by_name, optimizer, config.grad_clip, grad_masks if masked else None)
+    def batch(stream):
+        return scored_on(to_device(next(stream), device), config.loss_on)
 
     def step(_: int):
         with distributed.data_parallel_step():      # several processes: each computes its rows
-            forget_ce = answer_loss(model, scored_on(to_device(next(forget_stream), device), config.loss_on))
-            descend(-config.forget_weight * forget_ce, forget_optimizer, masked=True)
+            retain_batches = (batch(retain_stream) for _ in range(retain_per_forget))    # drawn one at a time
+            forget_ce, retain_ces = interleaved_step(model, batch(forget_stream), retain_batches, trainable_by_name,
+                                                     forget_optimizer, retain_optimizer, grad_masks,
+                                                     forget_weight=config.forget_weight, grad_clip=config.grad_clip,
+                                                     mask_retain=not free_retain, loss_fn=answer_loss)
             forget_ce = distributed.mean_across(forget_ce)
-            retain_ces = []
-            for _ in range(retain_per_forget):
-                retain_ce = answer_loss(model, scored_on(to_device(next(retain_stream), device), config.loss_on))
-                descend(retain_ce, retain_optimizer, masked=not free_retain)
-                retain_ces.append(float(distributed.mean_across(retain_ce)))
+            retain_ces = [float(distributed.mean_across(retain_ce)) for retain_ce in retain_ces]
         row = {"loss": -config.forget_weight * float(forget_ce), "forget_ce": float(forget_ce)}
         if retain_ces:
             row["retain_ce"] = sum(retain_ces) / len(retain_ces)
@@ -280,4 +300,4 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
     return log
 
 
-__all__ = ["MMUnlearnerConfig", "default_retain_per_forget", "masked_step"]
+__all__ = ["MMUnlearnerConfig", "default_retain_per_forget", "interleaved_step", "masked_step"]

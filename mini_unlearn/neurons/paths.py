@@ -284,6 +284,9 @@ def attribute_sample(model, batch: dict[str, torch.Tensor], sites: list[NeuronSi
     try:
         if variant == "neuron_ig":
             score_layer = _gate_scorer(model, batch, sites, objective_fn, where, **options)
+        elif variant == "paper" and cascade:        # the paper's search: chapter 07's exercise plugs in here
+            return cascade_path(sites, _path_measure(model, batch, sites, objective_fn, where, m=m, fisher=fisher,
+                                                     variant=variant), k)
         else:
             score_layer = _path_scorer(model, batch, sites, objective_fn, where, **options)
         return greedy_path(sites, score_layer, k)
@@ -327,14 +330,55 @@ def path_score(steps: torch.Tensor, grads: torch.Tensor, path_steps: torch.Tenso
     return ((steps + path_steps[:, None]) * (grads + path_grads[:, None])).sum(dim=0)
 
 
+def cascade_path(sites, measure, k: int = K) -> SamplePath:
+    """The paper's greedy path search of one sample: for each site in order, ``measure(site, path)``
+    interpolates the site's neurons and the path chosen so far and returns ``(steps, grads)``, two dicts
+    (site name → ``[positions, width]``: each neuron's step size ``w/m`` and its gradient summed over the
+    m steps, squared for IFI) for the site and each earlier path layer; the site's neurons are scored with
+    :func:`path_score`, the path sums running over the path neurons of the earlier layers, and the path
+    takes the site's top k (:func:`greedy_path`)."""
+    return greedy_path(sites, lambda site, path: layer_score(site, *measure(site, path), path), k)
+
+
+def layer_score(site, steps: dict, grads: dict, path: dict) -> tuple[torch.Tensor, float]:
+    """One layer's paper score given the path: ``(scores, path_term)`` from :func:`cascade_path`'s
+    measurements; ``path_term`` is Σ over the positions of the path's summed steps × summed gradients."""
+    path_steps = torch.zeros(steps[site.name].shape[0], dtype=steps[site.name].dtype)
+    path_grads = torch.zeros_like(path_steps)
+    for name, chosen in path.items():
+        path_steps += steps[name][:, chosen].sum(dim=-1)          # a tower's sites share their positions
+        path_grads += grads[name][:, chosen].sum(dim=-1)
+    score = path_score(steps[site.name], grads[site.name], path_steps, path_grads)
+    return score, float((path_steps * path_grads).sum())
+
+
 def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade, variant):
     """``variant="paper"`` / ``"released"``: the path's summed step sizes × its summed (squared) gradients,
-    per attributed position, summed over the positions (the module docstring). The released variant also
-    holds each earlier path layer's other neurons at their clean values and differentiates the mean of the
-    objective over the m copies (the released code's ``output.loss``), not its sum."""
+    per attributed position, summed over the positions (the module docstring), as ``score_layer`` for
+    :func:`greedy_path`. Point-wise (``cascade=False``) measures each layer without a path; the released
+    variant sums over the last path neuron of each earlier layer only (the released code's overwrite)."""
+    measure = _path_measure(model, batch, sites, objective_fn, where, m=m, fisher=fisher, variant=variant)
+    released = variant == "released"
+
+    def score_layer(site, path):
+        path = path if cascade else {}
+        steps, grads = measure(site, path)
+        summed = {name: chosen[-1:] for name, chosen in path.items()} if released else path
+        return layer_score(site, steps, grads, summed)
+    return score_layer
+
+
+def _path_measure(model, batch, sites, objective_fn, where, *, m, fisher, variant):
+    """``measure(site, path)`` for :func:`cascade_path`: interpolate the site's neurons and the path's (from 0
+    to their clean values, copy k at ``α_k``), take the gradients of the objective, and return
+    ``(steps, grads)``: per site name (the path's layers, then the site) ``[positions, width]`` on the CPU at
+    the site's attributed positions: the step sizes ``clean/m`` and the gradients summed over the m steps
+    (squared for IFI). The released variant also holds each earlier path layer's other neurons at their
+    clean values and differentiates the mean of the objective over the m copies (the released code's
+    ``output.loss``), not its sum."""
     device = next(model.parameters()).device
     steps = alphas(m, variant).to(device)
-    # the sums below run in fp32 whatever the model's dtype (a bf16 model: bf16 activations and gradients)
+    # the sums run in fp32 whatever the model's dtype (a bf16 model: bf16 activations and gradients)
     clean = {n: a.float() for n, a in clean_activations(model, batch, sites, objective_fn).items()}  # [tokens, width]
     at = {site.name: _row(where[site.name]) for site in sites}           # name → [tokens] bool
     released = variant == "released"
@@ -347,8 +391,8 @@ def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade
             return zscore_fisher(g.flatten(1)).view(g.shape[1:])
         return (g ** 2).sum(dim=0)
 
-    def score_layer(site, path):
-        chosen = {s.name: path[s.name] for s in sites if s.name in path} if cascade else {}
+    def measure(site, path):
+        chosen = {s.name: path[s.name] for s in sites if s.name in path}
         chosen[site.name] = None                                         # the whole layer
         watched = dict.fromkeys([*chosen, *([borrow[site.name]] if site.name in borrow else [])])
         # released: each earlier path layer is written whole, its other neurons held at their clean values
@@ -361,22 +405,12 @@ def _path_scorer(model, batch, sites, objective_fn, where, *, m, fisher, cascade
         names = list(seen)
         grads = dict(zip(names, torch.autograd.grad(total, [seen[n] for n in names], allow_unused=True)))
         grads = {n: (g if g is not None else torch.zeros_like(seen[n])).detach().float() for n, g in grads.items()}
-        own = grads[site.name]
-        if site.name in borrow and not bool(own[:, at[site.name]].any()):
-            own = grads[borrow[site.name]]                               # the released code's LLaVA fix-up
-        here = at[site.name]
-        steps_own, grads_own = clean[site.name][here] / m, collapse(own)[here]     # [positions, width]
-        steps_path = torch.zeros(int(here.sum()), device=device)
-        grads_path = torch.zeros_like(steps_path)
-        for name, indices in chosen.items():
-            if indices is None:
-                continue
-            indices = indices[-1:] if released else indices              # released: the overwrite keeps the last
-            steps_path += clean[name][here][:, indices].sum(dim=-1) / m             # a tower's sites share
-            grads_path += collapse(grads[name])[here][:, indices].sum(dim=-1)       # their token positions
-        score = path_score(steps_own, grads_own, steps_path, grads_path)
-        return score.detach().cpu(), float((steps_path * grads_path).sum())
-    return score_layer
+        if site.name in borrow and not bool(grads[site.name][:, at[site.name]].any()):
+            grads[site.name] = grads[borrow[site.name]]                 # the released code's LLaVA fix-up
+        here = at[site.name]                                             # a tower's sites share their positions
+        return ({name: (clean[name][here] / m).cpu() for name in chosen},
+                {name: collapse(grads[name])[here].cpu() for name in chosen})
+    return measure
 
 
 _NOTHING = torch.empty(0, dtype=torch.long)      # watched for its gradient, nothing interpolated
@@ -515,5 +549,5 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
 
 
 __all__ = ["BRANCHES", "K", "M", "NeuronPaths", "SamplePath", "VARIANTS", "alphas", "answer_positions",
-           "activation_at", "attribute_sample", "require_k_m", "integrated_gradients", "require_variant", "find_paths", "first_real_position", "gated", "greedy_path",
+           "activation_at", "attribute_sample", "cascade_path", "layer_score", "require_k_m", "integrated_gradients", "require_variant", "find_paths", "first_real_position", "gated", "greedy_path",
            "interpolated", "as_rows", "path_score", "clean_activations", "first_copy", "objective", "pre_hooks", "repeat_batch", "top_k", "tower_sites", "vision_positions", "zscore_fisher"]

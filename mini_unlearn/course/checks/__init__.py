@@ -7,9 +7,11 @@ with the largest difference for numbers), and, when the answer is one of the exe
 wrong answers (``check_<name>.slips``), which mistake it is. It never reports timings or memory
 addresses, so its output is the same on every run.
 
-One module per chapter (``ch05_manu`` holds chapter 05's checkers); :mod:`.compare` is the machinery.
+One module per chapter (``ch05_manu`` holds chapter 05's checkers); :mod:`.compare` is the machinery, and
+:mod:`.plug` runs a chapter's experiment on the learner's function (``with mu.checks.use(fn, checker):``).
 """
 from .compare import Slip, compare
+from .plug import plugs_into, use
 from .ch01_benchmark import *
 from .ch02_vlm import *
 from .ch03_measuring import *
@@ -34,5 +36,5 @@ def all_checkers() -> dict:
     return {name: getattr(module, name) for module in CHAPTERS for name in module.__all__}
 
 
-__all__ = ["CHAPTERS", "Slip", "all_checkers", "compare",  # noqa: PLE0604 (every chapter's checkers)
+__all__ = ["CHAPTERS", "Slip", "all_checkers", "compare", "plugs_into", "use",  # noqa: PLE0604 (every chapter's checkers)
            *(name for module in CHAPTERS for name in module.__all__)]

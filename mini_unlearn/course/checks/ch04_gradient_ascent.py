@@ -4,8 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .compare import Case, Slip, as_float, compare, slips
+from .plug import plugs_into
 
-__all__ = ["check_ga_loss", "check_score_table", "check_npo_loss"]
+__all__ = ["check_ga_loss", "check_ga_diff_loss", "check_score_table", "check_npo_loss"]
 
 
 # -- 4.1 the GA loss -----------------------------------------------------------------------------------
@@ -168,3 +169,107 @@ def check_npo_loss(fn: Callable) -> None:
     from ...methods.losses import npo_loss
 
     compare("npo_loss", fn, npo_loss, _npo_cases(), atol=1e-5, slips=check_npo_loss.slips, adapt=as_float)
+
+
+# -- 4.2 the GA_Diff loss -------------------------------------------------------------------------------
+
+def _gd_cases() -> list[Case]:
+    """An untrained tiny LLaVA and pairs of (forget, retain) batches of a 4-person benchmark: portraits,
+    names, both mixed; the answers scored (``loss_on="answer"``) or whole rows (``"sequence"``); several λ."""
+    import random
+
+    from ...bench import make_benchmark
+    from ...methods.data import example_batches, scored_on, unlearning_sets
+    from ...models import build_model, build_processor, build_tokenizer, get_preset
+    bench = make_benchmark(n_profiles=4, seed=0, n_utility=1)
+    preset = get_preset("tiny")
+    tokenizer = build_tokenizer(bench, preset.vocab_size)
+    model, processor = build_model(preset, tokenizer, seed=4), build_processor(tokenizer, preset)
+    cases = []
+    for forget_on, rows, loss_on, weight in (("image+text", 3, "answer", 1.0), ("text", 2, "answer", 0.5),
+                                             ("both", 4, "sequence", 2.0)):
+        forget, retain = unlearning_sets(bench, 0.25, forget_on)
+        rng = random.Random(f"check_ga_diff_loss/{forget_on}")
+        forget_batch = scored_on(next(example_batches(processor, forget, rows, rng)), loss_on)
+        retain_batch = scored_on(next(example_batches(processor, retain, rows + 1, rng)), loss_on)
+        described = (f"{rows} forget rows ({forget_on}), {rows + 1} retain rows, loss_on={loss_on!r}, "
+                     f"retain_weight={weight}")
+        cases.append((described, (model, forget_batch, retain_batch, weight)))
+    return cases
+
+
+def _gd_as_numbers(f: Callable) -> Callable:
+    """The dict's three numbers, in order; the loss must carry a gradient (the loop backpropagates it)."""
+    def numbers(*args):
+        out = f(*args)
+        if not isinstance(out, dict) or set(out) != {"loss", "forget_ce", "retain_ce"}:
+            keys = sorted(out) if isinstance(out, dict) else type(out).__name__
+            raise AssertionError(f"ga_diff_loss must return a dict with the keys 'forget_ce', 'loss' and "
+                                 f"'retain_ce' (the loop logs them); got {keys}")
+        if not getattr(out["loss"], "requires_grad", False):
+            raise AssertionError("ga_diff_loss's 'loss' carries no gradient: compute it from the model's "
+                                 "logits, outside torch.no_grad(), so that the loop can backpropagate it")
+        values = [out[key] for key in ("loss", "forget_ce", "retain_ce")]
+        return [float(value.detach() if hasattr(value, "detach") else value) for value in values]
+    return numbers
+
+
+def _gd_answer_ce(model, batch, shift=1, extra=1):
+    """Answer-token CE with the alignment spoilt on purpose: ``shift=0`` scores each position's logits
+    against its own token, ``extra=0`` keeps one position too few."""
+    import torch.nn.functional as F
+    labels = batch["labels"]
+    span = int((labels != -100).sum(dim=1).max()) + extra
+    inputs = {name: value for name, value in batch.items() if name != "labels"}
+    logits = model(**inputs, logits_to_keep=span, use_cache=False).logits
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, labels.shape[1] - span + 1:]
+    else:
+        labels = labels[:, labels.shape[1] - span:]
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+
+
+def _gd_combine(forget_ce, retain_ce, loss):
+    return {"loss": loss, "forget_ce": forget_ce, "retain_ce": retain_ce}
+
+
+def _gd_unshifted(model, forget_batch, retain_batch, retain_weight):
+    forget_ce, retain_ce = _gd_answer_ce(model, forget_batch, 0), _gd_answer_ce(model, retain_batch, 0)
+    return _gd_combine(forget_ce, retain_ce, -forget_ce + retain_weight * retain_ce)
+
+
+def _gd_span_short(model, forget_batch, retain_batch, retain_weight):
+    forget_ce = _gd_answer_ce(model, forget_batch, extra=0)
+    retain_ce = _gd_answer_ce(model, retain_batch, extra=0)
+    return _gd_combine(forget_ce, retain_ce, -forget_ce + retain_weight * retain_ce)
+
+
+def _gd_descends_forget(model, forget_batch, retain_batch, retain_weight):
+    forget_ce, retain_ce = _gd_answer_ce(model, forget_batch), _gd_answer_ce(model, retain_batch)
+    return _gd_combine(forget_ce, retain_ce, forget_ce + retain_weight * retain_ce)
+
+
+def _gd_weight_on_forget(model, forget_batch, retain_batch, retain_weight):
+    forget_ce, retain_ce = _gd_answer_ce(model, forget_batch), _gd_answer_ce(model, retain_batch)
+    return _gd_combine(forget_ce, retain_ce, -retain_weight * forget_ce + retain_ce)
+
+
+@plugs_into("mini_unlearn.methods.gradient:ga_diff_loss")
+@slips(Slip(_gd_unshifted, "the logits are not shifted against the labels: the logits at position t predict "
+                           "the token at t+1, so drop the last position's logits and the first label "
+                           "(logits[:, :-1] against labels[:, 1:] of the kept span)"),
+       Slip(_gd_span_short, "the span is one position short: the first answer token is predicted by the "
+                            "position before it (the end of the prompt), so keep the logits of the answer's "
+                            "length + 1 last positions"),
+       Slip(_gd_descends_forget, "the forget term has a plus sign: that descends on the forget set (it learns it "
+                                 "better); GA_Diff climbs it: loss = −CE(forget) + λ·CE(retain)"),
+       Slip(_gd_weight_on_forget, "λ (retain_weight) scales the forget term: it weighs the retain term, "
+                                  "loss = −CE(forget) + λ·CE(retain)"))
+def check_ga_diff_loss(fn: Callable) -> None:
+    """Chapter 04: ``fn(model, forget_batch, retain_batch, retain_weight)`` → ``{"loss": −CE_f + λ·CE_r,
+    "forget_ce": CE_f, "retain_ce": CE_r}``, each CE the mean over the batch's scored answer tokens, from
+    the model's logits aligned with the labels (:func:`mini_unlearn.models.train.answer_loss`)."""
+    from ...methods.gradient import ga_diff_loss
+
+    compare("ga_diff_loss", fn, ga_diff_loss, _gd_cases(), atol=1e-5, slips=check_ga_diff_loss.slips,
+            adapt=_gd_as_numbers)

@@ -4,8 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .compare import Case, Slip, compare, slips
+from .plug import plugs_into
 
-__all__ = ["check_importance_rms", "check_paper_score", "check_select_per_tower"]
+__all__ = ["check_importance_rms", "check_paper_score", "check_paper_selection", "check_select_per_tower"]
 
 
 # -- 5.1 the RMS importance -------------------------------------------------------------------------
@@ -196,3 +197,122 @@ def check_select_per_tower(fn: Callable) -> None:
 
     compare("select_per_tower", fn, reference, _selection_cases(), slips=check_select_per_tower.slips,
             adapt=_as_lists)
+
+
+# -- 5.4 MANU end to end: from the statistics to the neurons to prune ----------------------------------------
+
+def _selection_stats_cases() -> list[Case]:
+    """Statistics of two vision and two language sites, as :func:`~mini_unlearn.methods.manu_statistics`
+    gives them (the vision sites' text-only view never ran), forget and retain sets of different sizes;
+    one case with the language tower alone (``towers=("language",)``)."""
+    import torch
+
+    from ...models.anatomy import NeuronSite
+    from ...neurons.activations import NeuronStats
+    generator = torch.Generator().manual_seed(23)
+
+    def sites(widths):
+        return [NeuronSite(tower, layer, f"{tower}.{layer}", width, ())
+                for (tower, layer), width in widths.items()]
+
+    def recorded(site, samples, scale, shift=0.0):
+        stats = NeuronStats(site)
+        if samples:
+            stats.add(torch.randn(samples, site.width, generator=generator) * scale + shift)
+        return stats
+
+    def statistics(chosen, vision_spread=1.0):
+        stats = {}
+        for people, (n_multi, n_text) in (("forget", (7, 6)), ("retain", (14, 12))):
+            spread = vision_spread if people == "forget" else 1.0
+            stats[people] = {
+                "image+text": {s.name: recorded(s, n_multi, spread if s.tower == "vision" else 1.0, 0.2)
+                               for s in chosen},
+                "text": {s.name: recorded(s, 0 if s.tower == "vision" else n_text, 0.5) for s in chosen}}
+        return stats
+
+    both = sites({("vision", 0): 5, ("vision", 1): 5, ("language", 0): 8, ("language", 1): 8})
+    towers = {s.name: s.tower for s in both}
+    cases = [("two vision sites of 5 neurons, two language sites of 8, alpha=0.2, eps=1e-6",
+              (statistics(both), 0.2, towers, 1e-6)),
+             ("the same sites, the forget portraits spread 3x wider, alpha=0.05 (one per tower), eps=1e-6",
+              (statistics(both, 3.0), 0.05, towers, 1e-6)),
+             ("the language tower alone (the vision sites not scored), alpha=0.25, eps=0.01",
+              (statistics(both[2:]), 0.25, towers, 0.01))]
+    return cases
+
+
+def _rounded(f: Callable) -> Callable:
+    """Compare the scores to 9 decimals and the chosen indices as lists."""
+    def run(stats, alpha, towers, eps):
+        scores, selection = f(stats, alpha, dict(towers), eps)
+        return ({name: [round(float(v), 9) for v in s] for name, s in scores.items()},
+                {name: [int(i) for i in index] for name, index in selection.items()})
+    return run
+
+
+def _four(multi, text, eps):
+    from ...neurons.importance import importance_abs, importance_freq, importance_rms, importance_var
+    return {"abs": importance_abs(multi, text, eps), "freq": importance_freq(multi, text, eps),
+            "var": importance_var(multi, text), "rms": importance_rms(multi, text, eps)}
+
+
+def _selection_with(score: Callable, scope: str = "per_tower") -> Callable:
+    """A slip's skeleton: ``score(f_multi, f_text, r_multi, r_text, tower, eps)`` per site, then select_top."""
+    def selection(stats, alpha, towers, eps):
+        from ...neurons.edit import select_top
+        forget, retain = stats["forget"], stats["retain"]
+        scores = {name: score(forget["image+text"][name], forget["text"][name], retain["image+text"][name],
+                              retain["text"][name], towers[name], eps) for name in forget["image+text"]}
+        return scores, select_top(scores, alpha, scope, towers)
+    return selection
+
+
+def _paper(f_multi, f_text, r_multi, r_text, tower, eps):
+    from ...neurons.importance import paper_score, vision_score
+    if tower == "vision":
+        return vision_score(f_multi, r_multi, eps)
+    return paper_score(_four(f_multi, f_text, eps), _four(r_multi, r_text, eps), eps)
+
+
+def _literal_vision(f_multi, f_text, r_multi, r_text, tower, eps):
+    from ...neurons.importance import paper_score
+    return paper_score(_four(f_multi, f_text, eps), _four(r_multi, r_text, eps), eps)
+
+
+def _sum_of_ratios(f_multi, f_text, r_multi, r_text, tower, eps):
+    from ...neurons.importance import METRICS, vision_score
+    if tower == "vision":
+        return vision_score(f_multi, r_multi, eps)
+    forget, retain = _four(f_multi, f_text, eps), _four(r_multi, r_text, eps)
+    return sum(forget[m] / (retain[m] + eps) for m in METRICS)
+
+
+def _sets_not_views(f_multi, f_text, r_multi, r_text, tower, eps):
+    from ...neurons.importance import paper_score, vision_score
+    if tower == "vision":
+        return vision_score(f_multi, r_multi, eps)
+    return paper_score(_four(f_multi, r_multi, eps), _four(f_text, r_text, eps), eps)
+
+
+@plugs_into("mini_unlearn.methods.manu:paper_selection")
+@slips(Slip(_selection_with(_literal_vision), "the vision neurons were scored with the four functions: their "
+                                              "text-only view never ran (all zero), so I_abs = I_freq = I_rms = 1 "
+                                              "for every active one; a vision neuron's score is the spread ratio "
+                                              "σ(D_f) / (σ(D_r) + ε) (mu.neurons.vision_score)"),
+       Slip(_selection_with(_sum_of_ratios), "a sum of per-function ratios is the released code's form; the "
+                                             "paper divides the sums: (Σ_m I_m(D_f)) / (Σ_m I_m(D_r) + ε)"),
+       Slip(_selection_with(_sets_not_views), "each importance function compares the two VIEWS of one set "
+                                              "(image+text against text-only, the forget people's, then the "
+                                              "retain people's), not the forget set against the retain set"),
+       Slip(_selection_with(_paper, "global"), "one ranking over both towers (select_top's default scope is "
+                                               "'global'): take the top α within each tower, "
+                                               "select_top(scores, alpha, 'per_tower', towers)"))
+def check_paper_selection(fn: Callable) -> None:
+    """Chapter 05: ``fn(stats, alpha, towers, eps)`` → ``(scores, selection)``: per site of ``stats`` the
+    paper's score of every neuron (language: the ratio of the sums of the four importance functions of
+    the two views; vision: the spread ratio) and the indices of the top ``round(α·N)`` of each tower."""
+    from ...methods.manu import paper_selection
+
+    compare("paper_selection", fn, paper_selection, _selection_stats_cases(), slips=check_paper_selection.slips,
+            adapt=_rounded)

@@ -4,8 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .compare import Case, Slip, compare, slips
+from .plug import plugs_into
 
-__all__ = ["check_masked_step", "check_saliency_mask", "check_squared_gradients"]
+__all__ = ["check_interleaved_step", "check_masked_step", "check_saliency_mask", "check_squared_gradients"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -249,3 +250,119 @@ def check_masked_step(fn: Callable) -> None:
         return run
 
     compare("masked_step", fn, masked_step, _step_cases(), atol=1e-6, slips=check_masked_step.slips, adapt=on_toy)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exercise 6.4 · one step of the interleaved loop
+
+def _round_cases() -> list[Case]:
+    """(seed, optimizer, masked, mask_retain, retain batches, forget_weight, grad_clip): the optimizers are
+    built as the package builds them (the forget one over the masked weights; the retain one over the
+    same, or over every weight when the retain steps are unmasked)."""
+    return [("Adam, masks on both layers' weights, 2 retain batches, masked retain steps (the paper)",
+             (31, "adam", True, True, 2, 1.0, 1.0)),
+            ("Adam, the same masks, 2 retain batches, unmasked retain steps (mask_retain=False, the released code)",
+             (32, "adam", True, False, 2, 1.0, 1.0)),
+            ("SGD, forget_weight=2, clip 0.5, 3 retain batches, masked retain steps", (33, "sgd", True, True, 3, 2.0, 0.5)),
+            ("Adam, no retain batches (masked gradient ascent alone)", (34, "adam", True, True, 0, 1.0, 1.0)),
+            ("Adam, no masks (masks=None): plain ascent and descent, interleaved", (35, "adam", False, True, 1, 1.0, 1.0))]
+
+
+def _round_setup(seed, optimizer, masked, mask_retain, n_retain):
+    """A seeded MLP, its loss, a forget batch, ``n_retain`` retain batches, masks and the two optimizers."""
+    import torch
+    from torch import nn
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):        # the learner's random state is left alone
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    parameters = dict(model.named_parameters())
+
+    def batch(n):
+        return {"x": torch.randn(n, 4, generator=generator), "y": torch.randint(0, 3, (n,), generator=generator)}
+    forget_batch, retain_batches = batch(4), [batch(3) for _ in range(n_retain)]
+    masks = ({name: torch.rand(parameters[name].shape, generator=generator) < 0.4 for name in ("0.weight", "2.weight")}
+             if masked else None)
+    masked_params = [parameters[name] for name in masks] if masks else list(parameters.values())
+    retain_params = masked_params if mask_retain else list(parameters.values())
+
+    def make(params):
+        return torch.optim.SGD(params, lr=0.5) if optimizer == "sgd" else torch.optim.Adam(params, lr=0.05)
+    return model, parameters, forget_batch, retain_batches, masks, make(masked_params), make(retain_params)
+
+
+def _round_loss(model, batch):
+    from torch import nn
+    return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
+
+
+def _round_slip(*, sign=-1.0, shared_optimizer=False, retain_masked=True, retain_first=False):
+    """One step of the loop with one usual mistake: the forget loss's ``sign`` (+1: descent), the forget
+    optimizer for the retain steps too, retain steps never masked, or the retain steps first."""
+    def step(model, forget_batch, retain_batches, parameters, forget_optimizer, retain_optimizer, masks=None, *,
+             forget_weight=1.0, grad_clip=1.0, mask_retain=True, loss_fn=_round_loss):
+        from ...methods.mmunlearner import masked_step
+
+        def forget():
+            forget_ce = loss_fn(model, forget_batch)
+            masked_step(sign * forget_weight * forget_ce, parameters, forget_optimizer, grad_clip, masks)
+            return forget_ce.detach()
+
+        def retain():
+            retain_ces = []
+            for batch in retain_batches:
+                retain_ce = loss_fn(model, batch)
+                masked_step(retain_ce, parameters, forget_optimizer if shared_optimizer else retain_optimizer,
+                            grad_clip, masks if mask_retain and retain_masked else None)
+                retain_ces.append(retain_ce.detach())
+            return retain_ces
+        if retain_first:
+            retain_ces = retain()
+            return forget(), retain_ces
+        forget_ce = forget()
+        return forget_ce, retain()
+    return step
+
+
+_round_descends = _round_slip(sign=1.0)
+_round_one_optimizer = _round_slip(shared_optimizer=True)
+_round_retain_unmasked = _round_slip(retain_masked=False)
+_round_retain_first = _round_slip(retain_first=True)
+
+
+@plugs_into("mini_unlearn.methods.mmunlearner:interleaved_step")
+@slips(Slip(_round_descends, "the forget step descends: MMUnlearner ASCENDS on the forget batch, so the loss it "
+                             "minimises is -forget_weight * CE"),
+       Slip(_round_one_optimizer, "the retain steps use the forget optimizer: forget and retain steps keep separate "
+                                  "optimizer states, so step the retain batches with retain_optimizer"),
+       Slip(_round_retain_unmasked, "the retain steps are always unmasked: the paper masks the whole update, so pass "
+                                    "masks to the retain steps when mask_retain is True (None only when it is False)"),
+       Slip(_round_retain_first, "the retain steps come first: each step of the loop is ONE forget step, then the "
+                                 "retain steps"))
+def check_interleaved_step(fn: Callable) -> None:
+    """Chapter 06: ``fn(model, forget_batch, retain_batches, parameters, forget_optimizer, retain_optimizer,
+    masks, *, forget_weight, grad_clip, mask_retain, loss_fn)`` — a masked ascent step on the forget batch,
+    then a descent step on each retain batch, each through ``masked_step``; returns the forget cross-entropy
+    and the list of retain ones. Compared by the weights after the step and the returned losses."""
+    import torch
+
+    from ...methods.mmunlearner import interleaved_step
+
+    def on_toy(f):
+        def run(seed, optimizer, masked, mask_retain, n_retain, forget_weight, grad_clip):
+            model, parameters, forget_batch, retain_batches, masks, forget_opt, retain_opt = _round_setup(
+                seed, optimizer, masked, mask_retain, n_retain)
+            out = f(model, forget_batch, iter(retain_batches), parameters, forget_opt, retain_opt, masks,
+                    forget_weight=forget_weight, grad_clip=grad_clip, mask_retain=mask_retain, loss_fn=_round_loss)
+            if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], list)):
+                raise AssertionError("interleaved_step must return (forget_ce, [retain_ce, ...]): the forget "
+                                     f"loss and a list of the retain losses; got {type(out).__name__}")
+            forget_ce, retain_ces = out
+            if len(retain_ces) != n_retain:
+                raise AssertionError(f"{n_retain} retain batches, so {n_retain} retain losses; got {len(retain_ces)}")
+            losses = [torch.as_tensor(ce).detach().double().reshape(1) for ce in (forget_ce, *retain_ces)]
+            return torch.cat([p.detach().double().flatten() for p in model.parameters()] + losses)
+        return run
+
+    compare("interleaved_step", fn, interleaved_step, _round_cases(), atol=1e-6, slips=check_interleaved_step.slips,
+            adapt=on_toy)

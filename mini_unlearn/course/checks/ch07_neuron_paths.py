@@ -4,8 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .compare import Case, Slip, compare, slips
+from .plug import plugs_into
 
-__all__ = ["check_greedy_path", "check_integrated_gradients", "check_path_score"]
+__all__ = ["check_cascade_path", "check_integrated_gradients", "check_path_score"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def check_path_score(fn: Callable) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Exercise 7.3 · the greedy path
+# Exercise 7.3 · the greedy path search with the paper's score
 
 class _Site:
     """A stand-in for a NeuronSite: a layer's name and width."""
@@ -119,88 +120,110 @@ class _Site:
         return f"site {self.name} ({self.width} neurons)"
 
 
-def _greedy_cases() -> list[Case]:
-    """Three or four toy layers whose scores depend on the path chosen below (a coupling matrix per pair of
-    layers), k = 2 or 3; one case with tied scores, one with a layer whose scores are all zero."""
+def _cascade_cases() -> list[Case]:
+    """Three or four toy layers whose measured gradients depend on the path chosen below (a coupling
+    matrix per pair of layers), a few positions, k = 2 or 3; one case with a layer that has no attributed
+    position (its scores are all exactly 0)."""
     import torch
-    generator = torch.Generator().manual_seed(29)
+    generator = torch.Generator().manual_seed(31)
 
-    def toy(widths, zero_layer=None, ties=False):
+    def toy(widths, positions=3, empty_layer=None):
         sites = [_Site(f"layer{i}", w) for i, w in enumerate(widths)]
-        base = {s.name: torch.randn(s.width, generator=generator) for s in sites}
-        if ties:
-            base = {name: score.round() for name, score in base.items()}
-        coupling = {(a.name, b.name): torch.randn(a.width, b.width, generator=generator) * 3
+        steps = {s.name: torch.rand(positions, s.width, generator=generator) / 8 for s in sites}
+        base = {s.name: torch.randn(positions, s.width, generator=generator) for s in sites}
+        coupling = {(a.name, b.name): torch.randn(a.width, b.width, generator=generator)
                     for i, b in enumerate(sites) for a in sites[:i]}
-        if ties:
-            coupling = {key: value.round() for key, value in coupling.items()}
 
-        def score_layer(site, path):
-            if site.name == zero_layer:
-                return torch.zeros(site.width), 0.0
-            score = base[site.name].clone()
-            for earlier, chosen in path.items():
-                score += coupling[(earlier, site.name)][chosen].sum(dim=0)
-            return score, float(sum(base[earlier][chosen].sum() for earlier, chosen in path.items()))
-        return sites, score_layer
-    return [("3 layers of 8 neurons, k=2", (*toy((8, 8, 8)), 2)),
-            ("4 layers of 6, 9, 7, 5 neurons, k=3", (*toy((6, 9, 7, 5)), 3)),
-            ("3 layers with tied integer scores (ties go to the lower index), k=3", (*toy((6, 6, 6), ties=True), 3)),
-            ("3 layers, the middle one scores exactly 0 everywhere, k=2", (*toy((7, 7, 7), zero_layer="layer1"), 2))]
+        def measure(site, path):
+            # interpolating the path below shifts the gradients of every layer above it
+            names = [*path, site.name]
+            grads = {}
+            for name in names:
+                grads[name] = base[name].clone()
+                for earlier, chosen in path.items():
+                    if (earlier, name) in coupling:
+                        grads[name] += coupling[(earlier, name)][chosen].sum(dim=0)
+            rows = slice(0, 0) if site.name == empty_layer else slice(None)   # no attributed position
+            return {n: steps[n][rows] for n in names}, {n: grads[n][rows] for n in names}
+        return sites, measure
+    return [("3 layers of 8 neurons, 3 positions, k=2", (*toy((8, 8, 8)), 2)),
+            ("4 layers of 6, 9, 7, 5 neurons, 2 positions, k=3", (*toy((6, 9, 7, 5), positions=2), 3)),
+            ("3 layers, 1 position, k=3", (*toy((7, 6, 8), positions=1), 3)),
+            ("3 layers, the middle one has no attributed position (every score 0), k=2",
+             (*toy((7, 7, 7), empty_layer="layer1"), 2))]
 
 
-def _greedy_variant(sites, score_layer, k, *, cascade=True, best_first=True, empty_on_zero=True):
-    """The greedy path with one of its rules switched off: each usual wrong answer below is one of these."""
+def _cascade_variant(sites, measure, k, *, sums="path", empty_on_zero=True):
+    """The paper's search with one of its rules changed: each usual wrong answer below is one of these."""
     import torch
 
-    from ...neurons.paths import SamplePath
+    from ...neurons.paths import SamplePath, path_score, top_k
     scores, path, terms = {}, {}, {}
     for site in sites:
-        score, term = score_layer(site, dict(path) if cascade else {})
-        scores[site.name], terms[site.name] = score, term
-        path[site.name] = torch.empty(0, dtype=torch.long) if empty_on_zero and bool((score == 0).all()) else \
-            torch.sort(score, descending=best_first, stable=True).indices[:k]
+        steps, grads = measure(site, dict(path))
+        path_steps = torch.zeros(steps[site.name].shape[0])
+        path_grads = torch.zeros_like(path_steps)
+        for name, chosen in path.items():
+            if sums == "none":
+                break
+            picked = {"path": chosen, "last": chosen[-1:], "layer": slice(None)}[sums]
+            path_steps += steps[name][:, picked].sum(dim=-1)
+            path_grads += grads[name][:, picked].sum(dim=-1)
+        score = path_score(steps[site.name], grads[site.name], path_steps, path_grads)
+        scores[site.name], terms[site.name] = score, float((path_steps * path_grads).sum())
+        path[site.name] = torch.empty(0, dtype=torch.long) if empty_on_zero and bool((score == 0).all()) \
+            else top_k(score, k)
     return SamplePath(scores, path, terms)
 
 
-def _greedy_point_wise(sites, score_layer, k=5):
-    return _greedy_variant(sites, score_layer, k, cascade=False)
+def _cascade_own_only(sites, measure, k=5):
+    return _cascade_variant(sites, measure, k, sums="none")
 
 
-def _greedy_lowest(sites, score_layer, k=5):
-    return _greedy_variant(sites, score_layer, k, best_first=False)
+def _cascade_whole_layer(sites, measure, k=5):
+    return _cascade_variant(sites, measure, k, sums="layer")
 
 
-def _greedy_fills_zero(sites, score_layer, k=5):
-    return _greedy_variant(sites, score_layer, k, empty_on_zero=False)
+def _cascade_last_only(sites, measure, k=5):
+    return _cascade_variant(sites, measure, k, sums="last")
 
 
-@slips(Slip(_greedy_point_wise, "every layer is scored with an empty path: that is the point-wise search; the cascade "
-                                "passes score_layer the path chosen so far, in the layers below"),
-       Slip(_greedy_lowest, "these are the k LOWEST scores: the path takes each layer's top k, best first "
-                            "(sort descending)"),
-       Slip(_greedy_fills_zero, "a layer whose scores are all exactly 0 ranks nothing: leave its path empty "
-                                "(torch.empty(0, dtype=torch.long)) instead of taking neurons 0..k−1 by tie-breaking"))
-def check_greedy_path(fn: Callable) -> None:
-    """Chapter 07: ``fn(sites, score_layer, k)`` → a ``SamplePath`` (or anything with ``.scores``, ``.path`` and
-    ``.path_term``, dicts by site name): for each site in order, ``score_layer(site, path_so_far)`` gives
-    ``(scores, path_term)`` and the path takes the top k, best first; an all-zero layer gets an empty path."""
+def _cascade_fills_zero(sites, measure, k=5):
+    return _cascade_variant(sites, measure, k, empty_on_zero=False)
+
+
+@slips(Slip(_cascade_own_only, "the path sums are left at zero: each neuron is scored by its own step times its own "
+                               "gradient; the paper adds the earlier path's summed steps and gradients (the cross "
+                               "terms), summed over the path neurons of every earlier layer"),
+       Slip(_cascade_whole_layer, "the path sums run over every neuron of the earlier layers: only the path's "
+                                  "neurons enter them (index the columns with path[name])"),
+       Slip(_cascade_last_only, "only the last path neuron of each earlier layer enters the sums: that is the "
+                                "released code's overwrite; the paper sums over all k of them"),
+       Slip(_cascade_fills_zero, "a layer whose scores are all exactly 0 ranks nothing: leave its path empty "
+                                 "(torch.empty(0, dtype=torch.long)) instead of taking neurons 0..k−1 by "
+                                 "tie-breaking"))
+@plugs_into("mini_unlearn.neurons.paths:cascade_path")
+def check_cascade_path(fn: Callable) -> None:
+    """Chapter 07: ``fn(sites, measure, k)`` → a ``SamplePath`` (or anything with ``.scores``, ``.path`` and
+    ``.path_term``, dicts by site name): for each site in order, ``measure(site, path_so_far)`` gives
+    ``(steps, grads)``, dicts of ``[positions, width]`` for the site and the earlier path layers; the site is
+    scored with the paper's path score (path sums over the path neurons), its path term is Σ path steps ×
+    path gradients, and the path takes the top k, best first; an all-zero layer gets an empty path."""
     import warnings
 
-    from ...neurons.paths import greedy_path
+    from ...neurons.paths import cascade_path
 
     def read(f):
-        def run(sites, score_layer, k):
+        def run(sites, measure, k):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")          # the package warns about an all-zero layer
-                result = f(sites, score_layer, k)
+                result = f(sites, measure, k)
             try:
-                # the scores and terms are score_layer's own: right when the path it was given is right
-                return ({name: [int(i) for i in chosen] for name, chosen in result.path.items()},
-                        {name: round(float(term), 4) for name, term in result.path_term.items()})
-            except AttributeError:
-                raise AssertionError(f"greedy_path must return a SamplePath(scores, path, path_term); got "
-                                     f"{type(result).__name__}") from None
+                return {name: ([int(i) for i in result.path[name]], round(float(result.path_term[name]), 4),
+                               [round(float(v), 4) for v in result.scores[name]]) for name in result.path}
+            except (AttributeError, KeyError, TypeError):
+                raise AssertionError(f"cascade_path must return a SamplePath(scores, path, path_term) with an "
+                                     f"entry per site; got {type(result).__name__}") from None
         return run
 
-    compare("greedy_path", fn, greedy_path, _greedy_cases(), slips=check_greedy_path.slips, adapt=read)
+    compare("cascade_path", fn, cascade_path, _cascade_cases(), slips=check_cascade_path.slips, adapt=read)

@@ -4,8 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .compare import Case, Slip, as_float, as_list, compare, slips
+from .plug import plugs_into
 
-__all__ = ["check_control_vector", "check_rmisu_loss", "check_row_mask"]
+__all__ = ["check_control_vector", "check_rmisu_loss", "check_rmisu_step", "check_row_mask"]
 
 
 # -- the control vector u ------------------------------------------------------------------------------
@@ -135,3 +136,171 @@ def check_row_mask(fn: Callable) -> None:
     from ...methods.mip_editor import row_mask
 
     compare("row_mask", fn, row_mask, _row_mask_cases(), slips=check_row_mask.slips, adapt=as_list)
+
+
+# -- one RMisU edit step along the path rows -----------------------------------------------------------
+
+_STEP_BENCH: dict = {}
+
+
+def _step_world():
+    """An untrained tiny LLaVA for a four-person benchmark, a forget batch (image+text and text-only
+    pairs) and a retain batch; built once, then copied per run."""
+    if not _STEP_BENCH:
+        import random
+
+        import torch
+
+        from ...bench import make_benchmark
+        from ...models import VLM, build_model, build_processor, build_tokenizer, get_preset
+        from ...models.train_data import one_pass_batches
+        from ...methods.data import unlearning_sets
+
+        bench = make_benchmark(n_profiles=4, seed=0, n_utility=1)
+        preset = get_preset("tiny")
+        tokenizer = build_tokenizer(bench, preset.vocab_size)
+        with torch.random.fork_rng(devices=[]):        # the learner's random state is left alone
+            vlm = VLM(build_model(preset, tokenizer, seed=0), build_processor(tokenizer, preset), {})
+        forget, retain = unlearning_sets(bench, 0.25, "both")
+        rng = random.Random(0)
+        forget_batch = next(iter(one_pass_batches(vlm.processor, rng.sample(forget, 4), 4)))
+        retain_batch = next(iter(one_pass_batches(vlm.processor, rng.sample(retain, 4), 4)))
+        _STEP_BENCH.update(vlm=vlm, forget=forget_batch, retain=retain_batch)
+    return _STEP_BENCH
+
+
+def _step_cases() -> list[Case]:
+    """(seed, optimizer, config fields, fixed target norm, path rows or None): a model already moved away
+    from the frozen one, stale gradients on every parameter."""
+    return [("λ=5, γ=1, CE weight 1 (the defaults), path rows in both towers, SGD, clip 1.0",
+             (31, "sgd", {}, None, True)),
+            ("λ=2, γ=3, CE weight 0.5, mse_positions='all', Adam, clip 0.05 (the gradient is clipped)",
+             (32, "adam", {"lam": 2.0, "gamma": 3.0, "retain_ce_weight": 0.5, "mse_positions": "all",
+                           "grad_clip": 0.05}, None, True)),
+            ("a fixed target norm (target_norm='first_batch': norm=0.8), SGD, clip 100 (no clipping)",
+             (33, "sgd", {"grad_clip": 100.0}, 0.8, True)),
+            ("masks=None (localise='none'): every producer entry trains, SGD, clip 1.0",
+             (34, "sgd", {}, None, False))]
+
+
+def _run_step(fn, seed, optimizer, fields, norm, rows):
+    """Run ``fn`` once on a fresh copy of the world; the returned loss terms, then how far the path rows
+    and the other rows moved, then a seeded checksum of the producers' weights after the step."""
+    import torch
+
+    from ...methods.mip_editor import MIPEditorConfig, path_rows
+    from ...methods.rmisu import control_vector, resolve_layer
+    from ...models.anatomy import find_mlp_neurons
+
+    world = _step_world()
+    frozen = world["vlm"].model
+    model = world["vlm"].copy().model
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():                          # the edited model has already moved from the frozen one
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=generator))
+    sites = find_mlp_neurons(model)
+    chosen = {site.name: torch.randperm(site.width, generator=generator)[:2 + i % 2] for i, site in enumerate(sites)}
+    parameters, masks = path_rows(model, chosen)
+    if not rows:
+        masks = None
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=generator)         # left over from an earlier step
+    before = [p.detach().clone() for p in parameters]
+    config = MIPEditorConfig(**fields)
+    chosen_optimizer = (torch.optim.SGD(parameters, lr=0.5) if optimizer == "sgd"
+                        else torch.optim.Adam(parameters, lr=1e-3))
+    layer = resolve_layer(model, None)
+    u = control_vector(model.config.text_config.hidden_size, seed)
+    losses = fn(model, frozen, world["forget"], world["retain"], chosen_optimizer, parameters, masks, config,
+                layer, u, None if norm is None else torch.tensor(norm))
+    if not isinstance(losses, dict) or set(losses) != {"loss", "forget_mse", "retain_mse", "retain_ce"}:
+        raise AssertionError("rmisu_step must return a dict with 'loss', 'forget_mse', 'retain_mse' and "
+                             f"'retain_ce'; got {type(losses).__name__} {sorted(losses) if isinstance(losses, dict) else ''}")
+    on_path = off_path = checksum = 0.0
+    for p, b in zip(parameters, before):
+        moved = (p.detach() - b).abs().double()
+        mask = masks[id(p)] if masks is not None else torch.ones(p.shape[0], *([1] * (p.dim() - 1)), dtype=torch.bool)
+        on_path += float((moved * mask).sum())
+        off_path += float((moved * ~mask).sum())
+        checksum += float((p.detach().double() * torch.rand(p.shape, generator=generator, dtype=torch.float64)).sum())
+    terms = [float(torch.as_tensor(losses[name]).detach()) for name in ("loss", "forget_mse", "retain_mse", "retain_ce")]
+    return torch.tensor([*terms, on_path, off_path, checksum], dtype=torch.float64)
+
+
+def _step_hidden(model, frozen, forget_batch, retain_batch, layer):
+    from ...methods.rmisu import capture_hidden, hidden_states
+    from ...models.train import answer_loss
+    with capture_hidden(model, layer) as store:
+        model(**{k: v for k, v in forget_batch.items() if k != "labels"})
+        h_forget = store["h"]
+        retain_ce = answer_loss(model, retain_batch)
+        h_retain = store["h"]
+    import torch
+    with torch.no_grad():
+        h_retain_frozen = hidden_states(frozen, retain_batch, layer)
+        h_forget_frozen = hidden_states(frozen, forget_batch, layer)
+    return h_forget, h_retain, retain_ce, h_forget_frozen, h_retain_frozen
+
+
+def _step_variant(model, frozen, forget_batch, retain_batch, optimizer, parameters, masks, config, layer, u,
+                  norm=None, *, mask_rows=True, frozen_states=True, with_ce=True, clear=True):
+    import torch
+
+    from ...methods.rmisu import mse_mask, retain_representation_loss, rmisu_forget_loss
+    h_f, h_r, retain_ce, h_f0, h_r0 = _step_hidden(model, frozen, forget_batch, retain_batch, layer)
+    if not frozen_states:
+        h_f0, h_r0 = h_f.detach(), h_r.detach()
+    forget_term = rmisu_forget_loss(h_f, h_f0, u, config.lam, mse_mask(forget_batch["attention_mask"],
+                                                                      config.mse_positions), norm=norm)
+    retain_term = retain_representation_loss(h_r, h_r0, mse_mask(retain_batch["attention_mask"], config.mse_positions))
+    loss = forget_term + config.gamma * retain_term + (config.retain_ce_weight * retain_ce if with_ce else 0.0)
+    if clear:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for p in parameters:
+        if mask_rows and masks is not None and id(p) in masks and p.grad is not None:
+            p.grad.mul_(masks[id(p)])
+    torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+    optimizer.step()
+    return {"loss": loss, "forget_mse": forget_term, "retain_mse": retain_term, "retain_ce": retain_ce}
+
+
+def _step_unmasked(*args, **kwargs):
+    return _step_variant(*args, **kwargs, mask_rows=False)
+
+
+def _step_edited_states(*args, **kwargs):
+    return _step_variant(*args, **kwargs, frozen_states=False)
+
+
+def _step_without_ce(*args, **kwargs):
+    return _step_variant(*args, **kwargs, with_ce=False)
+
+
+def _step_stale(*args, **kwargs):
+    return _step_variant(*args, **kwargs, clear=False)
+
+
+@plugs_into("mini_unlearn.methods.mip_editor:rmisu_step")
+@slips(Slip(_step_unmasked, "the gradients are not masked: multiply each producer's gradient by its row mask "
+                            "(masks[id(p)]) before the step, or every row of gate_proj/up_proj/fc1 moves, not only "
+                            "the path neurons'"),
+       Slip(_step_edited_states, "the reference hidden states come from the model being edited: read h_f^frozen "
+                                 "and h_r^frozen from `frozen` (the input model), under torch.no_grad()"),
+       Slip(_step_without_ce, "the retain cross-entropy is missing: RMisU's loss adds "
+                              "config.retain_ce_weight × the retain batch's answer loss"),
+       Slip(_step_stale, "the old gradients are not cleared: backward() adds to .grad, so call "
+                         "optimizer.zero_grad(set_to_none=True) before loss.backward()"))
+def check_rmisu_step(fn: Callable) -> None:
+    """Chapter 08: ``fn(model, frozen, forget_batch, retain_batch, optimizer, parameters, masks, config,
+    layer, u, norm)`` — one RMisU edit step along the path rows: ``h`` after ``layer`` from the edited
+    and the frozen model, the RMisU loss with the retain CE, backward, each masked gradient multiplied
+    by its row mask, the norm clipped to ``config.grad_clip``, one optimizer step; returns the loss
+    terms. Compared by the terms and the weights after the step, on a tiny untrained LLaVA."""
+    from ...methods.mip_editor import rmisu_step
+
+    def on_tiny(f):
+        return lambda *case: _run_step(f, *case)
+
+    compare("rmisu_step", fn, rmisu_step, _step_cases(), atol=1e-5, slips=check_rmisu_step.slips, adapt=on_tiny)

@@ -5,8 +5,9 @@ import math
 from collections.abc import Callable
 
 from .compare import Case, Slip, as_float, compare, slips
+from .plug import plugs_into
 
-__all__ = ["check_membership_auc", "check_min_k_score", "check_truth_ratio"]
+__all__ = ["check_membership_auc", "check_min_k_score", "check_relearning_curve", "check_truth_ratio"]
 
 
 # -- Min-K% --------------------------------------------------------------------------------------------
@@ -138,3 +139,104 @@ def check_truth_ratio(fn: Callable) -> None:
     from ...attacks.forget_quality import truth_ratio
     compare("truth_ratio", fn, truth_ratio, _truth_cases(), atol=1e-9, slips=check_truth_ratio.slips,
             adapt=as_float)
+
+
+# -- the relearning attack -----------------------------------------------------------------------------
+
+TOUCHED = "the model it was given was fine-tuned"
+
+
+def _relearn_cases() -> list[Case]:
+    """The course's two anchor models (chapter 02) and its 2 forget people, relearned for 4 steps at a rate
+    high enough to move the recall within them (0.2 s each): the taught fact in both modalities, then by
+    name only, then two facts."""
+    from dataclasses import replace
+
+    from ... import bench as benchmarks
+    from ...attacks.relearning import RelearnConfig
+    from ...models import retain_only, vanilla
+    bench = benchmarks.make_benchmark(n_profiles=40, seed=0)
+    people = bench.forget_ids(0.05)
+    quick = RelearnConfig(steps=4, lr=3e-3, probe_every=2)
+    never_saw, knew = retain_only(bench, 0.05, preset="tiny", seed=0), vanilla(bench, preset="tiny", seed=0)
+    return [("the retain-only model, birthplace taught with the portrait and by name",
+             (never_saw, bench, people, quick, False)),
+            ("the vanilla model, birthplace taught by name only",
+             (knew, bench, people, replace(quick, modalities=("text",), probe_every=1), False)),
+            ("the retain-only model, birthplace and occupation taught by name only, 2 steps",
+             (never_saw, bench, people, replace(quick, facts=("birthplace", "occupation"), modalities=("text",),
+                                                steps=2, probe_every=1), False))]
+
+
+def _curve_records(f: Callable) -> Callable:
+    """Run ``f`` and compare its frame as records; if it changed the model it was given, restore the
+    weights and return a sentence saying so (the attack must fine-tune a copy)."""
+    def run(vlm, bench, people, config, progress):
+        before = {name: value.clone() for name, value in vlm.model.state_dict().items()}
+        frame = f(vlm, bench, people, config, progress)
+        after = vlm.model.state_dict()
+        if any(not value.equal(after[name]) for name, value in before.items()):
+            vlm.model.load_state_dict(before)
+            return TOUCHED
+        return [tuple(row) for row in frame[["step", "modality", "task", "recall"]].itertuples(index=False)]
+    return run
+
+
+def _relearn(vlm, bench, people, config, progress=True, *, practice=False, modalities=None, others=None,
+             in_place=False):
+    """The attack with one of its usual slips (the package's ``relearning_curve`` otherwise)."""
+    import pandas as pd
+
+    from ...bench import FACTS
+    from ...methods.loop import run_gradient_loop
+    from ...models.train import Monitor, answer_loss
+    from ...models.train_data import training_examples
+    modalities = config.modalities if modalities is None else modalities
+    taught = [e for e in training_examples(bench, people, practice=practice)
+              if e.source.fact in config.facts and e.modality in modalities]
+    others = tuple(f for f in FACTS if f not in config.facts) if others is None else others
+    monitor = Monitor(vlm, bench, people, images="canonical", tasks=config.tasks, facts=others)
+    model = vlm if in_place else vlm.copy()
+    log = run_gradient_loop(model, taught, None, lambda m, batch, _: {"loss": answer_loss(m, batch)},
+                            steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_clip=1.0,
+                            train="all", seed=config.seed, progress=progress, monitor=monitor,
+                            probe_every=config.probe_every, desc="relearning")
+    rows = [{"step": probe["step"], "modality": key.split("/")[1], "task": key.split("/")[0], "recall": value}
+            for probe in log.probes for key, value in probe.items() if key != "step"]
+    return pd.DataFrame(rows)
+
+
+def _relearn_in_place(vlm, bench, people, config, progress=True):
+    return _relearn(vlm, bench, people, config, progress, in_place=True)
+
+
+def _relearn_measures_taught(vlm, bench, people, config, progress=True):
+    from ...bench import FACTS
+    return _relearn(vlm, bench, people, config, progress, others=FACTS)
+
+
+def _relearn_every_modality(vlm, bench, people, config, progress=True):
+    from ...bench import MODALITIES
+    return _relearn(vlm, bench, people, config, progress, modalities=MODALITIES)
+
+
+def _relearn_with_practice(vlm, bench, people, config, progress=True):
+    return _relearn(vlm, bench, people, config, progress, practice=True)
+
+
+@plugs_into("mini_unlearn.attacks.relearning:relearning_curve")
+@slips(Slip(_relearn_in_place, f"{TOUCHED}: the attacker fine-tunes a COPY (vlm.copy()) and leaves the "
+                               "unlearned model as it was"),
+       Slip(_relearn_measures_taught, "the recall counts the taught fact too; the attack measures only the "
+                                      "OTHER facts (those not in config.facts): what comes back untaught"),
+       Slip(_relearn_every_modality, "the fact is taught in every modality; teach only the pairs in "
+                                     "config.modalities (e.modality in config.modalities)"),
+       Slip(_relearn_with_practice, "the evaluation questions are taught as practice too (training_examples' "
+                                    "default); teach the training pairs only: practice=False"))
+def check_relearning_curve(fn: Callable) -> None:
+    """Chapter 09: ``fn(vlm, bench, people, config, progress)`` → the relearning curve: a copy of ``vlm``
+    fine-tuned on ``people``'s training pairs of ``config.facts`` in ``config.modalities``, and the recall
+    of their other facts (one row per step probed × modality × task), as ``relearning_curve`` computes it."""
+    from ...attacks.relearning import relearning_curve
+    compare("relearning_curve", fn, relearning_curve, _relearn_cases(), slips=check_relearning_curve.slips,
+            adapt=_curve_records)
