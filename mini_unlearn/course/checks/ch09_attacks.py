@@ -1,6 +1,7 @@
 """Chapter 09 · attacks: the exercises' checkers."""
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -146,26 +147,32 @@ def check_truth_ratio(fn: Callable) -> None:
 TOUCHED = "the model it was given was fine-tuned"
 
 
-def _relearn_cases() -> list[Case]:
-    """The course's two anchor models (chapter 02) and its 2 forget people, relearned for 4 steps at a rate
-    high enough to move the recall within them (0.2 s each): the taught fact in both modalities, then by
-    name only, then two facts."""
-    from dataclasses import replace
-
+@functools.cache
+def _relearn_models():
+    """The course benchmark, its 2 forget people and its two anchor models (chapter 02), loaded once."""
     from ... import bench as benchmarks
-    from ...attacks.relearning import RelearnConfig
     from ...models import retain_only, vanilla
     bench = benchmarks.make_benchmark(n_profiles=40, seed=0)
-    people = bench.forget_ids(0.05)
-    quick = RelearnConfig(steps=4, lr=3e-3, probe_every=2)
-    never_saw, knew = retain_only(bench, 0.05, preset="tiny", seed=0), vanilla(bench, preset="tiny", seed=0)
-    return [("the retain-only model, birthplace taught with the portrait and by name",
+    return bench, bench.forget_ids(0.05), retain_only(bench, 0.05, preset="tiny", seed=0), vanilla(
+        bench, preset="tiny", seed=0)
+
+
+def _relearn_cases() -> list[Case]:
+    """The course's two anchor models (chapter 02) and its 2 forget people, relearned for a few steps at a
+    rate high enough to move the recall within them, probed before and after: the taught fact by name
+    only, then in both modalities, then two facts."""
+    from dataclasses import replace
+
+    from ...attacks.relearning import RelearnConfig
+    bench, people, never_saw, knew = _relearn_models()
+    quick = RelearnConfig(steps=2, lr=3e-3, batch_size=4, probe_every=2)
+    return [("the vanilla model, birthplace taught by name only",
+             (knew, bench, people, replace(quick, modalities=("text",)), False)),
+            ("the retain-only model, birthplace taught with the portrait and by name",
              (never_saw, bench, people, quick, False)),
-            ("the vanilla model, birthplace taught by name only",
-             (knew, bench, people, replace(quick, modalities=("text",), probe_every=1), False)),
-            ("the retain-only model, birthplace and occupation taught by name only, 2 steps",
+            ("the retain-only model, birthplace and occupation taught by name only, 1 step",
              (never_saw, bench, people, replace(quick, facts=("birthplace", "occupation"), modalities=("text",),
-                                                steps=2, probe_every=1), False))]
+                                                steps=1, probe_every=1), False))]
 
 
 def _curve_records(f: Callable) -> Callable:
