@@ -69,3 +69,16 @@ def loop_batches():
     """:func:`_loop_batches`: recompute what a method's first steps saw, to check its logged losses."""
     return _loop_batches
 
+
+
+# `course.py test` runs two pytest-xdist workers that take whole files in the order they are collected, so
+# the longest files go first: a two-minute chapter started last would leave the other worker idle at the
+# end. The slowest files (measured with `--durations`), by name; every other file keeps its place after them.
+LONGEST_FIRST = ("notebooks/08_mip_editor.ipynb", "notebooks/06_mmunlearner.ipynb", "notebooks/09_attacks.ipynb",
+                 "notebooks/02_vlm.ipynb", "notebooks/04_gradient_ascent.ipynb", "notebooks/05_manu.ipynb",
+                 "tests/test_gpu_pipeline.py", "tests/test_registration.py", "tests/test_shipped.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))    # stable: a file stays whole
