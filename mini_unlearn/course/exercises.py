@@ -42,12 +42,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks.plug import FELL_BACK
+
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 CHECK_CALL = re.compile(r"\bchecks\.(check_\w+)\s*\(")
 USE_CALL = re.compile(r"\bchecks\.use\s*\(")
-FELL_BACK = "✗ your "          # how mu.checks.use starts its note when it runs the package's function
 
 
 class MarkerError(ValueError):
