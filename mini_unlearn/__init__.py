@@ -25,6 +25,7 @@ from . import attacks, evaluation, methods, neurons
 from . import distributed, results
 from .evaluation import evaluate   # mu.evaluate(vlm, bench): the function; the subpackage is mu.evaluation
 from .methods import unlearn   # mu.unlearn(vlm, bench, method=...): every method, one call
+from .methods import unlearn_sequence   # mu.unlearn_sequence(...): the forget people in rounds (chapter 12)
 from .seeding import seed_everything
 
 # The course's tooling, by the name the chapters use: mu.checks.check_<name>(fn), mu.controls.pruning_control(...),
@@ -50,4 +51,5 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["attacks", "bench", "checks", "controls", "distributed", "evaluate", "evaluation", "methods", "models", "neurons",
-           "results", "seed_everything", "show", "show_source", "unlearn", "__version__"]
+           "results", "seed_everything", "show", "show_source", "unlearn", "unlearn_sequence",
+           "__version__"]

@@ -1,6 +1,6 @@
 """The `mini-unlearn` command (built on click; ``mini-unlearn --help`` and ``mini-unlearn COMMAND --help``).
 
-    mini-unlearn run --method mip_editor --ratio 0.05 --seed 0 [--set lr=1e-4 ...] --out results/
+    mini-unlearn run --method mip_editor --ratio 0.05 --seed 0 [--set lr=1e-4 ...] [--rounds 3] --out results/
     mini-unlearn tune --methods all --out results/tuning
     mini-unlearn compare --methods all --ratios 0.05 0.10 0.15 --seeds 0 1 2 [--tuned results/tuning] --out results/
     mini-unlearn report results/ [--out results/report]   # without a retain-only model: what needs none
@@ -102,9 +102,13 @@ NO_REFERENCE = ("no retain-only model (--reference): `mini-unlearn report` gives
 PLANTED = "planted"      # ``--model planted``: the shipped planted model (chapters 05-08's ground truth)
 
 
-def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | None):
+def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | None, check=None):
     """The model and the benchmark: the course's (``--preset``), the planted model (``--model planted``) or
-    a folder (``--model PATH``), and the course benchmark or MLLMU-Bench files (``--bench mllmu:PATH``)."""
+    a folder (``--model PATH``), and the course benchmark, MLLMU-Bench files (``--bench mllmu:PATH``), a generated
+    CLEAR (``--bench clear``: ``mu.bench.make_clear()``) or CLEAR files (``--bench clear:PATH``); a CLEAR needs a
+    model trained on it (``--model PATH``), checked before anything is read.
+    ``check(bench)``, when given, runs once the benchmark is read and before the model is loaded (an option
+    that depends on the benchmark: ``run --rounds``)."""
     import mini_unlearn as mu
 
     if bench_spec == "course":
@@ -116,8 +120,20 @@ def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | N
             bench = mu.bench.load_mllmu(bench_spec.split(":", 1)[1])
         except (OSError, ValueError) as error:
             raise click.BadParameter(f"cannot read MLLMU-Bench files: {error}", param_hint="--bench") from None
+    elif bench_spec == "clear" or bench_spec.startswith("clear:"):
+        if model is None or model == PLANTED:
+            raise click.BadParameter(f"--bench {bench_spec} needs --model PATH, a model trained on that CLEAR: the "
+                                     f"course model and the planted model know the course benchmark only",
+                                     param_hint="--model")
+        try:
+            bench = mu.bench.make_clear() if bench_spec == "clear" else mu.bench.load_clear(bench_spec.split(":", 1)[1])
+        except (OSError, ValueError) as error:
+            raise click.BadParameter(f"cannot read CLEAR files: {error}", param_hint="--bench") from None
     else:
-        raise click.BadParameter(f"expected 'course' or 'mllmu:PATH'; got {bench_spec!r}", param_hint="--bench")
+        raise click.BadParameter(f"expected 'course' or 'mllmu:PATH' (MLLMU-Bench files), or 'clear' or 'clear:PATH' "
+                                 f"(CLEAR); got {bench_spec!r}", param_hint="--bench")
+    if check is not None:
+        check(bench)
     if model == PLANTED:
         try:
             vlm = mu.models.planted(bench, preset=preset, device=device)
@@ -184,6 +200,15 @@ def retain_only_for(vlm, bench, reference: str | None, device: str | None, ratio
     return None
 
 
+def rounds_fit(bench, rounds: int, ratio: float) -> None:
+    """``--rounds`` must not exceed the forget people at ``ratio`` (each request forgets at least one)."""
+    count = len(bench.forget_ids(ratio))
+    if rounds > count:
+        raise click.BadParameter(f"{rounds} rounds but ratio {ratio:g} forgets {count} people in {bench.name}: each "
+                                 f"request forgets at least one person; use --rounds 1 to {count}",
+                                 param_hint="--rounds")
+
+
 def fail_clearly(run):
     """Run ``run()``; a ValueError / TypeError / FileNotFoundError becomes a one-line click error."""
     try:
@@ -199,7 +224,8 @@ model_options = [
     click.option("--preset", default="tiny", show_default=True,
                  help="the preset of the course model (without --model) or of --model planted"),
     click.option("--bench", "bench_spec", default="course", show_default=True,
-                 help="'course' (the generated benchmark) or 'mllmu:PATH' (MLLMU-Bench files)"),
+                 help="'course' (the generated benchmark), 'mllmu:PATH' (MLLMU-Bench files), 'clear' (a generated "
+                      "CLEAR, mu.bench.make_clear()) or 'clear:PATH' (CLEAR's files); a CLEAR needs --model PATH"),
     click.option("--reference", type=click.Path(), default=None,
                  help="the retain-only model's folder (default: the course's, for the course model and "
                       "the planted model)"),
@@ -225,25 +251,36 @@ def main_group():
 @click.option("--ratio", type=float, default=0.05, show_default=True, help="the forget ratio, in (0, 1)")
 @click.option("--seed", type=int, default=0, show_default=True, help="the unlearning seed")
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE", help="a hyperparameter; repeat the option")
-@click.option("--setting", default=None, help="the setting's name in the results (default: 'default', or 'custom' with --set)")
+@click.option("--setting", default=None, help="the setting's name in the results (default: 'default', or 'custom' with "
+              "--set; with --rounds N > 1, 'default-Nrounds' or 'custom-Nrounds')")
+@click.option("--rounds", type=int, default=1, show_default=True,
+              help="the forget people arrive in this many requests, each unlearned from the last one's model "
+                   "(1 to the number of forget people); the scores after each round go to OUT/sequences/")
 @with_model_options
 @click.option("--audit/--no-audit", default=False, show_default=True, help="also run every attack of chapter 09")
 @click.option("--save", type=click.Path(), default=None, help="also save the unlearned model here (a new folder)")
 @click.option("--out", required=True, type=click.Path(), help="the results folder")
-def run(method, ratio, seed, assignments, setting, model, preset, bench_spec, reference, device, audit, save, out):
+def run(method, ratio, seed, assignments, setting, rounds, model, preset, bench_spec, reference, device, audit, save,
+        out):
     """Unlearn one method at one ratio and seed, evaluate it, and record the result in OUT."""
     import mini_unlearn as mu
     from mini_unlearn.results import Cell
+    from mini_unlearn.results.sequential import sequence_setting
 
     methods = resolve_methods([method], "--method")
     ratio = require_ratio_option(ratio)
+    if rounds < 1:
+        raise click.BadParameter(f"the forget people arrive in at least 1 request; got {rounds}", param_hint="--rounds")
     overrides = fail_clearly(lambda: mu.results.parse_overrides(methods[0], assignments))
     if save is not None and Path(save).exists():
         raise click.BadParameter(f"{save!r} exists; the unlearned model is only written to a new folder",
                                  param_hint="--save")
-    vlm, bench = load_inputs(model, preset, bench_spec, device)
+    if rounds == 1:
+        vlm, bench = load_inputs(model, preset, bench_spec, device)
+    else:
+        vlm, bench = load_inputs(model, preset, bench_spec, device, check=lambda bench: rounds_fit(bench, rounds, ratio))
     never = retain_only_for(vlm, bench, reference, device, [ratio], "--ratio")
-    cell = Cell(methods[0], setting or ("custom" if overrides else "default"), ratio, seed)
+    cell = Cell(methods[0], setting or sequence_setting("custom" if overrides else "default", rounds), ratio, seed)
     folder = fail_clearly(lambda: mu.results.ResultsFolder(out, mu.results.identity(vlm, bench)))
     for anchor, model_of in (("vanilla", lambda r: vlm), ("retain_only", never)):
         if model_of is not None and not folder.done(Cell(anchor, mu.results.REFERENCE, ratio)):
@@ -251,8 +288,16 @@ def run(method, ratio, seed, assignments, setting, model, preset, bench_spec, re
     if folder.done(cell) and save is None:
         click.echo(f"{cell.name}: already in {out} (delete its record to run it again)")
         return
-    record, result = fail_clearly(lambda: mu.results.run_cell(vlm, bench, cell, overrides, audit=audit,
-                                                              device=device, progress=True))
+    if rounds == 1:
+        record, result = fail_clearly(lambda: mu.results.run_cell(vlm, bench, cell, overrides, audit=audit,
+                                                                  device=device, progress=True))
+    else:
+        from mini_unlearn.results.sequential import run_sequence_cell, write_sequence
+
+        record, result = fail_clearly(lambda: run_sequence_cell(vlm, bench, cell, overrides, rounds, audit=audit,
+                                                                device=device, progress=True))
+        click.echo(repr(result))
+        click.echo(f"wrote {write_sequence(folder.path, cell, result)} (the scores after each of the {rounds} rounds)")
     path = folder.write(record)
     click.echo(f"wrote {path} ({record.seconds['total']:.1f} s)")
     if save is not None:

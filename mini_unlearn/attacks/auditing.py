@@ -6,6 +6,11 @@ per attack × metric × modality, with the reference model's value beside it and
 metric should move when forgetting works (from the vanilla model's value towards the retain-only model's);
 :func:`audit` is the two in one call. :func:`verdict` reads several audits against the vanilla model's:
 which method removed the forget people, which only hid them, per modality.
+
+``quantize=(8, 4)`` (off by default) adds chapter 12's quantization attack (:mod:`.quantization`): the forget
+people's cloze recall with the weights quantized to each bit width, one row per bit width × modality
+(attack ``"quantization"``, metric ``"4-bit: cloze"``), with the retain-only model's value beside it; the
+verdict then counts the 4-bit row among the deep attacks.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from .linear_probe import what_probe, who_probe
 from .logit_lens import TOP_K, logit_lens
 from .membership import K, auc_table, require_reference, forget_vs_holdout, labelled_scores, people_names, privleak
 from .probes import recall_probes
+from .quantization import FULL, readings, require_bit_widths, require_bitsandbytes
 from .relearning import RelearnConfig, relearn
 
 MIA_HEADLINE = "loss"
@@ -37,15 +43,20 @@ class Findings:
     who: pd.DataFrame             # per layer × modality: forget-vs-retain probe accuracy
     what: pd.DataFrame            # per layer × modality: the forget MCQs' letter decoded by a probe
     relearning: pd.DataFrame      # per step × modality × task: recall of the facts not taught back
+    quantization: pd.DataFrame | None = None   # per precision × modality: forget cloze recall (with quantize=)
 
 
 def findings(vlm, bench, ratio: float = 0.05, *, relearning: RelearnConfig | None = None, k: float = K,
-             progress: bool = True) -> Findings:
-    """Run every attack on ``vlm`` against the ``forget`` people at ``ratio`` (and the holdout people)."""
+             quantize=None, progress: bool = True) -> Findings:
+    """Run every attack on ``vlm`` against the ``forget`` people at ``ratio`` (and the holdout people).
+
+    ``quantize``: ``None`` (the default: chapter 09's attacks only) or bit widths, e.g. ``(8, 4)``: the
+    forget people's cloze recall with the weights quantized to each (chapter 12, :mod:`.quantization`)."""
+    widths = require_quantize(quantize)
     members, nonmembers = forget_vs_holdout(bench, ratio)      # checks the split and the holdout people first
     forget = bench.split("forget", ratio).questions
     mcqs, cloze = [q for q in forget if q.task == "mcq"], [q for q in forget if q.task == "cloze"]
-    bar = tqdm(total=len(STEPS), desc="audit", disable=not progress)
+    bar = tqdm(total=len(STEPS) + (widths is not None), desc="audit", disable=not progress)
 
     def step(name, run):
         bar.set_postfix_str(name, refresh=False)
@@ -63,9 +74,20 @@ def findings(vlm, bench, ratio: float = 0.05, *, relearning: RelearnConfig | Non
         lens = step("logit lens", lambda: logit_lens(vlm, cloze))
         who, what = step("linear probes", lambda: (who_probe(vlm, bench, ratio), what_probe(vlm, bench, ratio)))
         curve = step("relearning", lambda: relearn(vlm, bench, ratio, relearning, progress=False))
+        quantized = None if widths is None else step(
+            "quantization", lambda: readings(vlm, bench, ratio, widths, splits=("forget",)))
     finally:
         bar.close()
-    return Findings(membership, truth, probes, lens, who, what, curve)
+    return Findings(membership, truth, probes, lens, who, what, curve, quantized)
+
+
+def require_quantize(quantize) -> tuple[int, ...] | None:
+    """``None`` (no quantization attack) or the bit widths of ``quantize``, checked, bitsandbytes installed."""
+    if quantize is None:
+        return None
+    widths = require_bit_widths(quantize, "quantize")
+    require_bitsandbytes()
+    return widths
 
 
 def _hidden_max(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -98,6 +120,10 @@ def metrics(found: Findings) -> pd.DataFrame:
     curve = found.relearning.groupby(["step", "modality"])["recall"].mean().unstack("modality")
     add("relearning", "recall before", "down", curve.iloc[0])
     add("relearning", "recall after", "down", curve.iloc[-1])
+    if found.quantization is not None:
+        quantized = found.quantization[(found.quantization["precision"] != FULL) & (found.quantization["task"] == "cloze")]
+        for precision, group in quantized.groupby("precision", sort=False):
+            add("quantization", f"{precision}: cloze", "down", group.set_index("modality")["recall"])
     return pd.DataFrame(rows)
 
 
@@ -142,13 +168,16 @@ def require_reference_model(vlm, reference) -> None:
 
 
 def audit(vlm, bench, ratio: float = 0.05, reference=None, *, relearning: RelearnConfig | None = None,
-          progress: bool = True) -> pd.DataFrame:
+          quantize=None, progress: bool = True) -> pd.DataFrame:
     """Every attack of chapter 09 on ``vlm``, read against ``reference`` (the retain-only model): the tidy
-    frame of :func:`summarise`. Without ``reference`` the frame has no reference values, PrivLeak or KS test."""
+    frame of :func:`summarise`. Without ``reference`` the frame has no reference values, PrivLeak or KS test.
+    ``quantize=(8, 4)`` adds the quantization attack's rows (chapter 12; off by default)."""
     if reference is not None:
         require_reference_model(vlm, reference)
-    mine = findings(vlm, bench, ratio, relearning=relearning, progress=progress)
-    theirs = findings(reference, bench, ratio, relearning=relearning, progress=progress) if reference is not None else None
+    require_quantize(quantize)
+    mine = findings(vlm, bench, ratio, relearning=relearning, quantize=quantize, progress=progress)
+    theirs = findings(reference, bench, ratio, relearning=relearning, quantize=quantize,
+                      progress=progress) if reference is not None else None
     return summarise(mine, theirs)
 
 
@@ -156,6 +185,7 @@ def audit(vlm, bench, ratio: float = 0.05, reference=None, *, relearning: Relear
 SURFACE = ("recall probes", "as trained: cloze")
 DEEP = (("membership", f"AUC {MIA_HEADLINE}"), ("logit lens", f"top-{TOP_K}, hidden layers"),
         ("linear probe", "what: the forget MCQ's letter"), ("relearning", "recall after"))
+QUANTIZED = ("quantization", "4-bit: cloze")   # a deep attack too, in the audits that ran it (quantize=)
 
 
 def gap_closed(value: float, vanilla: float, reference: float, floor: float = 0.05) -> float:
@@ -169,7 +199,8 @@ def gap_closed(value: float, vanilla: float, reference: float, floor: float = 0.
 
 def verdict(audits: dict[str, pd.DataFrame], vanilla: str = "vanilla") -> pd.DataFrame:
     """Per method and modality: the share of the vanilla → retain-only gap closed on the surface (forget cloze
-    recall) and by each deep attack (membership, logit lens, letter probe, relearning); ``depth`` is the
+    recall) and by each deep attack (membership, logit lens, letter probe, relearning, and 4-bit quantization
+    when the vanilla model's audit ran it: ``audit(..., quantize=...)``); ``depth`` is the
     **smallest** of these — an attacker needs one attack that works — and ``weakest`` names it. In words:
 
     * ``not forgotten`` — the surface gap is less than half closed;
@@ -180,6 +211,8 @@ def verdict(audits: dict[str, pd.DataFrame], vanilla: str = "vanilla") -> pd.Dat
     if vanilla not in audits:
         raise ValueError(f"vanilla: {vanilla!r} is not among the audits {sorted(audits)}")
     base = audits[vanilla].set_index(["attack", "metric", "modality"])
+    quantized = ((audits[vanilla]["attack"] == QUANTIZED[0]) & (audits[vanilla]["metric"] == QUANTIZED[1])).any()
+    attacks = DEEP + ((QUANTIZED,) if quantized else ())
     rows = []
     for name, frame in audits.items():
         if name == vanilla:
@@ -187,7 +220,7 @@ def verdict(audits: dict[str, pd.DataFrame], vanilla: str = "vanilla") -> pd.Dat
         table = frame.set_index(["attack", "metric", "modality"])
         for modality in sorted(frame["modality"].unique()):
             surface = _closed(table, base, (*SURFACE, modality))
-            deep = {metric: _closed(table, base, (attack, metric, modality)) for attack, metric in DEEP}
+            deep = {metric: _closed(table, base, (attack, metric, modality)) for attack, metric in attacks}
             measured = {metric: value for metric, value in deep.items() if np.isfinite(value)}
             weakest = min(measured, key=measured.get) if measured else None
             depth = measured[weakest] if measured else float("nan")
@@ -213,5 +246,5 @@ def _words(surface: float, depth: float) -> str:
     return "partly"
 
 
-__all__ = ["DEEP", "Findings", "MIA_HEADLINE", "SURFACE", "audit", "findings", "gap_closed", "metrics", "summarise",
+__all__ = ["DEEP", "Findings", "MIA_HEADLINE", "QUANTIZED", "SURFACE", "audit", "findings", "gap_closed", "metrics", "summarise",
            "verdict"]

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import ks_2samp
 
 from .. import validate
 from ..bench import LETTERS
+from ..evaluation.clear import ks_test   # one KS test for TOFU's and CLEAR's forget quality
 from ..evaluation.tasks import batches, evaluating, option_log_likelihoods
 
 
@@ -88,15 +88,6 @@ def option_scores(vlm, bench, questions, normalize: str = "sum", batch_size: int
                    "wrong_mean": float(wrong.mean()), "best_wrong": float(wrong.max()),
                    "correct_wins": bool(row[correct] > wrong.max())}
     return pd.DataFrame(rows)
-
-
-def ks_test(sample, other) -> tuple[float, float]:
-    """``(statistic, p-value)`` of the two-sample Kolmogorov–Smirnov test (scipy, two-sided)."""
-    sample, other = np.asarray(sample, dtype=float), np.asarray(other, dtype=float)
-    if sample.size == 0 or other.size == 0:
-        raise ValueError("the KS test needs two non-empty samples")
-    result = ks_2samp(sample, other)
-    return float(result.statistic), float(result.pvalue)
 
 
 def forget_quality(vlm, reference, bench, ratio: float = 0.05, split: str = "forget") -> pd.DataFrame:

@@ -6,6 +6,7 @@ VLM memorises them in minutes on a CPU); ``n_profiles=500`` is MLLMU-Bench's siz
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Benchmark:
     forget_order: list[str]                       # forget_r = the first round(r·n) of these (nested)
     forget_sets: dict[float, list[str]] = field(default_factory=dict)  # explicit sets (MLLMU files) override the order
     holdout_profiles: list[Profile] = field(default_factory=list)     # never trained on; holdout_r = a prefix
+    forgotten: tuple[str, ...] = ()   # people earlier requests forgot: never retained (:meth:`request`)
 
     def __post_init__(self):
         self._by_id = {p.id: p for p in self.profiles + self.utility_profiles + self.holdout_profiles}
@@ -88,8 +90,58 @@ class Benchmark:
         if ratio in self.forget_sets:
             forget = list(self.forget_sets[ratio])
             chosen = set(forget)
-            return forget, [i for i in ids if i not in chosen]
-        return forget_and_retain(ids, self.forget_order, ratio)
+            retain = [i for i in ids if i not in chosen]
+        else:
+            forget, retain = forget_and_retain(ids, self.forget_order, ratio)
+        if self.forgotten:                   # a request's view: whoever an earlier request forgot is never retained
+            gone = set(self.forgotten)
+            retain = [i for i in retain if i not in gone]
+        return forget, retain
+
+    def request(self, forget_ids, *, forgotten=(), ratio: float = 0.05) -> Benchmark:
+        """This benchmark as one deletion request sees it (chapter 12, requests that keep coming).
+
+        The view's ``split("forget", ratio)`` is ``forget_ids`` (this request's people) and its
+        ``split("retain", ratio)`` every other fictitious person except ``forgotten`` (the people earlier
+        requests forgot: a model asked to forget them must not be trained to keep them). The utility and
+        holdout people, every person's questions and pairs (``profiles`` still lists everyone) are this
+        benchmark's. The view is made for ``ratio``: it holds ``forget_ids`` as its one explicit forget set
+        (:attr:`forget_sets`). Errors name the argument: an ID that is not one of the fictitious people, a
+        person twice, a person both requested and forgotten, or nobody left to retain."""
+        ratio = require_ratio(ratio)
+        forget = self._people_ids(forget_ids, "forget_ids")
+        if not forget:
+            raise ValueError("forget_ids is empty: a request names at least one person to forget")
+        gone = self._people_ids(forgotten, "forgotten")
+        both = [i for i in forget if i in gone]
+        if both:
+            raise ValueError(f"forget_ids and forgotten share {both}: a person forgotten by an earlier request "
+                             "cannot be requested again")
+        left = [p.id for p in self.profiles if p.id not in set(forget) | set(gone)]
+        if not left:
+            raise ValueError(f"forget_ids and forgotten cover all {self.n_profiles} fictitious people of "
+                             f"{self.name}: nobody is left to retain")
+        about = f"{len(forget)} to forget" + (f", {len(gone)} forgotten before" if gone else "")
+        return dataclasses.replace(self, name=f"{self.name}/request({about})", forget_sets={ratio: forget},
+                                   forgotten=tuple(gone))
+
+    def _people_ids(self, ids, name: str) -> list[str]:
+        """``ids`` as a list of distinct IDs of this benchmark's fictitious people, or an error naming ``name``."""
+        if isinstance(ids, str) or not isinstance(ids, (list, tuple)):
+            example = [p.id for p in self.profiles[:2]]
+            raise validate.WrongTypeError(f"{name} must be a list of people IDs (e.g. {example}); got {ids!r} "
+                                          f"({type(ids).__name__})")
+        known = {p.id for p in self.profiles}
+        for i in ids:
+            if not isinstance(i, str):
+                raise validate.WrongTypeError(f"{name}: each ID must be a string; got {i!r} ({type(i).__name__})")
+            if i not in known:
+                raise ValueError(f"{name}: {i!r} is not one of the fictitious people of {self.name} "
+                                 f"(their IDs: {sorted(known)[:5]}{' …' if len(known) > 5 else ''})")
+        twice = sorted({i for i in ids if list(ids).count(i) > 1})
+        if twice:
+            raise ValueError(f"{name} names {twice} more than once")
+        return list(ids)
 
     def holdout_ids(self, ratio: float = 0.05) -> list[str]:
         """The IDs of as many holdout people as :meth:`forget_ids` gives at this ratio (nested across ratios)."""

@@ -7,6 +7,7 @@ from tqdm.auto import tqdm
 from ..bench import SPLITS
 from ..bench.questions import Question
 from .. import validate
+from .clear import CLEAR_SPLITS, CLEAR_TASKS, evaluate_clear, is_clear
 from .report import DETAIL_COLUMNS, Report
 from .tasks import MAX_NEW_TOKENS, NORMALIZE, QUESTION_TASK, TASKS, predict, score
 
@@ -20,6 +21,22 @@ def _names(value, allowed: tuple[str, ...], what: str, hint: str = "") -> tuple[
     if not names:
         raise ValueError(f"no {what} to evaluate; expected some of {allowed}")
     return tuple(dict.fromkeys(names))
+
+
+def _is_default(value, default: tuple[str, ...]) -> bool:
+    """Whether ``value`` is MLLMU-Bench's whole list (what a caller who chose nothing gets)."""
+    return not isinstance(value, str) and tuple(value) == tuple(default)
+
+
+def _wants_clear(bench, splits, tasks) -> bool:
+    """Whether to evaluate with CLEAR's metrics: on a CLEAR benchmark, unless the caller names a split or a task
+    only MLLMU-Bench's evaluation has (``tasks=("cloze",)``, ``splits=("test",)``): then its questions are asked
+    as on any benchmark."""
+    if not is_clear(bench):
+        return False
+    named = [] if _is_default(splits, SPLITS) else list((splits,) if isinstance(splits, str) else splits)
+    named += [] if _is_default(tasks, TASKS) else list((tasks,) if isinstance(tasks, str) else tasks)
+    return not any(n in SPLITS + TASKS and n not in CLEAR_SPLITS + CLEAR_TASKS for n in named)
 
 
 def likelihood_sentences(bench, questions: list[Question]) -> list[dict[str, str]] | None:
@@ -58,14 +75,30 @@ def evaluate_questions(vlm, questions: list[Question], split: str = "", tasks=TA
 
 def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, batch_size: int = 32,
              max_new_tokens: int = MAX_NEW_TOKENS, normalize: str = "sum", few_shot: int = 0,
-             progress: bool = True) -> Report:
+             progress: bool = True, **clear_options) -> Report:
     """Ask ``vlm`` every question of the chosen splits; a :class:`Report` of what it still knows.
 
     Splits: ``"forget"``, ``"retain"``, ``"test"``, ``"utility"`` at this forget ``ratio``. Tasks:
     ``"mcq_letter"`` (MLLMU-Bench's generated letter), ``"mcq_likelihood"`` (the most likely option,
     each written into the fact's answer sentence; ``normalize="sum"`` or ``"mean"`` per token), ``"gen"`` (ROUGE-L F1) and ``"cloze"``. Greedy
     decoding up to ``max_new_tokens`` (MLLMU-Bench: 50). Zero-shot: ``few_shot`` must stay 0 for now.
+
+    On a CLEAR benchmark (one with ``clear_items``, :mod:`mini_unlearn.bench.clear`) this is
+    :func:`~mini_unlearn.evaluation.clear.evaluate_clear`: CLEAR's splits and metrics, a
+    :class:`~mini_unlearn.evaluation.clear.ClearReport`. There the default splits and tasks (MLLMU-Bench's)
+    stand for CLEAR's, and ``clear_options`` (``reference``, ``variant``, ``seed``) go to ``evaluate_clear``;
+    naming a split or task only MLLMU-Bench has (``"test"``, ``"cloze"``…) asks the benchmark's questions instead.
     """
+    if _wants_clear(bench, splits, tasks):
+        validate.positive_int(few_shot, "few_shot", allow_zero=True)
+        if few_shot > 0:
+            raise NotImplementedError(f"few_shot={few_shot}: CLEAR is evaluated zero-shot, as CLEAR does")
+        return evaluate_clear(vlm, bench, ratio, splits=CLEAR_SPLITS if _is_default(splits, SPLITS) else splits,
+                              tasks=CLEAR_TASKS if _is_default(tasks, TASKS) else tasks, batch_size=batch_size,
+                              max_new_tokens=max_new_tokens, normalize=normalize, progress=progress, **clear_options)
+    if clear_options:
+        raise TypeError(f"evaluate() got options {sorted(clear_options)} that only CLEAR's evaluation takes; "
+                        f"{type(bench).__name__} with splits={splits!r}, tasks={tasks!r} is not evaluated with it")
     if not hasattr(vlm, "model") or not hasattr(vlm, "processor"):
         raise TypeError(f"vlm must be a mini_unlearn VLM (a model and its processor); got {type(vlm).__name__}")
     splits = _names(splits, SPLITS, "split names")

@@ -68,6 +68,13 @@ def rouge_l(ground_truth: str, prediction: str) -> float:
     return rouge(ground_truth, prediction)["rougeL"]
 
 
+def rouge_recall(ground_truth: str, prediction: str) -> dict[str, float]:
+    """ROUGE-1 and ROUGE-L **recall** (same scorer): the share of the reference's words the prediction gives
+    back, in order for ROUGE-L (CLEAR's and TOFU's ``eval_rouge_recall``)."""
+    scores = _ROUGE.score(ground_truth, prediction)
+    return {"rouge1": scores["rouge1"].recall, "rougeL": scores["rougeL"].recall}
+
+
 def cloze_correct(ground_truth: str, response: str) -> bool:
     """MLLMU-Bench's cloze rule: the answer appears in the response, ignoring case."""
     return ground_truth.lower() in response.lower()
