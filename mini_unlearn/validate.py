@@ -102,5 +102,16 @@ def callers_level() -> int:
     return level
 
 
-__all__ = ["WrongTypeError", "callers_level", "deprecated", "is_integer", "is_number", "one_of", "positive",
+def names(value, allowed: tuple[str, ...], what: str, hint: str = "") -> tuple[str, ...]:
+    """A tuple of known names (a single string is one name), duplicates dropped, order kept."""
+    chosen = (value,) if isinstance(value, str) else tuple(value)
+    unknown = [n for n in chosen if n not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; expected some of {allowed}{hint}")
+    if not chosen:
+        raise ValueError(f"no {what} to evaluate; expected some of {allowed}")
+    return tuple(dict.fromkeys(chosen))
+
+
+__all__ = ["WrongTypeError", "callers_level", "deprecated", "is_integer", "is_number", "names", "one_of", "positive",
            "positive_int", "renamed", "seed"]

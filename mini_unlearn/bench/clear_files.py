@@ -55,7 +55,6 @@ import binascii
 import io
 import json
 import re
-import shutil
 import struct
 import unicodedata
 import warnings
@@ -70,6 +69,7 @@ from .clear import (CLEAR_RATIOS, FACE_QUESTION, WORLD_ID, ClearBenchmark, Clear
 from .images import EncodedImage
 from .mllmu import (FORMATS, JSONL_FILE, PARQUET_FILE, _base64_bytes, _forget_order, _ImageEncoder, _pyarrow,
                     _read_jsonl)
+from .mllmu import _prepare_directory as _prepare
 from .profiles import Profile
 
 FULL, TOFU, PERTURBED = "full", "+tofu", "_perturbed"
@@ -128,18 +128,8 @@ def write_clear(bench: ClearBenchmark, directory, format: str = "parquet", overw
 
 
 def _prepare_directory(directory: Path, overwrite: bool) -> Path:
-    if directory.exists() and not directory.is_dir():
-        raise NotADirectoryError(f"{directory} exists and is not a directory")
-    if directory.is_dir() and any(directory.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{directory} is not empty; write_clear never overwrites existing files. Choose a "
-                                  f"new or empty directory, or pass overwrite=True to replace the CLEAR config "
-                                  f"folders in it")
-        for child in directory.iterdir():
-            if child.is_dir() and child.name in CONFIGS + (TEST_VIEWS,):
-                shutil.rmtree(child)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return _prepare(directory, overwrite, writer="write_clear", benchmark="CLEAR",
+                    is_config=lambda name: name in CONFIGS + (TEST_VIEWS,))
 
 
 def _config_rows(bench: ClearBenchmark) -> dict[str, list[dict]]:

@@ -140,16 +140,19 @@ def write_mllmu(bench: Benchmark, directory, ratios=PAPER_RATIOS, format: str = 
     return directory
 
 
-def _prepare_directory(directory: Path, overwrite: bool) -> Path:
+def _prepare_directory(directory: Path, overwrite: bool, *, writer: str = "write_mllmu",
+                       benchmark: str = "MLLMU-Bench", is_config=None) -> Path:
+    """``directory`` made ready for ``writer``: new or empty, or (``overwrite``) emptied of its config folders."""
+    is_config = is_config or _is_config_name
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"{directory} exists and is not a directory")
     if directory.is_dir() and any(directory.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{directory} is not empty; write_mllmu never overwrites existing files. "
+            raise FileExistsError(f"{directory} is not empty; {writer} never overwrites existing files. "
                                   f"Choose a new or empty directory, or pass overwrite=True to replace the "
-                                  f"MLLMU-Bench config folders in it")
+                                  f"{benchmark} config folders in it")
         for child in directory.iterdir():
-            if child.is_dir() and _is_config_name(child.name):
+            if child.is_dir() and is_config(child.name):
                 shutil.rmtree(child)
     directory.mkdir(parents=True, exist_ok=True)
     return directory

@@ -278,6 +278,9 @@ class ClearReport(Report):
     row per modality when a reference model was given. :meth:`to_frame` adds the forget-quality and the
     model-utility rows to the per split × modality × task means, so a results folder records all of it."""
 
+    METRICS = CLEAR_METRIC
+    KIND = "CLEAR report"
+
     forget_quality: pd.DataFrame | None = None   # modality, ks_statistic, forget_quality, n, reference_n
 
     def __post_init__(self):
@@ -331,20 +334,6 @@ class ClearReport(Report):
         main = self._means()
         return main.pivot(index=["split", "modality"], columns="task", values="score").rename_axis(columns=None)
 
-    def score(self, split: str, modality: str, task: str, metric: str | None = None) -> float:
-        """One number, e.g. ``report.score("forget", "image+text", "rougeL_recall")``;
-        ``report.score("forget", "text", "forget_quality")``; ``report.score("all", "all", "model_utility")``."""
-        metric = metric or CLEAR_METRIC.get(task)
-        frame = self.to_frame()
-        found = frame[(frame["split"] == split) & (frame["modality"] == modality) & (frame["task"] == task)
-                      & (frame["metric"] == metric)]
-        if found.empty:
-            have = sorted({(str(s), str(m), str(t)) for s, m, t in
-                           frame[["split", "modality", "task"]].itertuples(index=False)})
-            raise KeyError(f"no {metric!r} score for split={split!r}, modality={modality!r}, task={task!r} "
-                           f"in this CLEAR report; it has {have}")
-        return float(found["score"].iloc[0])
-
     def __repr__(self) -> str:
         if self.details.empty:
             return "ClearReport(no items)"
@@ -368,16 +357,6 @@ class ClearReport(Report):
 def is_clear(bench) -> bool:
     """Whether ``bench`` is a CLEAR benchmark (it answers ``clear_items``), for ``mu.evaluate``'s dispatch."""
     return callable(getattr(bench, "clear_items", None))
-
-
-def _names(value, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
-    names = (value,) if isinstance(value, str) else tuple(value)
-    unknown = [n for n in names if n not in allowed]
-    if unknown:
-        raise ValueError(f"unknown {what} {unknown}; CLEAR's are {allowed}")
-    if not names:
-        raise ValueError(f"no {what} to evaluate; expected some of {allowed}")
-    return tuple(dict.fromkeys(names))
 
 
 def _modality(item: ClearItem) -> str:
@@ -562,8 +541,8 @@ def evaluate_clear(vlm, bench, ratio: float = 0.05, *, reference=None, splits=CL
         raise TypeError(f"vlm must be a mini_unlearn VLM (a model and its processor); got {type(vlm).__name__}")
     if not is_clear(bench):
         raise TypeError(f"bench must be a CLEAR benchmark (mini_unlearn.bench.clear); got {type(bench).__name__}")
-    splits = _names(splits, CLEAR_SPLITS, "split names")
-    tasks = _names(tasks, CLEAR_TASKS, "task names")
+    splits = validate.names(splits, CLEAR_SPLITS, "split names")
+    tasks = validate.names(tasks, CLEAR_TASKS, "task names")
     batch_size = validate.positive_int(batch_size, "batch_size")
     max_new_tokens = validate.positive_int(max_new_tokens, "max_new_tokens")
     validate.one_of(normalize, "normalize", NORMALIZE)

@@ -57,6 +57,8 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 class Report:
     """Scores of one model on a benchmark: ``details`` has one row per question × task."""
 
+    METRICS = METRIC         # task -> its main metric (a subclass of another benchmark names its own)
+    KIND = "report"          # how error messages name it
     details: pd.DataFrame
     settings: dict = field(default_factory=dict)   # ratio, few_shot, max_new_tokens, normalize, model
 
@@ -88,8 +90,9 @@ class Report:
         return frame.pivot(index=["split", "modality"], columns="task", values="score").rename_axis(columns=None)
 
     def score(self, split: str, modality: str, task: str, metric: str | None = None) -> float:
-        """One number, e.g. ``report.score("forget", "image+text", "mcq_letter")``."""
-        metric = metric or METRIC.get(task)
+        """One number, e.g. ``report.score("forget", "image+text", "mcq_letter")`` (a CLEAR report:
+        ``report.score("forget", "text", "forget_quality")``, ``report.score("all", "all", "model_utility")``)."""
+        metric = metric or self.METRICS.get(task)
         frame = self.to_frame()
         found = frame[(frame["split"] == split) & (frame["modality"] == modality) & (frame["task"] == task)
                       & (frame["metric"] == metric)]
@@ -97,7 +100,7 @@ class Report:
             have = sorted({(str(s), str(m), str(t)) for s, m, t in
                            frame[["split", "modality", "task"]].itertuples(index=False)})
             raise KeyError(f"no {metric!r} score for split={split!r}, modality={modality!r}, task={task!r} "
-                           f"in this report; it has {have}")
+                           f"in this {self.KIND}; it has {have}")
         return float(found["score"].iloc[0])
 
     def person(self, task: str = "mcq_letter") -> pd.DataFrame:

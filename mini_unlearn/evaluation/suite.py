@@ -12,17 +12,6 @@ from .report import DETAIL_COLUMNS, Report
 from .tasks import MAX_NEW_TOKENS, NORMALIZE, QUESTION_TASK, TASKS, predict, score
 
 
-def _names(value, allowed: tuple[str, ...], what: str, hint: str = "") -> tuple[str, ...]:
-    """A tuple of known names (a single string is one name), duplicates dropped, order kept."""
-    names = (value,) if isinstance(value, str) else tuple(value)
-    unknown = [n for n in names if n not in allowed]
-    if unknown:
-        raise ValueError(f"unknown {what} {unknown}; expected some of {allowed}{hint}")
-    if not names:
-        raise ValueError(f"no {what} to evaluate; expected some of {allowed}")
-    return tuple(dict.fromkeys(names))
-
-
 def _is_default(value, default: tuple[str, ...]) -> bool:
     """Whether ``value`` is MLLMU-Bench's whole list (what a caller who chose nothing gets)."""
     return not isinstance(value, str) and tuple(value) == tuple(default)
@@ -101,8 +90,8 @@ def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, bat
                         f"{type(bench).__name__} with splits={splits!r}, tasks={tasks!r} is not evaluated with it")
     if not hasattr(vlm, "model") or not hasattr(vlm, "processor"):
         raise TypeError(f"vlm must be a mini_unlearn VLM (a model and its processor); got {type(vlm).__name__}")
-    splits = _names(splits, SPLITS, "split names")
-    tasks = _names(tasks, TASKS, "task names",
+    splits = validate.names(splits, SPLITS, "split names")
+    tasks = validate.names(tasks, TASKS, "task names",
                    hint=" (multiple choice is scored two ways: 'mcq_letter' and 'mcq_likelihood')")
     batch_size = validate.positive_int(batch_size, "batch_size")
     max_new_tokens = validate.positive_int(max_new_tokens, "max_new_tokens")

@@ -33,14 +33,14 @@ from ..attacks.quantization import (COLUMNS as ATTACK_COLUMNS, FULL, readings, r
                                     require_bitsandbytes, same_levels)
 from ..bench import make_benchmark
 from ..bench.splits import require_ratio
-from ..methods import available, get, unlearn
+from ..methods import unlearn
 from ..models import retain_only, vanilla
 from ..models.cache import benchmark_fingerprint
 from ..seeding import seed_everything
 from .environment import environment, library_version
 from .records import course_results, write_atomic
 from .running import identity, seeded
-from .settings import config_dict, jsonable, require_overrides
+from .settings import config_dict, jsonable, require_methods
 from .tuning import read_tuned
 
 RATIO = 0.05            # the course's forget set: 2 of its 40 people
@@ -63,13 +63,7 @@ def quantization_results(vlm, bench, out, *, reference, methods=None, tuned: dic
     seeded with ``seed``, unlearned from ``vlm`` at ``ratio`` and attacked at each of ``bits`` against ``vlm``
     and the retain-only ``reference``; writes ``quantization.csv``, ``levels.csv`` and ``settings.json`` under
     ``out`` and returns the first. Every argument is checked before anything runs."""
-    methods = list(available() if methods is None else methods)
-    if not methods:
-        raise ValueError("methods is empty: give at least one method")
-    tuned = dict(tuned or {})
-    for method in methods:
-        get(method)
-        require_overrides(method, dict(tuned.get(method, {})))
+    methods, tuned = require_methods(methods, tuned)
     ratio = require_ratio(ratio)
     widths = require_bit_widths(bits)
     validate.seed(seed)

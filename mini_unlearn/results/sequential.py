@@ -31,7 +31,6 @@ from .. import validate
 from ..bench import make_benchmark
 from ..bench.splits import require_ratio
 from ..evaluation import evaluate
-from ..methods import available, get
 from ..methods.sequence import SEQUENCE_TASKS, SequenceResult, plan_requests, round_scores, unlearn_sequence
 from ..models import retain_only, vanilla
 from ..models.cache import benchmark_fingerprint
@@ -39,7 +38,7 @@ from ..seeding import seed_everything
 from .environment import environment
 from .records import Cell, RunRecord, course_results, write_atomic
 from .running import identity, measure, seeded
-from .settings import config_dict, jsonable, require_overrides
+from .settings import config_dict, jsonable, require_methods, require_overrides
 from .tuning import read_tuned
 
 RATIO = 0.15            # 6 of the course's 40 people
@@ -115,13 +114,7 @@ def sequential_results(vlm, bench, out, *, methods=None, tuned: dict | None = No
     ``reference``: the retain-only model at ``ratio``, scored after each round as an anchor beside the
     vanilla model ``vlm`` (``None``: the vanilla model only). Every argument is checked before anything runs.
     """
-    methods = list(available() if methods is None else methods)
-    if not methods:
-        raise ValueError("methods is empty: give at least one method")
-    tuned = dict(tuned or {})
-    for method in methods:
-        get(method)
-        require_overrides(method, dict(tuned.get(method, {})))
+    methods, tuned = require_methods(methods, tuned)
     ratio = require_ratio(ratio)
     requests = plan_requests(bench, rounds, ratio)
     validate.seed(seed)

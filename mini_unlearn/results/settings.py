@@ -56,6 +56,20 @@ def require_overrides(method: str, overrides: dict) -> dict:
     return overrides
 
 
+def require_methods(methods, tuned: dict | None) -> tuple[list[str], dict]:
+    """``(methods, tuned)`` checked: ``methods`` (default: every registered one) non-empty and registered, each
+    method's ``tuned`` overrides (``{method: overrides}``; a method missing from it runs at its defaults) valid."""
+    from ..methods import available
+    methods = list(available() if methods is None else methods)
+    if not methods:
+        raise ValueError("methods is empty: give at least one method")
+    tuned = dict(tuned or {})
+    for method in methods:
+        get(method)
+        require_overrides(method, dict(tuned.get(method, {})))
+    return methods, tuned
+
+
 def config_dict(method: str, overrides: dict) -> dict:
     """Every hyperparameter of ``method`` under ``overrides``, as JSON-ready values."""
     config = make_config(method, **overrides)
