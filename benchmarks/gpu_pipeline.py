@@ -17,7 +17,7 @@ The ``xl`` recipe's speedups (bf16 autocast, regional ``torch.compile``, fused A
 training stage. Nothing here needs a GPU to run: ``--smoke`` shrinks the benchmark and the steps (and
 the model to ``tiny`` unless ``--preset`` names one, e.g. ``xl/16``: xl's depth at 1/16 of its
 widths), compiles with the ``eager`` backend (the same tracing, no kernel generation), and evaluates
-two tasks (option likelihood, cloze) with short answers.
+two tasks (option likelihood, cloze) with short answers (``--tasks`` chooses others).
 """
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4
              "RTX 4090": 165e12, "RTX 3090": 71e12}
 # the methods' settings: their defaults at full size; a few steps each for --smoke
 SMOKE_OPTIONS = {"ga": dict(steps=2), "ga_diff": dict(steps=2), "kl_min": dict(steps=2),
-                 "npo": dict(steps=2, reference="initial"), "manu": dict(alpha=0.05), "mmunlearner": dict(forget_steps=2),
-                 "rmu": dict(steps=2), "mip_editor": dict(steps=2, k=2, m=2)}
+                 "npo": dict(steps=2, reference="initial"), "manu": dict(alpha=0.05),
+                 "mmunlearner": dict(forget_steps=2, retain_per_forget=1), "rmu": dict(steps=2),
+                 "mip_editor": dict(steps=2, k=2, m=1)}
 FULL_OPTIONS = {"npo": dict(reference="initial")}    # the retain-only reference would need a second training
 
 
@@ -88,6 +89,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--reading-steps", type=int, default=None, help="add a reading phase of N steps (0: none)")
     parser.add_argument("--ratio", type=float, default=0.05)
     parser.add_argument("--methods", nargs="*", default=None, help="default: every registered method")
+    parser.add_argument("--tasks", nargs="+", default=None, choices=mu.evaluation.TASKS,
+                        help="the evaluated tasks (default: every task; with --smoke: mcq_likelihood and cloze)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=("bf16", "fp32"), default=None, help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--smoke", action="store_true", help="tiny preset, 4 people, a few steps: the CPU check")
@@ -97,13 +100,13 @@ def parse(argv=None) -> argparse.Namespace:
         args.preset, args.n_profiles, args.steps, args.ratio = args.preset or "tiny", 4, args.steps or 4, 0.25
     args.preset = args.preset or "base"
     args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
+    args.tasks = list(args.tasks or (("mcq_likelihood", "cloze") if args.smoke else mu.evaluation.TASKS))
     return args
 
 
 def evaluate(vlm, bench, args):
-    """Forget and retain splits, every task (``--smoke``: the two cheapest, short answers)."""
-    tasks = ("mcq_likelihood", "cloze") if args.smoke else mu.evaluation.TASKS
-    return mu.evaluate(vlm, bench, args.ratio, splits=("forget", "retain"), tasks=tasks, progress=False,
+    """Forget and retain splits, ``--tasks`` (default: every task; ``--smoke``: the two cheapest, short answers)."""
+    return mu.evaluate(vlm, bench, args.ratio, splits=("forget", "retain"), tasks=args.tasks, progress=False,
                        max_new_tokens=4 if args.smoke else 50)
 
 
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> dict:
         recipe = replace(recipe, reading=ReadingCurriculum(reading_steps=2))
     figures = {"device": device_name(device), "dtype": args.dtype, "preset": preset.name, "n_profiles": args.n_profiles,
                "speedups": asdict(recipe.speedups) if recipe.speedups is not None else None,
-               "ratio": args.ratio, "torch": torch.__version__, "stages": {}, "methods": {}}
+               "ratio": args.ratio, "tasks": args.tasks, "torch": torch.__version__, "stages": {}, "methods": {}}
 
     with stage(device, figures["stages"].setdefault("benchmark", {})):
         bench = mu.bench.make_benchmark(n_profiles=args.n_profiles, seed=0,

@@ -76,7 +76,8 @@ def loop_batches():
 # end. The slowest files (measured with `--durations`), by name; every other file keeps its place after them.
 LONGEST_FIRST = ("notebooks/08_mip_editor.ipynb", "notebooks/06_mmunlearner.ipynb", "notebooks/09_attacks.ipynb",
                  "notebooks/02_vlm.ipynb", "notebooks/04_gradient_ascent.ipynb", "notebooks/05_manu.ipynb",
-                 "tests/test_gpu_pipeline.py", "tests/test_registration.py", "tests/test_shipped.py")
+                 "tests/test_cli.py", "tests/test_gpu_pipeline.py", "tests/test_families_methods.py",
+                 "tests/test_audit.py", "tests/test_shipped.py")
 
 
 def pytest_collection_modifyitems(items):

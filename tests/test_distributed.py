@@ -13,8 +13,6 @@ arithmetic: what autograd returns is rounding noise (|g| < 1e-9), different for 
 order. AdamW divides by the gradient's own size and turns that noise into full-size steps, so those
 biases are compared separately: their gradients must be noise-sized in both runs.
 """
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -157,12 +155,12 @@ def test_the_check_runs_as_a_module_of_the_package():
     assert "benchmarks" not in Path(check.__file__).parts
 
 
-def test_the_check_says_what_it_expected_of_bad_input(tmp_path):
+def test_the_check_says_what_it_expected_of_bad_input(tmp_path, capsys):
     for processes in (0, 1.5, "2", True):
         with pytest.raises(ValueError, match="processes must be a positive integer"):
             check.launch(tmp_path, processes)
     with pytest.raises(FileNotFoundError, match=r"out: no run in .* figures\.json"):
         check.load(tmp_path)
-    done = subprocess.run([sys.executable, "-m", check.MODULE, "run"], check=False, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 2 and "usage: python -m mini_unlearn.distributed.check [run OUT]" in done.stderr
+    # in this process: `python -m` of the module (its last line, sys.exit(main(argv))) runs in `runs` above
+    assert check.main(["run"]) == 2
+    assert "usage: python -m mini_unlearn.distributed.check [run OUT]" in capsys.readouterr().err

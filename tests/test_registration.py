@@ -51,7 +51,23 @@ def test_a_registered_method_runs_and_has_a_footprint(registered, vlm, bench):
     assert tuning.candidates(registered) == [{"factor": 0.5}, {"factor": 0.9}]
 
 
-def test_a_registered_method_runs_from_the_command_onto_the_leaderboard(registered, tmp_path, capsys):
+def test_a_registered_method_runs_from_the_command_onto_the_leaderboard(registered, tmp_path, capsys, monkeypatch,
+                                                                        make_vlm):
+    """On a researcher's model (an untrained tiny one, as ``--model`` would load it, and another as its
+    ``--reference``), ten people (one forgotten at 5%), two retain people for tuning instead of ten and
+    generation cut to 3 tokens: the data do not matter here, only that the commands find the registered
+    method, its grid and its settings."""
+    from functools import partial
+
+    from mini_unlearn import cli
+    from mini_unlearn.results import running, tuning
+    bench = mu.bench.make_benchmark(n_profiles=10, seed=0, n_utility=1, n_test_views=1)
+    vlm, other = make_vlm(bench), make_vlm(bench, seed=1)
+    monkeypatch.setattr(cli, "load_inputs", lambda *args: (vlm, bench))
+    monkeypatch.setattr(cli, "retain_only_for", lambda *args: (lambda ratio: other))       # --reference loads it
+    monkeypatch.setattr(running, "evaluate", partial(running.evaluate, max_new_tokens=3))  # untrained: short
+    monkeypatch.setattr(tuning, "evaluate_questions", partial(tuning.evaluate_questions, max_new_tokens=3))
+    monkeypatch.setattr(tuning, "RETAIN_PEOPLE", 2)
     out, tuned = tmp_path / "board", tmp_path / "tuning"
     assert main(["run", "--method", registered, "--set", "factor=0.5", "--out", str(out)]) == 0
     assert main(["tune", "--methods", registered, "--out", str(tuned)]) == 0
