@@ -16,14 +16,7 @@ The course's tooling (:mod:`mini_unlearn.course`: the exercises' checkers, the l
 sits on top of the library: ``import mini_unlearn`` does not import it, and ``mu.checks``, ``mu.controls``,
 ``mu.show`` and ``mu.show_source`` import it on first use (:func:`__getattr__` below).
 """
-import logging as _logging
-
 from ._version import VERSION
-
-# bitsandbytes (the quantization attack's library, which peft imports whenever it builds LoRA layers) logs a
-# warning at import on CPUs with AVX512-BF16 that an optional kernels package is missing. As a library should,
-# its logger gets a NullHandler: the line goes to the handlers a user configures, never to a bare stderr.
-_logging.getLogger("bitsandbytes").addHandler(_logging.NullHandler())
 
 __version__ = VERSION   # pyproject.toml's version, from the installed metadata (see mini_unlearn._version)
 

@@ -7,6 +7,7 @@ with :func:`remove_lora`, so the model they hand back is the plain Hugging Face 
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -31,10 +32,18 @@ class LoraSettings:
 
 @contextmanager
 def quiet_peft():
-    """peft calls a transformers method that warns it is deprecated (FutureWarning): keep it out of notebooks."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        yield
+    """peft calls a transformers method that warns it is deprecated (FutureWarning), and imports bitsandbytes
+    when it is installed (the quantization attack's library), which on a CPU with AVX512-BF16 logs at import
+    that an optional kernels package is missing: keep both out of notebooks."""
+    logger = logging.getLogger("bitsandbytes")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def add_lora(model: nn.Module, settings: LoraSettings, *, also: Sequence[str] = ()) -> nn.Module:
@@ -44,11 +53,11 @@ def add_lora(model: nn.Module, settings: LoraSettings, *, also: Sequence[str] = 
     Only the adapter's weights are trainable (peft starts ``B`` at 0, so the model is unchanged at
     first). ``also`` names further adapters with the same settings on the same layers, which peft
     leaves frozen. ``model`` itself is modified: pass a copy to keep it. Undo with :func:`remove_lora`."""
-    from peft import LoraConfig, get_peft_model
-    targets = settings.target_modules
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=targets if isinstance(targets, str) else list(targets))
     with quiet_peft():
+        from peft import LoraConfig, get_peft_model
+        targets = settings.target_modules
+        config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                            target_modules=targets if isinstance(targets, str) else list(targets))
         peft_model = get_peft_model(model, config)
         for name in also:
             peft_model.add_adapter(name, config)
