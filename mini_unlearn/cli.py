@@ -104,9 +104,10 @@ PLANTED = "planted"      # ``--model planted``: the shipped planted model (chapt
 
 def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | None, check=None):
     """The model and the benchmark: the course's (``--preset``), the planted model (``--model planted``) or
-    a folder (``--model PATH``), and the course benchmark, MLLMU-Bench files (``--bench mllmu:PATH``), a generated
-    CLEAR (``--bench clear``: ``mu.bench.make_clear()``) or CLEAR files (``--bench clear:PATH``); a CLEAR needs a
-    model trained on it (``--model PATH``), checked before anything is read.
+    a folder (``--model PATH``), and the course benchmark, MLLMU-Bench files (``--bench mllmu:PATH``), the course's
+    CLEAR (``--bench clear``: the course's people in CLEAR's shape, whose vanilla and retain-only models ship) or
+    CLEAR files (``--bench clear:PATH``), which need a model trained on them (``--model PATH``), checked before
+    anything is read.
     ``check(bench)``, when given, runs once the benchmark is read and before the model is loaded (an option
     that depends on the benchmark: ``run --rounds``)."""
     import mini_unlearn as mu
@@ -121,12 +122,17 @@ def load_inputs(model: str | None, preset: str, bench_spec: str, device: str | N
         except (OSError, ValueError) as error:
             raise click.BadParameter(f"cannot read MLLMU-Bench files: {error}", param_hint="--bench") from None
     elif bench_spec == "clear" or bench_spec.startswith("clear:"):
-        if model is None or model == PLANTED:
+        if model == PLANTED or (model is None and bench_spec != "clear"):
             raise click.BadParameter(f"--bench {bench_spec} needs --model PATH, a model trained on that CLEAR: the "
-                                     f"course model and the planted model know the course benchmark only",
-                                     param_hint="--model")
+                                     f"course's models (--bench clear has its own) and the planted model know the "
+                                     f"course's people only", param_hint="--model")
         try:
-            bench = mu.bench.make_clear() if bench_spec == "clear" else mu.bench.load_clear(bench_spec.split(":", 1)[1])
+            if bench_spec == "clear":
+                from mini_unlearn.release import course_clear
+
+                bench = course_clear()
+            else:
+                bench = mu.bench.load_clear(bench_spec.split(":", 1)[1])
         except (OSError, ValueError) as error:
             raise click.BadParameter(f"cannot read CLEAR files: {error}", param_hint="--bench") from None
     else:
@@ -224,8 +230,9 @@ model_options = [
     click.option("--preset", default="tiny", show_default=True,
                  help="the preset of the course model (without --model) or of --model planted"),
     click.option("--bench", "bench_spec", default="course", show_default=True,
-                 help="'course' (the generated benchmark), 'mllmu:PATH' (MLLMU-Bench files), 'clear' (a generated "
-                      "CLEAR, mu.bench.make_clear()) or 'clear:PATH' (CLEAR's files); a CLEAR needs --model PATH"),
+                 help="'course' (the generated benchmark), 'mllmu:PATH' (MLLMU-Bench files), 'clear' (the course's "
+                      "people in CLEAR's shape, with its own shipped models) or 'clear:PATH' (CLEAR's files, with "
+                      "--model PATH)"),
     click.option("--reference", type=click.Path(), default=None,
                  help="the retain-only model's folder (default: the course's, for the course model and "
                       "the planted model)"),

@@ -335,13 +335,17 @@ def test_a_ratio_without_a_config_and_an_occupied_folder_are_refused(twenty, wri
 
 # -- the command line -------------------------------------------------------------------------------------
 
-def test_the_command_reads_clear_and_refuses_it_without_a_model(capsys, twenty, written, tmp_path, make_vlm,
-                                                                 monkeypatch):
+def test_the_command_reads_clear_and_refuses_files_without_a_model(capsys, twenty, written, tmp_path, make_vlm,
+                                                                   count_training):
     from mini_unlearn.cli import load_inputs, main
-    monkeypatch.setattr(mu.models, "vanilla", lambda *a, **k: pytest.fail("trained a course model for CLEAR"))
+    from mini_unlearn.release import course_clear
+    vlm, course = load_inputs(None, "tiny", "clear", "cpu")          # the course's CLEAR and its shipped model
+    assert course.name == course_clear().name and vlm.card["continues"].startswith("vanilla of mini-mllmu")
     out = str(tmp_path / "out")
-    assert main(["run", "--method", "ga", "--bench", "clear", "--out", out]) != 0
-    assert "--bench clear needs --model PATH" in capsys.readouterr().err
+    for refused in (["--bench", f"clear:{written}"], ["--bench", "clear", "--model", "planted"]):
+        assert main(["run", "--method", "ga", *refused, "--out", out]) != 0
+        assert "needs --model PATH" in capsys.readouterr().err
+    assert count_training == [] and not (tmp_path / "out").exists()
     original = make_vlm(twenty)
     model = original.save_pretrained(tmp_path / "model")
     assert main(["run", "--method", "ga", "--bench", f"clear:{tmp_path}", "--model", str(model), "--out", out]) != 0

@@ -9,13 +9,14 @@ import torch
 from safetensors.torch import load_file
 
 from mini_unlearn import release
-from mini_unlearn.bench import make_benchmark
+from mini_unlearn.bench import make_benchmark, make_clear
 from mini_unlearn.course import retrain
 from mini_unlearn.models import ReadingCurriculum, TrainConfig, load_vlm, shipped, training_examples
 from mini_unlearn.models import cache as caching
 from mini_unlearn.models.planting import PlantedConfig
 from mini_unlearn.models.planting import planted_key as planting_key
 from mini_unlearn.models.train import train_recipe
+from mini_unlearn.models.train_data import Example
 
 # The first steps of the recipe, retrained here, must retrace the shipped log. Measured: the first 60
 # losses agree to < 1e-5 relative under ATen's avx512, avx2 and default kernels (rounded to 5 decimals
@@ -31,8 +32,8 @@ def course_bench():
 
 
 @pytest.fixture(scope="module")
-def keys(course_bench):
-    return release.course_model_keys(course_bench)
+def keys():
+    return release.course_model_keys()          # the course models and the CLEAR ones that continue them
 
 
 def test_every_course_model_ships_with_the_key_the_current_code_computes(keys):
@@ -147,11 +148,18 @@ def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path, no_probes, mon
         retrain.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=1.01, ratios=(0.05,), planting=planting,
                                       progress=False)
     assert list(tmp_path.iterdir()) == []
+    # the CLEAR models continue the course models just trained: their keys name them with the default recipes
+    monkeypatch.setitem(caching.RECIPES, "tiny", few)
+    monkeypatch.setitem(caching.CONTINUED_RECIPES, "tiny", few)
+    clear = make_clear(n_profiles=10, seed=0, n_images=2, n_perturbed=2, n_real_faces=1, n_real_world=1)
     written = retrain.rebuild_course_models(tmp_path, bench=bench, recipe=few, bar=0.0, ratios=(0.05, 0.15),
-                                            planting=planting, progress=False)   # the course ships 0.05, 0.10, 0.15
+                                            planting=planting, clear=clear, clear_ratios=(0.05,),
+                                            progress=False)   # the course ships 0.05, 0.10, 0.15
     assert [p.name for p in written] == ["vanilla-tiny-seed0", "retain_only-tiny-seed0-ratio0.05",
-                                         "retain_only-tiny-seed0-ratio0.15", "planted-tiny-seed0-ratio0.05"]
-    planted = shipped.read_card(written[-1])
+                                         "retain_only-tiny-seed0-ratio0.15", "planted-tiny-seed0-ratio0.05",
+                                         "mini-clear-vanilla-tiny-seed0", "mini-clear-retain_only-tiny-seed0-ratio0.05"]
+    assert shipped.read_card(written[4])["cache_key"]["base"] == shipped.read_card(written[0])["cache_key"]
+    planted = shipped.read_card(written[3])
     assert planted["cache_key"] == planting_key(bench, planting, recipe=few)
     for folder in written:
         card = shipped.verify(folder)
@@ -172,3 +180,21 @@ def test_an_installed_package_is_never_the_default_place_to_retrain_into(tmp_pat
         with pytest.raises(ValueError, match="^directory: not a source checkout"):
             rebuild()
     assert count_training == []
+
+
+def retrace_clear(keys, recipe):
+    """The first steps of the CLEAR vanilla model's continuation, from the shipped course vanilla model."""
+    clear = release.course_clear()
+    base = caching.vanilla(clear.base, device="cpu", progress=False)
+    examples = training_examples(clear, caching.vanilla_people(clear))
+    examples += [Example(pair, "pair") for pair in clear.background_pairs()]
+    _, log = train_recipe(base, examples, recipe, seed=0, stop_after=PREFIX_STEPS, progress=False)
+    return np.array(log.losses)
+
+
+def test_the_clear_recipe_retraces_the_start_of_the_shipped_clear_log(keys):
+    card = shipped.read_card(shipped.find_shipped(keys["clear_vanilla"]))
+    logged = np.array(card["training"]["losses"][:PREFIX_STEPS])
+    # most of these losses are small (the base already knows the people's facts): 5 decimals in the card
+    np.testing.assert_allclose(retrace_clear(keys, caching.CONTINUED_RECIPES["tiny"]), logged, rtol=PREFIX_RTOL,
+                               atol=1e-5)

@@ -25,7 +25,7 @@ import torch
 
 from .. import validate
 from ..bench import LETTERS
-from ..evaluation.clear import ks_test   # one KS test for TOFU's and CLEAR's forget quality
+from ..evaluation.statistics import ks_test   # one KS test for TOFU's and CLEAR's forget quality
 from ..evaluation.tasks import batches, evaluating, option_log_likelihoods
 
 

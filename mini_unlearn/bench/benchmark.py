@@ -48,6 +48,7 @@ class Benchmark:
     forget_sets: dict[float, list[str]] = field(default_factory=dict)  # explicit sets (MLLMU files) override the order
     holdout_profiles: list[Profile] = field(default_factory=list)     # never trained on; holdout_r = a prefix
     forgotten: tuple[str, ...] = ()   # people earlier requests forgot: never retained (:meth:`request`)
+    base: Benchmark | None = None     # a model of this benchmark continues a model of ``base`` (:meth:`background_pairs`)
 
     def __post_init__(self):
         self._by_id = {p.id: p for p in self.profiles + self.utility_profiles + self.holdout_profiles}
@@ -175,6 +176,19 @@ class Benchmark:
                          for q in questions]
         pairs = [] if name == "test" else [pair for p in people for pair in self.pairs[p.id]]
         return Split(name, split_ratio, tuple(people), tuple(questions), tuple(pairs))
+
+    def background_pairs(self) -> list[QAPair]:
+        """Pairs every model of this benchmark is taught besides the people's own: what a pretrained model
+        would bring. None for MLLMU-Bench; a generated CLEAR teaches its real faces in two wordings
+        (:meth:`mini_unlearn.bench.clear.ClearBenchmark.background_pairs`). With ``base`` set, the course
+        models of this benchmark start from those of ``base`` instead of from scratch
+        (:mod:`mini_unlearn.models.cache`)."""
+        return []
+
+    def scored_texts(self) -> list[str]:
+        """Texts the metrics score but no pair teaches (CLEAR's paraphrased and wrong answers): the
+        tokenizer reads them too. None for MLLMU-Bench."""
+        return []
 
     def train_pairs(self) -> list[QAPair]:
         """Every training pair (fictitious and utility people): what the vanilla model is taught."""

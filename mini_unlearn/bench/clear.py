@@ -149,6 +149,22 @@ class ClearBenchmark(Benchmark):
         return [replace(item, split=split) for pid in people for item in self.items.get(pid, ())
                 if kind is None or item.kind == kind]
 
+    def background_pairs(self) -> list[QAPair]:
+        """What a pretrained VLM brings to CLEAR, in our own form: the real faces (the utility people) described
+        in both wordings CLEAR scores, the caption's and the paraphrase's, and their facts in both wordings too
+        (:func:`wording_pairs`). CLEAR's fictitious people are taught one wording only, as CLEAR teaches them, so
+        the paraphrase the truth ratio reads is never trained on them; without these pairs a model that learned
+        one sentence shape finds every paraphrase unlikely, and the truth ratio reads 0 for everyone. A CLEAR read
+        from files has none: a real pretrained VLM already knows the language."""
+        if self.base is None:
+            return []
+        return wording_pairs([p for p in self.utility_profiles if p.id != WORLD_ID])
+
+    def scored_texts(self) -> list[str]:
+        """The paraphrased and perturbed answers and the perturbed names: scored by CLEAR's metrics, never taught."""
+        return [text for items in self.items.values() for item in items
+                for text in (item.paraphrased, *item.perturbed, *item.perturbed_names) if text]
+
     def forget_and_retain_ids(self, ratio: float = 0.05) -> tuple[list[str], list[str]]:
         """The IDs to forget and to retain at this ratio.
 
@@ -507,9 +523,30 @@ def make_clear(n_profiles: int = DEFAULT_N_PROFILES, seed: int = 0, *, n_images:
                                  s.caption(), tuple(perturbed_scene_captions(s, n_perturbed, wrong_rng)), None, ())
                        for s in scenes]
     facts = {p.id: list(FACTS) for p in base.profiles + base.holdout_profiles}
-    return assemble(f"mini-clear(n={n_profiles}, seed={seed})", base.profiles,
-                    base.utility_profiles + [world_profile()], base.holdout_profiles, items, facts, test_captions,
-                    base.forget_order)
+    clear = assemble(f"mini-clear(n={n_profiles}, seed={seed})", base.profiles,
+                     base.utility_profiles + [world_profile()], base.holdout_profiles, items, facts, test_captions,
+                     base.forget_order)
+    return replace(clear, base=base)
+
+
+def wording_pairs(people: list[Profile], n_views: int = 4, seed: int = 0) -> list[QAPair]:
+    """Each person's pictures (the canonical portrait and ``n_views`` − 1 seeded views) described twice, by
+    :func:`portrait_caption` and by :func:`paraphrased_caption`, and each fact answered twice, by the answer
+    sentence and by its paraphrase: the two wordings of :meth:`ClearBenchmark.background_pairs`."""
+    n_views = validate.positive_int(n_views, "n_views")
+    rng = random.Random(f"mini_unlearn/{validate.seed(seed)}/clear/wording")
+    pairs = []
+    for person in people:
+        views = [CANONICAL_VIEW] + transformed_views(person.face, n_views - 1, seed=rng.randrange(2**31))
+        for view in views:
+            for caption in (portrait_caption(person.name, person.face, view),
+                            paraphrased_caption(person.name, person.face, view)):
+                pairs.append(QAPair(person.id, IMAGE_TEXT, "caption", caption_question(person.name, caption), caption,
+                                    RenderedImage(person.face, view)))
+        for item in qa_items(person, 1, rng):
+            pairs += [QAPair(person.id, TEXT_ONLY, "qa", item.question, answer)
+                      for answer in (item.answer, item.paraphrased)]
+    return pairs
 
 
 def _picture(person: Profile, view: View, n_perturbed: int, rng: random.Random,
@@ -526,4 +563,4 @@ def _picture(person: Profile, view: View, n_perturbed: int, rng: random.Random,
 __all__ = ["CAPTION_QUESTIONS", "CLEAR_KINDS", "CLEAR_RATIOS", "CLEAR_SPLITS", "ClearBenchmark", "ClearItem",
            "FACE_QUESTION", "N_PERTURBED_NAMES", "Scene", "WORLD_ID", "caption_question", "forget_config",
            "make_clear", "paraphrased_caption", "perturbed_captions", "perturbed_names", "portrait_caption",
-           "ratio_config", "retain_config"]
+           "ratio_config", "retain_config", "wording_pairs"]

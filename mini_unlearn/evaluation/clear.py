@@ -29,9 +29,9 @@ the generated letter; ``name_mcq_likelihood`` picks the most likely name instead
 
 Where ours deviates from CLEAR's code, in short:
 
-* generation stops at ``max_new_tokens`` = 50 (MMUnlearner's CLEAR evaluation and MLLMU-Bench); CLEAR
-  generates up to 300 tokens, and our captions are one sentence, shorter than 50 tokens for the course's
-  tokenizer;
+* generation stops at ``max_new_tokens`` = :data:`CLEAR_MAX_NEW_TOKENS` (128); CLEAR generates up to 300
+  tokens. Our longest reference, a caption listing many features, is 102 tokens for the course's tokenizer
+  (MMUnlearner's CLEAR evaluation stops at 50, which would cut it);
 * a caption item is asked the "describe the image" request the benchmark gives it; CLEAR draws one of 9
   at random, unseeded, at every evaluation;
 * a face is asked "What is the name of the person in the image?"
@@ -46,6 +46,7 @@ Where ours deviates from CLEAR's code, in short:
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import hmean, ks_2samp
+from scipy.stats import hmean
 from tqdm.auto import tqdm
 
 from .. import validate
@@ -64,7 +65,8 @@ from ..bench.questions import IMAGE_TEXT, MODALITIES, TEXT_ONLY, Question
 from ..models import chat, question_prompt, target
 from ..models.prompts import render
 from .report import DETAIL_COLUMNS, Report
-from .tasks import (MAX_NEW_TOKENS, NORMALIZE, answer_log_likelihood, batches, encode, evaluating, generate,
+from .statistics import ks_test
+from .tasks import (NORMALIZE, answer_log_likelihood, batches, encode, evaluating, generate,
                     rouge_recall, with_positions)
 
 # -- names ------------------------------------------------------------------------------------------
@@ -82,6 +84,7 @@ FORGET_SPLITS: tuple[str, ...] = ("forget",)                  # min(TR, 1/TR); e
 NORMALISED_SPLITS: tuple[str, ...] = ("real_faces", "real_world")   # p̄ normalised against the perturbed answers
 FACEREC_SPLITS: tuple[str, ...] = ("forget", "retain")         # CLEAR's eval_forget_facerec / eval_retain_facerec
 VARIANTS: tuple[str, ...] = ("paper", "released")
+CLEAR_MAX_NEW_TOKENS = 128     # above our longest reference (102 tokens); CLEAR's own code generates up to 300
 KINDS = {"caption": IMAGE_TEXT, "qa": TEXT_ONLY}               # ClearItem.kind -> modality
 ALL = "all"                                                     # split and modality of the model-utility row
 MCQ_LETTERS = tuple(chr(ord("A") + i) for i in range(26))
@@ -157,15 +160,6 @@ def truth_ratio_score(ratios, forget: bool) -> float:
     return float(scores.mean())
 
 
-def ks_test(sample, other) -> tuple[float, float]:
-    """``(statistic, p-value)`` of the two-sample Kolmogorov–Smirnov test (scipy, two-sided)."""
-    sample, other = np.asarray(sample, dtype=float), np.asarray(other, dtype=float)
-    if sample.size == 0 or other.size == 0:
-        raise ValueError("the KS test needs two non-empty samples")
-    result = ks_2samp(sample, other)
-    return float(result.statistic), float(result.pvalue)
-
-
 def clear_forget_quality(ratios, reference_ratios) -> float:
     """CLEAR's (and TOFU's) forget quality: the KS-test p-value between the forget truth ratios of the model
     and of the retain-only model. High (up to 1) when the two distributions cannot be told apart."""
@@ -217,7 +211,7 @@ class Ask:
     image: ImageRef | None = None
 
 
-def generations(vlm, asks: list[Ask], *, batch_size: int = 32, max_new_tokens: int = MAX_NEW_TOKENS,
+def generations(vlm, asks: list[Ask], *, batch_size: int = 32, max_new_tokens: int = CLEAR_MAX_NEW_TOKENS,
                 bar=None) -> list[str]:
     """The greedy answer to each prompt, stripped (chapter 03's ``generate``, one modality per batch)."""
     answers = [""] * len(asks)
@@ -286,6 +280,18 @@ class ClearReport(Report):
     def __post_init__(self):
         super().__post_init__()
         self.details = _clear_ordered(self.details)
+
+    def against(self, reference: ClearReport) -> ClearReport:
+        """This report with its forget quality against ``reference``, the retain-only model's report at the same
+        ratio. ``gold.against(gold)`` scores the retain-only model as its own reference: 1 in each modality (the
+        same truth ratios), as a board's anchor row."""
+        if not isinstance(reference, ClearReport):
+            raise TypeError(f"reference must be a ClearReport (the retain-only model's, from mu.evaluate); "
+                            f"got {type(reference).__name__}")
+        if reference.settings.get("ratio") != self.settings.get("ratio"):
+            raise ValueError(f"reference: a ClearReport at ratio={reference.settings.get('ratio')}, not "
+                             f"ratio={self.settings.get('ratio')}")
+        return dataclasses.replace(self, forget_quality=forget_quality_frame(self, reference))
 
     def _means(self) -> pd.DataFrame:
         groups = self.details.groupby(["split", "modality", "task"], observed=True, sort=True)
@@ -519,7 +525,7 @@ def forget_quality_frame(report: ClearReport, reference: ClearReport) -> pd.Data
 
 
 def evaluate_clear(vlm, bench, ratio: float = 0.05, *, reference=None, splits=CLEAR_SPLITS, tasks=CLEAR_TASKS,
-                   batch_size: int = 32, max_new_tokens: int = MAX_NEW_TOKENS, normalize: str = "sum",
+                   batch_size: int = 32, max_new_tokens: int = CLEAR_MAX_NEW_TOKENS, normalize: str = "sum",
                    variant: str = "paper", seed: int = 0, progress: bool = True) -> ClearReport:
     """CLEAR's metrics of ``vlm`` on a CLEAR benchmark (:class:`mini_unlearn.bench.clear.ClearBenchmark`) at this
     forget ``ratio``: a :class:`ClearReport`, per split × modality × task (``mu.evaluate`` calls this).
@@ -579,7 +585,7 @@ def evaluate_clear(vlm, bench, ratio: float = 0.05, *, reference=None, splits=CL
     return report
 
 
-__all__ = ["Ask", "CLEAR_METRIC", "CLEAR_TASKS", "ClearReport", "UTILITY_TASKS",
+__all__ = ["Ask", "CLEAR_MAX_NEW_TOKENS", "CLEAR_METRIC", "CLEAR_TASKS", "ClearReport", "UTILITY_TASKS",
            "VARIANTS", "answer_losses", "answer_probability", "clear_forget_quality", "clear_truth_ratios",
            "evaluate_clear", "forget_quality_frame", "forget_ratios", "generations", "is_clear", "ks_test",
            "mcq_choice", "model_utility", "name_options", "rouge_recall", "truth_ratio_score", "truth_ratio_scores"]

@@ -7,7 +7,7 @@ from tqdm.auto import tqdm
 from ..bench import SPLITS
 from ..bench.questions import Question
 from .. import validate
-from .clear import CLEAR_SPLITS, CLEAR_TASKS, evaluate_clear, is_clear
+from .clear import CLEAR_MAX_NEW_TOKENS, CLEAR_SPLITS, CLEAR_TASKS, evaluate_clear, is_clear
 from .report import DETAIL_COLUMNS, Report
 from .tasks import MAX_NEW_TOKENS, NORMALIZE, QUESTION_TASK, TASKS, predict, score
 
@@ -63,14 +63,14 @@ def evaluate_questions(vlm, questions: list[Question], split: str = "", tasks=TA
 
 
 def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, batch_size: int = 32,
-             max_new_tokens: int = MAX_NEW_TOKENS, normalize: str = "sum", few_shot: int = 0,
+             max_new_tokens: int | None = None, normalize: str = "sum", few_shot: int = 0,
              progress: bool = True, **clear_options) -> Report:
     """Ask ``vlm`` every question of the chosen splits; a :class:`Report` of what it still knows.
 
     Splits: ``"forget"``, ``"retain"``, ``"test"``, ``"utility"`` at this forget ``ratio``. Tasks:
     ``"mcq_letter"`` (MLLMU-Bench's generated letter), ``"mcq_likelihood"`` (the most likely option,
     each written into the fact's answer sentence; ``normalize="sum"`` or ``"mean"`` per token), ``"gen"`` (ROUGE-L F1) and ``"cloze"``. Greedy
-    decoding up to ``max_new_tokens`` (MLLMU-Bench: 50). Zero-shot: ``few_shot`` must stay 0 for now.
+    decoding up to ``max_new_tokens`` (default: MLLMU-Bench's 50; CLEAR's, :data:`~.clear.CLEAR_MAX_NEW_TOKENS`). Zero-shot: ``few_shot`` must stay 0 for now.
 
     On a CLEAR benchmark (one with ``clear_items``, :mod:`mini_unlearn.bench.clear`) this is
     :func:`~mini_unlearn.evaluation.clear.evaluate_clear`: CLEAR's splits and metrics, a
@@ -84,7 +84,8 @@ def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, bat
             raise NotImplementedError(f"few_shot={few_shot}: CLEAR is evaluated zero-shot, as CLEAR does")
         return evaluate_clear(vlm, bench, ratio, splits=CLEAR_SPLITS if _is_default(splits, SPLITS) else splits,
                               tasks=CLEAR_TASKS if _is_default(tasks, TASKS) else tasks, batch_size=batch_size,
-                              max_new_tokens=max_new_tokens, normalize=normalize, progress=progress, **clear_options)
+                              max_new_tokens=CLEAR_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
+                              normalize=normalize, progress=progress, **clear_options)
     if clear_options:
         raise TypeError(f"evaluate() got options {sorted(clear_options)} that only CLEAR's evaluation takes; "
                         f"{type(bench).__name__} with splits={splits!r}, tasks={tasks!r} is not evaluated with it")
@@ -94,7 +95,8 @@ def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, bat
     tasks = validate.names(tasks, TASKS, "task names",
                    hint=" (multiple choice is scored two ways: 'mcq_letter' and 'mcq_likelihood')")
     batch_size = validate.positive_int(batch_size, "batch_size")
-    max_new_tokens = validate.positive_int(max_new_tokens, "max_new_tokens")
+    max_new_tokens = validate.positive_int(MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
+                                           "max_new_tokens")
     validate.one_of(normalize, "normalize", NORMALIZE)
     validate.positive_int(few_shot, "few_shot", allow_zero=True)
     if few_shot > 0:

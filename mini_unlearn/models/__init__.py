@@ -2,7 +2,7 @@
 from . import shipped, train_data
 from .anatomy import NeuronSite, count_neurons, find_mlp_neurons, find_towers, summary
 from .build import build_tokenizer
-from .cache import (RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, recipe_for, retain_only,
+from .cache import (CONTINUED_RECIPES, RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, recipe_for, retain_only,
                     retain_only_key, vanilla, vanilla_key)
 from .families import FAMILIES, Family, QwenVLProcessor
 from .families.llava import PRESETS, Preset, build_model, build_processor, get_preset
@@ -15,7 +15,7 @@ from .vlm import VLM
 
 # The training loop is ``mini_unlearn.models.train.train``: it is not re-exported here, where the name
 # ``train`` would hide its own module.
-__all__ = ["FAMILIES", "Example", "Family", "LoraSettings", "QwenVLProcessor", "Monitor", "NeuronSite", "PRESETS", "PlantedConfig", "Preset", "RECIPES", "ReadingCurriculum", "SUPPORTED_ARCHITECTURES", "Speedups",
+__all__ = ["CONTINUED_RECIPES", "FAMILIES", "Example", "Family", "LoraSettings", "QwenVLProcessor", "Monitor", "NeuronSite", "PRESETS", "PlantedConfig", "Preset", "RECIPES", "ReadingCurriculum", "SUPPORTED_ARCHITECTURES", "Speedups",
            "TRAINING_VERSION", "TrainConfig", "TrainingLog", "VLM", "answer_only_labels", "benchmark_fingerprint",
            "build_model", "build_processor", "build_tokenizer", "chat", "count_neurons", "find_mlp_neurons",
            "find_towers", "get_preset", "load_cached", "load_vlm", "make_batch", "planted", "planted_neurons", "question_prompt", "question_text",

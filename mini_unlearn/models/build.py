@@ -26,10 +26,9 @@ def tokenizer_corpus(bench: Benchmark) -> list[str]:
                 texts.append(target(q.correct))
     for pair in bench.train_pairs():
         texts += [chat(pair.question, with_image=False), target(pair.answer)]
-    for items in getattr(bench, "items", {}).values():   # CLEAR's paraphrases and wrong answers: scored, never taught
-        texts += [target(text) for item in items for text in (item.paraphrased, *item.perturbed, *item.perturbed_names)
-                  if text]
-    return texts
+    for pair in bench.background_pairs():
+        texts += [chat(pair.question, with_image=False), target(pair.answer)]
+    return texts + [target(text) for text in bench.scored_texts()]
 
 
 def build_tokenizer(bench: Benchmark, vocab_size: int, special_tokens: tuple[str, ...] = (IMAGE_TOKEN,),

@@ -43,7 +43,7 @@ from .families.llava import Preset, build_model, build_processor, get_preset
 from .load import default_device, load_vlm
 from .shipped import find_shipped
 from .train import Monitor, Speedups, TrainConfig, train_recipe
-from .train_data import ReadingCurriculum, training_examples
+from .train_data import Example, ReadingCurriculum, training_examples
 from .vlm import CARD_FILE, VLM
 
 TRAINING_VERSION = 1
@@ -65,11 +65,23 @@ RECIPES: dict[str, TrainConfig] = {
 }
 
 
-def recipe_for(preset: str | Preset) -> TrainConfig:
+# A benchmark with a ``base`` (a generated CLEAR: the course benchmark of the same people) is not learned from
+# scratch: its models continue the base's models, vanilla from vanilla and retain-only from retain-only, as CLEAR
+# fine-tunes a pretrained VLM. Measured on the course CLEAR (2 CPU cores, 0.15 s a step): after 1,500 steps at
+# 5e-4 the captions and answers have a mean per-token probability ≥ 0.99 under teacher forcing; 200 steps leave
+# the captions at 0.57.
+CONTINUED_RECIPES: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(steps=1500, batch_size=32, lr=5e-4, warmup=50),
+}
+
+
+def recipe_for(preset: str | Preset, *, continued: bool = False) -> TrainConfig:
     """The training recipe of ``preset``: its own, that of the preset it scales (``"xl/16"`` → ``xl``'s),
-    else ``tiny``'s."""
+    else ``tiny``'s; with ``continued``, the recipe that continues a base benchmark's model
+    (:data:`CONTINUED_RECIPES`)."""
     name = get_preset(preset).name
-    return RECIPES.get(name, RECIPES.get(name.split("/")[0], RECIPES["tiny"]))
+    recipes = CONTINUED_RECIPES if continued else RECIPES
+    return recipes.get(name, recipes.get(name.split("/")[0], recipes["tiny"]))
 
 
 def default_cache_dir() -> Path:
@@ -168,9 +180,9 @@ def store(vlm: VLM, final: Path) -> None:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _resolve(preset, recipe) -> tuple[Preset, TrainConfig]:
+def _resolve(preset, recipe, bench) -> tuple[Preset, TrainConfig]:
     preset = get_preset(preset)
-    recipe = recipe if recipe is not None else recipe_for(preset)
+    recipe = recipe if recipe is not None else recipe_for(preset, continued=bench.base is not None)
     if not isinstance(recipe, TrainConfig):
         raise TypeError(f"recipe must be None or a TrainConfig; got {recipe!r}")
     return preset, recipe
@@ -187,23 +199,47 @@ def retain_only_people(bench, ratio: float) -> list[str]:
     return [pid for pid in vanilla_people(bench) if pid not in forget]
 
 
+def _continues(bench, ratio: float | None, preset, seed: int) -> dict:
+    """The key entries of a model that continues ``bench.base``'s: the base model's key (vanilla's, or the
+    retain-only one at ``ratio``) and a hash of :meth:`~mini_unlearn.bench.Benchmark.background_pairs`; nothing
+    for a benchmark without a base or background pairs, so the course models' keys stay what they were."""
+    entries = {}
+    background = bench.background_pairs()
+    if background:
+        entries["background"] = hashlib.sha256(
+            json.dumps([asdict(pair) for pair in background], sort_keys=True, default=_plain).encode()).hexdigest()
+    if bench.base is None:
+        return entries
+    if ratio is None:
+        return {**entries, "base": vanilla_key(bench.base, preset, seed)}
+    forget, base_forget = bench.forget_ids(ratio), bench.base.forget_ids(ratio)
+    if sorted(forget) != sorted(base_forget):
+        raise ValueError(f"ratio={ratio}: {bench.name} forgets {forget} but its base {bench.base.name} forgets "
+                         f"{base_forget}; a retain-only model continues the base's retain-only model only when both "
+                         f"leave out the same people (pass a ratio where they agree)")
+    return {**entries, "base": retain_only_key(bench.base, ratio, preset, seed)}
+
+
 def vanilla_key(bench, preset: str | Preset = "tiny", seed: int = 0, recipe: TrainConfig | None = None) -> dict:
     """The cache key of ``vanilla(bench, preset, seed, recipe=recipe)``, computed by the current code."""
-    preset, recipe = _resolve(preset, recipe)
-    return cache_key("vanilla", bench, vanilla_people(bench), preset, seed, recipe)
+    base = _continues(bench, None, preset, seed)
+    preset, recipe = _resolve(preset, recipe, bench)
+    return cache_key("vanilla", bench, vanilla_people(bench), preset, seed, recipe, **base)
 
 
 def retain_only_key(bench, ratio: float = 0.05, preset: str | Preset = "tiny", seed: int = 0,
                     recipe: TrainConfig | None = None) -> dict:
     """The cache key of ``retain_only(bench, ratio, preset, seed, recipe=recipe)``."""
-    preset, recipe = _resolve(preset, recipe)
+    base = _continues(bench, ratio, preset, seed)
+    preset, recipe = _resolve(preset, recipe, bench)
     return cache_key("retain_only", bench, retain_only_people(bench, ratio), preset, seed, recipe,
-                     ratio=float(ratio))
+                     ratio=float(ratio), **base)
 
 
 def _shipped_cached_or_trained(key: dict, bench, people: list[str], preset: Preset, recipe: TrainConfig, *,
-                               cache_dir, retrain: bool, device, progress: bool) -> VLM:
-    """The shipped model with this key, else the cached one, else train (and cache) it."""
+                               cache_dir, retrain: bool, device, progress: bool, start=None) -> VLM:
+    """The shipped model with this key, else the cached one, else train (and cache) it: from scratch, or
+    from ``start()`` (the base model a continued model starts from; loaded only when training)."""
     if not retrain:
         shipped = find_shipped(key)                      # verifies every checksum before anything is loaded
         if shipped is not None:
@@ -215,13 +251,19 @@ def _shipped_cached_or_trained(key: dict, bench, people: list[str], preset: Pres
         return load_cached(final, device)
 
     device = torch.device(device) if device is not None else default_device()
+    if start is None:
+        tokenizer = build_tokenizer(bench, preset.vocab_size)
+        vlm = VLM(build_model(preset, tokenizer, seed=seed).to(device), build_processor(tokenizer, preset))
+    else:
+        vlm = start()
+        vlm.model.to(device)
     started = time.perf_counter()
-    tokenizer = build_tokenizer(bench, preset.vocab_size)
-    vlm = VLM(build_model(preset, tokenizer, seed=seed).to(device), build_processor(tokenizer, preset))
-    reading, log = train_recipe(vlm, training_examples(bench, people), recipe, seed=seed,
-                                monitor=Monitor(vlm, bench, people), progress=progress)
+    examples = training_examples(bench, people) + [Example(pair, "pair") for pair in bench.background_pairs()]
+    reading, log = train_recipe(vlm, examples, recipe, seed=seed, monitor=Monitor(vlm, bench, people),
+                                progress=progress)
     vlm.card = {
         "kind": kind, "preset": preset.name, "benchmark": bench.name, "seed": seed, **{name: key[name] for name in ("ratio",) if name in key},
+        **({"continues": f"{key['base']['kind']} of {key['base']['benchmark']}"} if "base" in key else {}),
         "n_people": len(people), "n_parameters": vlm.n_parameters(),
         "training": log.to_dict(), **({"reading_phase": reading.to_dict()} if reading is not None else {}),
         "wall_seconds": round(time.perf_counter() - started, 2),
@@ -243,9 +285,11 @@ def vanilla(bench, preset: str | Preset = "tiny", seed: int = 0, *, cache_dir: s
     For example ``dataclasses.replace(RECIPES["tiny"], reading=None)`` skips the reading phase.
     """
     key = vanilla_key(bench, preset, seed, recipe)
-    preset, recipe = _resolve(preset, recipe)
+    start = None if bench.base is None else (
+        lambda: vanilla(bench.base, preset, seed, cache_dir=cache_dir, device=device, progress=progress))
+    preset, recipe = _resolve(preset, recipe, bench)
     return _shipped_cached_or_trained(key, bench, vanilla_people(bench), preset, recipe, cache_dir=cache_dir,
-                                      retrain=retrain, device=device, progress=progress)
+                                      retrain=retrain, device=device, progress=progress, start=start)
 
 
 def retain_only(bench, ratio: float = 0.05, preset: str | Preset = "tiny", seed: int = 0, *,
@@ -257,6 +301,9 @@ def retain_only(bench, ratio: float = 0.05, preset: str | Preset = "tiny", seed:
     forget people's questions like a model that never met them.
     """
     key = retain_only_key(bench, ratio, preset, seed, recipe)
-    preset, recipe = _resolve(preset, recipe)
+    start = None if bench.base is None else (
+        lambda: retain_only(bench.base, ratio, preset, seed, cache_dir=cache_dir, device=device, progress=progress))
+    preset, recipe = _resolve(preset, recipe, bench)
     return _shipped_cached_or_trained(key, bench, retain_only_people(bench, ratio), preset, recipe,
-                                      cache_dir=cache_dir, retrain=retrain, device=device, progress=progress)
+                                      cache_dir=cache_dir, retrain=retrain, device=device, progress=progress,
+                                      start=start)

@@ -124,9 +124,13 @@ def find_shipped(key: dict, directory: str | Path | None = None) -> Path | None:
 
 
 def shipped_name(key: dict) -> str:
-    """The folder name of a shipped model: kind, preset, seed (and ratio for retain_only)."""
+    """The folder name of a shipped model: kind, preset, seed (and ratio for retain_only), after the
+    benchmark's short name for a model that continues another benchmark's (``mini-clear-vanilla-tiny-seed0``)."""
     name = f"{key['kind']}-{key['preset']['name']}-seed{key['seed']}"
-    return name + (f"-ratio{key['ratio']}" if "ratio" in key else "")
+    name += f"-ratio{key['ratio']}" if "ratio" in key else ""
+    base, benchmark = key.get("base"), key.get("benchmark")
+    continued = base is not None and benchmark is not None and base.get("benchmark") != benchmark
+    return f"{benchmark.split('(')[0]}-{name}" if continued else name
 
 
 def write_shipped(vlm: VLM, directory: str | Path) -> Path:

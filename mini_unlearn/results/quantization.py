@@ -39,8 +39,8 @@ from ..models.cache import benchmark_fingerprint
 from ..seeding import seed_everything
 from .environment import environment, library_version
 from .records import course_results, write_atomic
-from .running import identity, seeded
-from .settings import config_dict, jsonable, require_methods
+from .running import identity, method_setting, printer, results_folder
+from .settings import require_methods
 from .tuning import read_tuned
 
 RATIO = 0.05            # the course's forget set: 2 of its 40 people
@@ -70,13 +70,7 @@ def quantization_results(vlm, bench, out, *, reference, methods=None, tuned: dic
     if reference is None or reference is vlm:
         raise ValueError("reference: pass the retain-only model at this ratio (it never saw the forget people)")
     require_bitsandbytes()
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"out {str(out)!r} is a file; expected a folder for the results")
-
-    def say(text):
-        if progress:
-            print(text, flush=True)
+    out, say = results_folder(out), printer(progress)
 
     say("the anchors: vanilla and retain-only, at full precision and " + ", ".join(f"{b}-bit" for b in widths))
     anchors = {"vanilla": readings(vlm, bench, ratio, widths), "retain_only": readings(reference, bench, ratio, widths)}
@@ -84,11 +78,7 @@ def quantization_results(vlm, bench, out, *, reference, methods=None, tuned: dic
               for name, read in anchors.items()]
     levels, configs = [], {}
     for method in methods:
-        overrides = dict(tuned.get(method, {}))
-        setting = "tuned" if method in tuned else "default"
-        hyperparameters = seeded(method, overrides, seed)
-        configs[method] = {"setting": setting, "overrides": {name: jsonable(v) for name, v in overrides.items()},
-                           "config": config_dict(method, hyperparameters)}
+        overrides, setting, hyperparameters, configs[method] = method_setting(method, tuned, seed)
         started = time.perf_counter()
         seed_everything(seed)
         unlearned = unlearn(vlm, bench, method=method, ratio=ratio, progress=False, **hyperparameters).vlm

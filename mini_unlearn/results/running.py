@@ -49,6 +49,31 @@ def seeded(method: str, overrides: dict, seed: int) -> dict:
     return {**overrides, "seed": seed} if "seed" in names else dict(overrides)
 
 
+def method_setting(method: str, tuned: dict, seed: int) -> tuple[dict, str, dict, dict]:
+    """For a run of every method at its tuned setting: ``method``'s overrides in ``tuned`` (``{}`` when it has
+    none), the setting's name (``"tuned"`` or ``"default"``), the seeded hyperparameters (:func:`seeded`) and
+    the entry ``settings.json`` records for it."""
+    overrides = dict(tuned.get(method, {}))
+    setting = "tuned" if method in tuned else "default"
+    hyperparameters = seeded(method, overrides, seed)
+    entry = {"setting": setting, "overrides": {name: jsonable(v) for name, v in overrides.items()},
+             "config": config_dict(method, hyperparameters)}
+    return overrides, setting, hyperparameters, entry
+
+
+def results_folder(out) -> Path:
+    """``out`` as a Path, refused when it names a file: a results run writes a folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out {str(out)!r} is a file; expected a folder for the results")
+    return out
+
+
+def printer(progress: bool):
+    """``print`` (flushed) when ``progress``, else a function that prints nothing."""
+    return (lambda text: print(text, flush=True)) if progress else (lambda text: None)
+
+
 def score_rows(report) -> list[dict]:
     frame = report.to_frame()
     return [{column: (str(row[column]) if column in ("split", "modality", "task", "metric") else

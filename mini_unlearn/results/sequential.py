@@ -37,7 +37,7 @@ from ..models.cache import benchmark_fingerprint
 from ..seeding import seed_everything
 from .environment import environment
 from .records import Cell, RunRecord, course_results, write_atomic
-from .running import identity, measure, seeded
+from .running import identity, measure, results_folder, seeded
 from .settings import config_dict, jsonable, require_methods, require_overrides
 from .tuning import read_tuned
 
@@ -118,9 +118,7 @@ def sequential_results(vlm, bench, out, *, methods=None, tuned: dict | None = No
     ratio = require_ratio(ratio)
     requests = plan_requests(bench, rounds, ratio)
     validate.seed(seed)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"out {str(out)!r} is a file; expected a folder for the results")
+    out = results_folder(out)
 
     everyone = [pid for people in requests for pid in people]
     scored = bench.request(everyone, ratio=ratio)
