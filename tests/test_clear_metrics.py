@@ -10,7 +10,7 @@ import torch
 
 import mini_unlearn as mu
 from mini_unlearn.bench.clear import make_clear
-from mini_unlearn.course.checks.ch12_requests import check_truth_ratio_score
+from mini_unlearn.course.checks.ch12_lasting import check_truth_ratio_score
 from mini_unlearn.evaluation import clear
 from mini_unlearn.evaluation.clear import (CLEAR_TASKS, Ask, ClearReport, answer_losses, answer_probability,
                                            clear_forget_quality, clear_truth_ratios, mcq_choice, model_utility,

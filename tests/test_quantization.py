@@ -216,7 +216,7 @@ def test_the_verdict_counts_the_4_bit_row_only_when_the_audits_have_it():
 
 # ---- exercise 12.1 -----------------------------------------------------------------------------------------------
 def test_the_retained_share_checker_passes_the_package_and_names_each_slip(capsys):
-    from mini_unlearn.course.checks import ch12_requests as checks
+    from mini_unlearn.course.checks import ch12_lasting as checks
     checks.check_retained_share(quant.retained_shares)
     assert "✓ retained_share matches mini_unlearn" in capsys.readouterr().out
     assert len(checks.check_retained_share.slips) == 3

@@ -59,7 +59,7 @@ def test_request_rounds_cuts_the_forget_order_into_contiguous_near_equal_request
 
 
 def test_the_checker_passes_the_package_and_names_each_slip(capsys):
-    from mini_unlearn.course.checks.ch12_requests import check_request_rounds
+    from mini_unlearn.course.checks.ch12_lasting import check_request_rounds
     check_request_rounds(request_rounds)
     assert "✓ request_rounds matches" in capsys.readouterr().out
     assert len(check_request_rounds.slips) >= 2

@@ -24,13 +24,13 @@ from .ch09_attacks import *
 from .ch10_leaderboard import *
 from .ch11_real_vlms import *
 from .ch11b_scale import *
-from .ch12_requests import *
+from .ch12_lasting import *
 from . import (ch01_benchmark, ch02_vlm, ch03_measuring, ch04_gradient_ascent, ch05_manu, ch06_mmunlearner,
-               ch07_neuron_paths, ch08_mip_editor, ch09_attacks, ch10_leaderboard, ch11_real_vlms, ch11b_scale, ch12_requests)
+               ch07_neuron_paths, ch08_mip_editor, ch09_attacks, ch10_leaderboard, ch11_real_vlms, ch11b_scale, ch12_lasting)
 
 CHAPTERS = (ch01_benchmark, ch02_vlm, ch03_measuring, ch04_gradient_ascent, ch05_manu, ch06_mmunlearner,
             ch07_neuron_paths, ch08_mip_editor, ch09_attacks, ch10_leaderboard, ch11_real_vlms, ch11b_scale,
-            ch12_requests)
+            ch12_lasting)
 
 
 def all_checkers() -> dict:
