@@ -103,3 +103,16 @@ def test_the_committed_board_reproduces():
     merged = mine.merge(committed, on=["split", "modality", "task", "metric"], suffixes=("", "_committed"))
     assert len(merged) == len(mine) == 9     # 2 modalities × (ROUGE-L, ROUGE-1, truth ratio, FQ); the name MCQ: i+t
     assert (merged["score"].round(6) == merged["score_committed"]).all(), merged
+
+
+def test_the_committed_mmunlearner_forms_hold_the_committed_tuned_row():
+    """benchmarks/clear_mmunlearner.py's file: the four forms beside the retain-only model, its tuned form the
+    committed board's MMUnlearner row (the same run, seeded alike)."""
+    forms = pd.read_csv(mu.results.course_results(clear_results.FOLDER) / "mmunlearner_forms.csv")
+    assert tuple(forms.columns) == clear_results.SCORE_COLUMNS
+    table = clear_results.board(forms, 0.05)
+    assert list(table.index) == ["retain_only", "tuned", "default", "tuned, no retain", "tuned, unmasked"]
+    scores, _, _ = clear_results.read()
+    committed = clear_results.board(scores, 0.05)
+    assert table.loc["tuned"].round(6).equals(committed.loc["mmunlearner"].round(6))
+    assert table.loc["retain_only"].round(6).equals(committed.loc["retain_only"].round(6))
