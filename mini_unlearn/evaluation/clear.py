@@ -121,7 +121,7 @@ def answer_probability(gt_losses, perturbed_losses=None) -> np.ndarray:
 
 
 def clear_truth_ratios(paraphrased_losses, perturbed_losses, variant: str = "paper") -> np.ndarray:
-    """Per item, ``TR = exp(mean perturbed loss − paraphrased loss)`` (per-token losses): below 1 when the model
+    """Per item, ``TR = exp(mean perturbed loss − paraphrased loss)`` (per-token losses): above 1 when the model
     prefers the right answer, near 1 when it cannot tell them apart.
 
     ``variant="paper"`` averages each item's own perturbed losses (TOFU's definition; CLEAR's ``eval.py`` also

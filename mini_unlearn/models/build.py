@@ -24,9 +24,7 @@ def tokenizer_corpus(bench: Benchmark) -> list[str]:
             texts += [chat(question_text(q), with_image=False), target(q.answer)]
             if q.task == "mcq":   # the answer letter: " A" … " D" must each be ONE token (the first generated)
                 texts.append(target(q.correct))
-    for pair in bench.train_pairs():
-        texts += [chat(pair.question, with_image=False), target(pair.answer)]
-    for pair in bench.background_pairs():
+    for pair in bench.train_pairs() + bench.background_pairs():
         texts += [chat(pair.question, with_image=False), target(pair.answer)]
     return texts + [target(text) for text in bench.scored_texts()]
 
