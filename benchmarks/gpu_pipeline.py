@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/gpu_pipeline.py --smoke         # the same code path in ~30 s on a CPU (tests)
     .venv/bin/python benchmarks/gpu_pipeline.py --smoke --preset xl/16   # xl's code path, widths / 16
     python benchmarks/gpu_pipeline.py --json results/pipeline.json
+    accelerate launch --config_file $(python -m mini_unlearn.models.sharding config) --num_processes 8 \
+        benchmarks/gpu_pipeline.py --sharded --preset xl   # every method that shards, on 8 GPUs (FSDP2)
 
 Prints, per stage, the wall time and the peak memory (GPU: ``torch.cuda.max_memory_allocated`` of
 the stage; CPU: the process's peak resident size so far), the training's steps per second and its
@@ -18,6 +20,13 @@ training stage. Nothing here needs a GPU to run: ``--smoke`` shrinks the benchma
 the model to ``tiny`` unless ``--preset`` names one, e.g. ``xl/16``: xl's depth at 1/16 of its
 widths), compiles with the ``eager`` backend (the same tracing, no kernel generation), and evaluates
 two tasks (option likelihood, cloze) with short answers (``--tasks`` chooses others).
+
+``--sharded`` (under ``accelerate launch`` with the package's FSDP2 config, two processes or more) runs
+every method that has a sharded form on an untrained model of the preset, each process holding its
+shard (:mod:`mini_unlearn.models.sharding`), and prints each method's time and peak memory per
+process beside :func:`mini_unlearn.methods.memory.sharded_footprint`'s prediction for the same model,
+batch and number of processes (chapter 11b's table). Training and evaluation are left out: they are
+not sharded, and the memory of a step does not depend on what the weights learned.
 """
 from __future__ import annotations
 
@@ -34,7 +43,9 @@ from pathlib import Path
 import torch
 
 import mini_unlearn as mu
-from mini_unlearn.models import VLM, ReadingCurriculum, build_model, build_processor, build_tokenizer, get_preset
+from mini_unlearn import distributed
+from mini_unlearn.methods.memory import sharded_footprint
+from mini_unlearn.models import VLM, ReadingCurriculum, build_model, build_processor, build_tokenizer, get_preset, sharding
 from mini_unlearn.models.cache import recipe_for
 from mini_unlearn.models.train import train_recipe
 from mini_unlearn.models.train_data import token_lengths, training_examples
@@ -95,6 +106,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--dtype", choices=("bf16", "fp32"), default=None, help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--smoke", action="store_true", help="tiny preset, 4 people, a few steps: the CPU check")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument("--sharded", action="store_true", help="under accelerate launch with the FSDP2 config: "
+                                                               "every method that shards, memory per process")
     args = parser.parse_args(argv)
     if args.smoke:
         args.preset, args.n_profiles, args.steps, args.ratio = args.preset or "tiny", 4, args.steps or 4, 0.25
@@ -166,6 +179,50 @@ def run(args: argparse.Namespace) -> dict:
     return figures
 
 
+SHARDED_BATCH = 8       # rows per step in --sharded (each process computes its share of them)
+
+
+def run_sharded(args: argparse.Namespace) -> dict:
+    """``--sharded``: every method with a sharded form, on an untrained model sharded across the launched
+    processes; per method, the time and this process's peak memory, and the predicted per-process GiB."""
+    if not sharding.requested():
+        raise SystemExit("--sharded runs under a launcher with the package's FSDP2 config, two processes or more: "
+                         "accelerate launch --config_file $(python -m mini_unlearn.models.sharding config) "
+                         "--num_processes N benchmarks/gpu_pipeline.py --sharded")
+    device = distributed.device()
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    preset = get_preset(args.preset)
+    bench = mu.bench.make_benchmark(n_profiles=args.n_profiles, seed=0, **({"n_utility": 1} if args.smoke else {}))
+    tokenizer = build_tokenizer(bench, preset.vocab_size)
+    vlm = VLM(build_model(preset, tokenizer, seed=0).to(dtype=dtype), build_processor(tokenizer, preset),
+              {"preset": preset.name})                      # the input stays on the CPU; each process shards a copy
+    processes = distributed.world_size()
+    figures = {"device": device_name(device), "dtype": args.dtype, "preset": preset.name, "n_profiles": args.n_profiles,
+               "ratio": args.ratio, "processes": processes, "batch_size": SHARDED_BATCH, "torch": torch.__version__,
+               "parameters": vlm.n_parameters(), "stages": {}, "methods": {}}
+    shardable = [m for m in mu.methods.available() if mu.methods.get(m).shards is True]
+    for method in args.methods or shardable:
+        options = {"batch_size": SHARDED_BATCH, **(SMOKE_OPTIONS.get(method, {}) if args.smoke
+                                                   else FULL_OPTIONS.get(method, {}))}
+        row = figures["methods"].setdefault(method, {})
+        with stage(device, row):
+            result = mu.unlearn(vlm, bench, method, args.ratio, progress=False, **options)
+        row.update(steps=len(result.log.losses),
+                   predicted_gib=sharded_footprint(vlm.model, method, processes, dtype=dtype, **options)["total"])
+        del result
+    return figures
+
+
+def show_sharded(figures: dict) -> None:
+    print(f"{figures['device']} · {figures['dtype']} · preset {figures['preset']} "
+          f"({figures['parameters']:,} parameters) · sharded on {figures['processes']} processes · "
+          f"batch {figures['batch_size']}")
+    print(f"  {'method':<12} {'seconds':>9}  {'peak GiB':>8}  {'predicted':>9}  {'steps':>5}")
+    for method, row in figures["methods"].items():
+        print(f"  {method:<12} {row['seconds']:>9.2f}  {row['peak_gib']:>8.3f}  {row['predicted_gib']:>9.3f}  "
+              f"{row['steps']:>5}")
+
+
 def show(figures: dict) -> None:
     print(f"{figures['device']} · {figures['dtype']} · preset {figures['preset']} "
           f"({figures['parameters']:,} parameters) · {figures['n_profiles']} people · ratio {figures['ratio']}")
@@ -182,8 +239,10 @@ def show(figures: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse(argv)
-    figures = run(args)
-    show(figures)
+    figures = run_sharded(args) if args.sharded else run(args)
+    if not distributed.is_main():
+        return figures
+    (show_sharded if args.sharded else show)(figures)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=1) + "\n")

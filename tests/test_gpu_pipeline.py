@@ -40,3 +40,29 @@ def test_the_xl_recipe_runs_every_method_at_a_sixteenth_of_its_widths(tmp_path, 
     assert list(figures["methods"]) == mu.methods.available()
     assert all(row["seconds"] > 0 and 0 <= row["retain"] <= 1 for row in figures["methods"].values())
     assert "training speedups: autocast bf16, compile eager, fused True" in printed
+
+
+def test_the_sharded_mode_runs_every_method_that_shards_on_two_processes(tmp_path):
+    """``--sharded`` under ``accelerate launch`` with the package's FSDP2 config (on two CPU processes):
+    every method with a sharded form runs, with its measured peak and predicted memory per process."""
+    import sys
+    from pathlib import Path
+    from mini_unlearn.distributed.runs import run_command
+    from mini_unlearn.distributed.sharded_check import cpu_config
+    out = tmp_path / "sharded.json"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_pipeline.py"
+    run_command([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cpu_config(tmp_path)),
+                 "--num_processes", "2", "--main_process_port", "0", str(script), "--smoke", "--sharded",
+                 "--json", str(out)], 2, timeout=600)
+    figures = json.loads(out.read_text())
+    assert figures["processes"] == 2 and figures["preset"] == "tiny"
+    shardable = [m for m in mu.methods.available() if mu.methods.get(m).shards is True]
+    assert list(figures["methods"]) == shardable and "mmunlearner" in shardable
+    for method, row in figures["methods"].items():
+        assert row["steps"] == 2 and row["seconds"] > 0 and 0 < row["predicted_gib"] < 0.1, method
+
+
+def test_the_sharded_mode_without_a_launcher_names_the_launch_command():
+    import pytest
+    with pytest.raises(SystemExit, match="accelerate launch --config_file"):
+        load_script().main(["--smoke", "--sharded"])

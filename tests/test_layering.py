@@ -32,7 +32,8 @@ ALLOWED["course"] |= {"release"}
 SHARED_UTILITIES = {"_version", "seeding", "distributed", "text", "validate"}   # stage-free helpers any stage may use
 # A utility's end-to-end check runs the stages that use the utility, so it comes after them in the flow. It is
 # a leaf: no module of the package imports it (tested below), so no stage depends on what it imports.
-UTILITY_CHECKS = {"distributed/check.py": {"bench", "models", "neurons", "methods"}}
+UTILITY_CHECKS = {"distributed/check.py": {"bench", "models", "neurons", "methods"},
+                  "distributed/sharded_check.py": {"bench", "models", "methods"}}
 
 
 def imported_stages(path: Path, stage: str) -> set[str]:

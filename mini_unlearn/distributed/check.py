@@ -19,18 +19,14 @@ no module of the package imports it.
 """
 from __future__ import annotations
 
-import json
-import os
 import random
-import site
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from . import average_gradients, data_parallel_step, is_main, world_size, wrap
+from . import average_gradients, data_parallel_step, world_size, wrap
+from .runs import load_run, run_command, save_run, statistic_tensors
 from .. import validate
 from ..bench import make_benchmark
 from ..methods import unlearn, unlearning_sets
@@ -97,13 +93,7 @@ def run(out: str | Path) -> None:
         figures[f"{method}_losses"] = result.log.losses
         tensors.update({f"{method}/{name}": p.detach().clone() for name, p in result.vlm.model.named_parameters()})
 
-    stats = manu_statistics(vlm, bench, RATIO, batch_size=2)
-    for split, by_view in stats.items():
-        for view, by_site in by_view.items():
-            for site_name, site_stats in by_site.items():
-                for name, total in site_stats.sums().items():
-                    tensors[f"manu/{split}/{view}/{site_name}/{name}"] = total
-                tensors[f"manu/{split}/{view}/{site_name}/count"] = torch.tensor([site_stats.count])
+    tensors.update(statistic_tensors(manu_statistics(vlm, bench, RATIO, batch_size=2)))
 
     saliency = compute_saliency(vlm, bench, RATIO, batch_size=2)
     for name in saliency.masks:
@@ -117,23 +107,7 @@ def run(out: str | Path) -> None:
     figures["train_losses"] = log.losses
     tensors.update({f"trained/{name}": p.detach().clone() for name, p in vlm.model.named_parameters()})
 
-    if is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        save_file({name: t.contiguous() for name, t in tensors.items()}, str(out / "tensors.safetensors"))
-        (out / "figures.json").write_text(json.dumps(figures))
-
-
-def _child_environment() -> dict[str, str]:
-    """The environment of the launched processes: one thread each, and this very copy of the package.
-
-    An installed package is found by the same interpreter anyway; a source checkout imported through
-    the current directory or ``PYTHONPATH`` is put first on the children's ``PYTHONPATH``."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    home = Path(__file__).resolve().parents[2]          # the folder this copy of mini_unlearn is imported from
-    installed = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
-    if home not in installed:
-        env["PYTHONPATH"] = os.pathsep.join([str(home), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return env
+    save_run(out, tensors, figures)
 
 
 def launch(out: str | Path, processes: int, timeout: float = 600) -> None:
@@ -143,19 +117,12 @@ def launch(out: str | Path, processes: int, timeout: float = 600) -> None:
     out = Path(out).resolve()
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     command = (launcher if processes > 1 else [sys.executable]) + ["-m", MODULE, "run", str(out)]
-    done = subprocess.run(command, check=False, env=_child_environment(), capture_output=True, text=True,
-                          timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"{processes} process(es) failed:\n{done.stderr[-4000:]}")
+    run_command(command, processes, timeout)
 
 
 def load(out: str | Path) -> tuple[dict, dict]:
     """The tensors and the figures one run wrote into ``out``."""
-    out = Path(out)
-    if not (out / "figures.json").is_file():
-        raise FileNotFoundError(f"out: no run in {str(out)!r} (expected tensors.safetensors and figures.json "
-                                f"written by `python -m {MODULE} run OUT`)")
-    return load_file(str(out / "tensors.safetensors")), json.loads((out / "figures.json").read_text())
+    return load_run(out, MODULE)
 
 
 def compare(one: str | Path, two: str | Path):

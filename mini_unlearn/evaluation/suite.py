@@ -6,7 +6,7 @@ from tqdm.auto import tqdm
 
 from ..bench import SPLITS
 from ..bench.questions import Question
-from .. import validate
+from .. import distributed, validate
 from .clear import CLEAR_MAX_NEW_TOKENS, CLEAR_SPLITS, CLEAR_TASKS, evaluate_clear, is_clear
 from .report import DETAIL_COLUMNS, Report
 from .tasks import MAX_NEW_TOKENS, NORMALIZE, QUESTION_TASK, TASKS, predict, score
@@ -44,6 +44,11 @@ def evaluate_questions(vlm, questions: list[Question], split: str = "", tasks=TA
 
     ``bench`` (the questions' benchmark) lets ``mcq_likelihood`` use the ``"sentence"`` form;
     without it the options are scored after the MCQ prompt (the ``"options"`` form).
+
+    Under a multi-process launcher (``torchrun``, ``accelerate launch``) each process scores its share of
+    every task's batches and the predictions are gathered (:func:`~.tasks.predict`): every process returns
+    the whole frame, the one process's rows in the same order. Call it on every process, with the model whole
+    on each.
     """
     rows = []
     for task in tasks:
@@ -77,6 +82,10 @@ def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, bat
     :class:`~mini_unlearn.evaluation.clear.ClearReport`. There the default splits and tasks (MLLMU-Bench's)
     stand for CLEAR's, and ``clear_options`` (``reference``, ``variant``, ``seed``) go to ``evaluate_clear``;
     naming a split or task only MLLMU-Bench has (``"test"``, ``"cloze"``…) asks the benchmark's questions instead.
+
+    Under a multi-process launcher the questions are shared out and the predictions gathered
+    (:func:`evaluate_questions`): every process gets the one report a single process makes (rank 0 shows the
+    progress bar). CLEAR's evaluation is not shared out yet: every process scores all of it.
     """
     if _wants_clear(bench, splits, tasks):
         validate.positive_int(few_shot, "few_shot", allow_zero=True)
@@ -115,7 +124,7 @@ def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, bat
     total = sum(1 for questions in chosen.values() for task in tasks for q in questions
                 if q.task == QUESTION_TASK[task])
     frames = []
-    with tqdm(total=total, desc="evaluate", unit="q", disable=not progress) as bar:
+    with tqdm(total=total, desc="evaluate", unit="q", disable=not progress or not distributed.is_main()) as bar:
         for name, questions in chosen.items():
             frames.append(evaluate_questions(vlm, questions, name, tasks, batch_size=batch_size,
                                              max_new_tokens=max_new_tokens, normalize=normalize, bench=bench,

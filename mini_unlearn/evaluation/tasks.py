@@ -32,7 +32,7 @@ from ..bench.questions import Question
 from ..models import question_prompt, target
 from ..models.prompts import render
 from ..models.train_data import position_ids
-from .. import validate
+from .. import distributed, validate
 
 TASKS: tuple[str, ...] = ("mcq_letter", "mcq_likelihood", "gen", "cloze")
 QUESTION_TASK = {"mcq_letter": "mcq", "mcq_likelihood": "mcq", "gen": "gen", "cloze": "cloze"}  # which questions
@@ -277,15 +277,54 @@ def score(task: str, question: Question, prediction: str | None) -> dict:
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
 
+def questions_per_batch(task: str, batch_size: int) -> int:
+    """How many questions one batch of ``task`` holds: ``batch_size``, or for ``mcq_likelihood``, whose
+    questions take a row per option, ``batch_size // 4`` (at least one)."""
+    return max(1, batch_size // len(LETTERS)) if task == "mcq_likelihood" else batch_size
+
+
 def predict(vlm, task: str, questions: list[Question], *, batch_size: int = 32,
             max_new_tokens: int = MAX_NEW_TOKENS, normalize: str = "sum",
             sentences: list[dict[str, str]] | None = None, bar=None) -> list:
-    """The predictions of one task for its questions (MCQ: letters or None; gen and cloze: text)."""
+    """The predictions of one task for its questions (MCQ: letters or None; gen and cloze: text).
+
+    Batch by batch (:func:`batches`: one modality, :func:`questions_per_batch` questions each). Under a
+    multi-process launcher the processes share the batches out, process ``r`` of ``N`` running batches
+    ``r, r + N, …`` (:func:`~mini_unlearn.distributed.split_map`), and the predictions are gathered: every
+    process returns all of them, in order, each from the very batch one process runs (same rows, same
+    padding). The model must be whole on every process; a sharded one runs every batch on every process.
+    The functions it calls (:func:`predict_letters`, …) run all the questions they are given.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if sentences is not None and len(sentences) != len(questions):
+        raise ValueError(f"sentences: expected one dict per question ({len(questions)}); got {len(sentences)}")
+    pieces = list(batches(questions, questions_per_batch(task, batch_size)))
+    done = [0]
+
+    def one_batch(piece):
+        positions, chunk = piece
+        chosen = None if sentences is None else [sentences[i] for i in positions]
+        predicted = _predict(vlm, task, chunk, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                             normalize=normalize, sentences=chosen, bar=bar)
+        done[0] += len(chunk)
+        return predicted
+
+    predictions = [None] * len(questions)
+    for (positions, _), predicted in zip(pieces, distributed.split_map(one_batch, pieces,
+                                                                       split=distributed.holds_whole(vlm.model))):
+        for i, prediction in zip(positions, predicted):
+            predictions[i] = prediction
+    _progress(bar, len(questions) - done[0])      # the other processes' questions
+    return predictions
+
+
+def _predict(vlm, task: str, questions: list[Question], *, batch_size: int, max_new_tokens: int, normalize: str,
+             sentences: list[dict[str, str]] | None, bar) -> list:
+    """One task's predictions, every question on this process (what :func:`predict` runs on each batch)."""
     if task == "mcq_letter":
         return predict_letters(vlm, questions, batch_size=batch_size, max_new_tokens=max_new_tokens, bar=bar)
     if task == "mcq_likelihood":
-        return predict_by_likelihood(vlm, questions, batch_size=batch_size, normalize=normalize,
-                                     sentences=sentences, bar=bar)
-    if task in ("gen", "cloze"):
-        return predict_text(vlm, questions, batch_size=batch_size, max_new_tokens=max_new_tokens, bar=bar)
-    raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        return predict_by_likelihood(vlm, questions, batch_size=batch_size, normalize=normalize, sentences=sentences,
+                                     bar=bar)
+    return predict_text(vlm, questions, batch_size=batch_size, max_new_tokens=max_new_tokens, bar=bar)

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..bench.splits import require_ratio
+from ..models import sharding
 from ..models.anatomy import find_towers, part_of
 from ..models.vlm import VLM
 from ..text import fit
@@ -33,7 +34,7 @@ from .. import validate
 class MethodSpec:
     """Everything the package knows about a registered method, in one place (:func:`register`).
 
-    Who reads what: :func:`unlearn` the config, ``prepare`` and ``run``; :mod:`.memory` (``footprint``)
+    Who reads what: :func:`unlearn` the config, ``prepare``, ``run`` and ``shards``; :mod:`.memory` (``footprint``)
     ``trains``, ``reads_input``, ``holds_reference``, ``statistics_per_weight`` and ``lora_on_head``;
     :mod:`mini_unlearn.results.tuning` ``grid`` and ``while_tuning``; :mod:`mini_unlearn.results` (what
     "forgotten" means) ``goal``; the tests ``quick``. Listings follow the order of registration."""
@@ -50,6 +51,7 @@ class MethodSpec:
     trains: Callable | None = None    # (model, config) -> the tensors it updates: gradients and AdamW state
     statistics_per_weight: int = 0    # fp32 numbers kept per trained weight besides (MMUnlearner's saliencies)
     lora_on_head: bool = False        # with lora_rank, its adapters include the LM head (MMUnlearner's mask)
+    shards: bool | Callable = False   # has a sharded form (FSDP2, ..models.sharding); or config -> why not, or None
     grid: dict = field(default_factory=dict)           # the tuning grid: hyperparameter -> values to try
     while_tuning: dict = field(default_factory=dict)   # hyperparameters fixed while tuning only
     quick: dict = field(default_factory=dict)          # a run of seconds on a tiny model (the tests')
@@ -66,7 +68,7 @@ def register(name: str, config: type, summary: str, goal: str = "forget_both", p
     ``prepare(vlm, bench, ratio, config, progress=...)`` returns the data and references ``run`` receives
     as keyword arguments; it runs before any weight changes, so its errors leave the model untouched.
     ``about``: the other fields of :class:`MethodSpec` (``trains``, ``holds_reference``,
-    ``statistics_per_weight``, ``lora_on_head``, ``grid``, ``while_tuning``, ``quick``). Every setting of
+    ``statistics_per_weight``, ``lora_on_head``, ``shards``, ``grid``, ``while_tuning``, ``quick``). Every setting of
     ``grid`` (with ``while_tuning``) and ``quick`` must be a valid config, checked here."""
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"the config of method {name!r} must be a dataclass; got {config!r}")
@@ -252,6 +254,48 @@ def same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and index(a) == index(b)
 
 
+def require_shardable(spec: MethodSpec, config, device) -> None:
+    """Raise :class:`~mini_unlearn.models.sharding.ShardingError`, before anything is copied, for what a
+    sharded run cannot do, naming what to do instead."""
+    if not spec.shards:
+        shardable = [name for name, other in _REGISTRY.items() if other.shards]
+        raise sharding.ShardingError(
+            f"method {spec.name!r} has no sharded form yet (those that have: {shardable}); launch it without "
+            "FSDP (data parallelism: every process holds the whole model) or train fewer weights (lora_rank, train=)")
+    why_not = spec.shards(config) if callable(spec.shards) else None
+    if why_not:
+        raise sharding.ShardingError(f"method {spec.name!r}: {why_not}")
+    if getattr(config, "lora_rank", 0):
+        raise sharding.ShardingError(
+            f"lora_rank={config.lora_rank}: LoRA adapters are not sharded; LoRA fits a 7 B model on one GPU "
+            "(chapter 11): launch without FSDP, or set lora_rank=0 to shard the full model")
+    if device is not None:
+        raise sharding.ShardingError(f"device={device!r}: in a sharded run each process edits its shard on its own "
+                                     "device (the launcher's); leave device unset")
+
+
+def sharded_copies(vlm: VLM, spec: MethodSpec, context: dict) -> tuple[VLM, VLM, dict]:
+    """The copy to edit, the input as the method reads it, and the context, each model sharded
+    (:func:`~mini_unlearn.models.sharding.shard`): a frozen reference is split like the model it guides.
+    The input itself is never sharded: what reads it gets a sharded copy."""
+    def sharded_copy(model_vlm: VLM) -> VLM:
+        copied = model_vlm.copy()
+        sharding.shard(copied.model)
+        return copied
+    new = sharded_copy(vlm)
+    original = sharded_copy(vlm) if spec.reads_input else vlm
+    context = {name: sharded_copy(value) if isinstance(value, VLM) else value for name, value in context.items()}
+    return new, original, context
+
+
+def gathered(vlm: VLM, sharded_vlm: VLM) -> VLM:
+    """A plain copy of ``vlm`` holding the sharded model's weights, whole (the result of a sharded run)."""
+    result = vlm.copy()
+    result.model.load_state_dict(sharding.full_state(sharded_vlm.model))
+    result.card = sharded_vlm.card
+    return result
+
+
 def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool = True, monitor=None,
             probe_every: int = 0, device: str | torch.device | None = None, **hyperparameters) -> UnlearnResult:
     """Run ``method`` on a copy of ``vlm`` to forget the ``ratio`` forget split of ``bench``.
@@ -263,6 +307,10 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     ``device``: where the copy is edited (default: the input's device). A model loaded on the CPU and
     unlearned with ``device="cuda"`` stays on the CPU: only its copy (and, for the methods that read
     the input at every step, a frozen copy of it) goes to the GPU (:mod:`.memory`).
+
+    Under ``accelerate launch`` with the package's FSDP2 config (:mod:`..models.sharding`) the copy,
+    and every frozen model the method reads, is sharded across the processes; the result is one
+    ordinary model again, on the input's device, on every process.
     """
     if not isinstance(vlm, VLM):
         raise TypeError(f"vlm must be a mini_unlearn VLM (model + processor); got {type(vlm).__name__}")
@@ -270,19 +318,27 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     config = make_config(method, **hyperparameters)
     ratio = require_ratio(ratio)
     validate.positive_int(probe_every, "probe_every", allow_zero=True, hint="0 = only before and after")
+    sharded = sharding.requested()
+    if sharded:
+        require_shardable(spec, config, device)
     target = torch.device(device) if device is not None else vlm.device
     context = spec.prepare(vlm, bench, ratio, config, progress=progress) if spec.prepare else {}   # validated up front
 
-    moved = not same_device(target, vlm.device)
-    new = vlm.copy(device=target if moved else None)
-    original = vlm
-    if moved:                           # the methods read their references on the copy's device
-        original = vlm.copy(device=target) if spec.reads_input else vlm
-        context = {name: value.copy(device=target) if isinstance(value, VLM) and not same_device(value.device, target)
-                   else value for name, value in context.items()}
+    if sharded:
+        new, original, context = sharded_copies(vlm, spec, context)
+    else:
+        moved = not same_device(target, vlm.device)
+        new = vlm.copy(device=target if moved else None)
+        original = vlm
+        if moved:                           # the methods read their references on the copy's device
+            original = vlm.copy(device=target) if spec.reads_input else vlm
+            context = {name: value.copy(device=target) if isinstance(value, VLM)
+                       and not same_device(value.device, target) else value for name, value in context.items()}
     started = time.perf_counter()
     log = spec.run(new, bench, ratio, config, original=original, progress=progress, monitor=monitor,
                    probe_every=probe_every, **context)
+    if sharded:                          # one ordinary model again, on the input's device, on every process
+        new = gathered(vlm, new)
     new.model.eval()
     new.card = {**new.card, "unlearned": {"method": method, "ratio": ratio, "steps": len(log.losses),
                                           "config": {f.name: repr(getattr(config, f.name))
@@ -292,5 +348,5 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
 
 
 __all__ = ["MethodSpec", "RegistryField", "UnlearnLog", "UnlearnResult", "available", "changed_parameters",
-           "describe", "get", "grid_settings", "make_config", "part_of", "register",
-           "unlearn"]
+           "describe", "gathered", "get", "grid_settings", "make_config", "part_of", "register", "require_shardable",
+           "sharded_copies", "unlearn"]

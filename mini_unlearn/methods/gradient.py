@@ -179,7 +179,7 @@ def _trained(model, config) -> list:
 
 # what every gradient method registers besides its config: what it trains, its tuning grid (learning rate ×
 # steps, on both modalities' pairs) and a run of seconds
-GRADIENT = dict(trains=_trained, grid={"lr": [3e-5, 1e-4, 3e-4], "steps": [50, 100], "forget_on": ["both"]},
+GRADIENT = dict(trains=_trained, shards=True, grid={"lr": [3e-5, 1e-4, 3e-4], "steps": [50, 100], "forget_on": ["both"]},
                 quick={"steps": 2})
 
 

@@ -111,7 +111,7 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable 
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             distributed.average_gradients(parameters)    # several processes: the whole batch's gradient
-            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+            distributed.clip_gradients(parameters, grad_clip)
             optimizer.step()
         with distributed.data_parallel_step():
             log.losses.append({name: float(distributed.mean_across(value)) for name, value in losses.items()})

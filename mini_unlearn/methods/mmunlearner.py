@@ -198,11 +198,11 @@ def masked_step(loss: torch.Tensor, parameters: dict[str, torch.nn.Parameter], o
         p.grad = None
     loss.backward()
     distributed.average_gradients(tensors)          # several processes: the whole batch's gradient
-    torch.nn.utils.clip_grad_norm_(tensors, grad_clip)
+    distributed.clip_gradients(tensors, grad_clip)
     for name, mask in (masks or {}).items():
         grad = parameters[name].grad
         if grad is not None:
-            grad.mul_(mask)
+            distributed.local(grad).mul_(mask)
     optimizer.step()
 
 
@@ -244,6 +244,7 @@ def _trained(model, config) -> list:
           "gradient ascent masked by weight saliency, interleaved with retain descent (keeps text knowledge)",
           goal="forget_visual", prepare=_prepare, trains=_trained,
           statistics_per_weight=2, lora_on_head=True,             # the saliencies F_f and F_p; the mask's adapters
+          shards=True,
           grid={"threshold": [0.5, 1.0], "lr": [3e-4, 1e-3, 3e-3]}, quick={"forget_steps": 2})
 def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_forget, original, progress, monitor,
                 probe_every):
@@ -265,7 +266,7 @@ def mmunlearner(vlm, bench, ratio, config, *, forget, retain, mask, retain_per_f
     if masks is not None and not lora:       # full fine-tuning: masked steps change the salient weights only
         by_name = dict(model.named_parameters())
         masked_params = [by_name[name] for name in masks]
-        grad_masks = {name: masks[name].to(device) for name in masks}
+        grad_masks = {name: distributed.local_part(masks[name], by_name[name]) for name in masks}   # (of a shard)
     else:                                    # LoRA: the mask is in the forward; the free adapter is not masked
         free = {id(p) for p in free_adapter_parameters(model)} if lora else set()
         masked_params, grad_masks = [p for p in trainable if id(p) not in free], None

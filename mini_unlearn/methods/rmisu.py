@@ -249,7 +249,7 @@ def _rmu_prepare(vlm, bench, ratio, config, progress=True):
 
 
 @register("rmu", RMUConfig, "representation misdirection (WMDP): forget activations at layer ℓ → a random direction",
-          prepare=_rmu_prepare, reads_input=True,
+          prepare=_rmu_prepare, reads_input=True, shards=True,
           trains=lambda model, config: rmu_parameters(model, resolve_layer(model, config.layer), config.update_layers)[1],
           grid={"lr": [5e-4, 1e-3, 3e-3], "steps": [30, 60]}, quick={"steps": 2})
 def rmu(vlm, bench, ratio, config, *, forget, retain, layer, original, progress, monitor, probe_every):

@@ -144,6 +144,8 @@ class NeuronStats:
     above: torch.Tensor | None = None
     abs_above: torch.Tensor | None = None
     per_batch: BatchAverages | None = field(default=None, repr=False)
+    dealt: bool = True        # under a launcher the batches were dealt out (each process saw its share); False:
+    #                           every process saw every batch (a sharded model's forward runs on all together)
 
     def __post_init__(self):
         if self.per_batch is None:
@@ -153,7 +155,8 @@ class NeuronStats:
         """Add one batch of ``[samples, width]`` per-sample activations."""
         values = values.detach().double().cpu()
         # the batch's index in the whole stream: a launcher deals batches round robin (distributed.shard)
-        index = self.per_batch.batches * distributed.world_size() + distributed.rank()
+        index = self.per_batch.batches * distributed.world_size() + distributed.rank() if self.dealt \
+            else self.per_batch.batches
         self.per_batch.add(values, index)
         if self.total is None:
             zeros = torch.zeros(values.shape[-1], dtype=torch.float64)
@@ -168,8 +171,9 @@ class NeuronStats:
 
     def sum_across_processes(self) -> None:
         """Add every process's sums (:func:`..distributed.all_sum`): each then holds the totals of all
-        the samples, as if one process had seen them. A no-op on one process."""
-        if not distributed.is_distributed():
+        the samples, as if one process had seen them. A no-op on one process, and when every process saw
+        every batch (``dealt=False``)."""
+        if not distributed.is_distributed() or not self.dealt:
             return
         sums = torch.stack([self._zeros_if_empty(getattr(self, attr)) for attr in STAT_FIELDS])
         count = torch.tensor([float(self.count)], dtype=torch.float64)
@@ -256,7 +260,9 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     Keys are the sites' module names. The language model's token mask is the batch's attention mask,
     without the image placeholder tokens when ``language_tokens="text"``. Under a multi-process
     launcher each process streams its share of the batches (:func:`..distributed.shard`) and the
-    sums are added across processes: every process returns the statistics of all of them.
+    sums are added across processes: every process returns the statistics of all of them. A sharded
+    model (FSDP2) runs every batch on every process instead: its forward pass is a collective, and the
+    hooks see whole activations (each block's weights are gathered before it runs).
     """
     validate.one_of(aggregation, "aggregation", AGGREGATIONS)
     validate.one_of(language_tokens, "language_tokens", LANGUAGE_TOKENS, hint="'text': without the image placeholders")
@@ -265,7 +271,8 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     if unknown:
         raise ValueError(f"unknown tower {unknown}; expected 'vision' and/or 'language'")
     sites = [s for s in (sites or find_mlp_neurons(vlm.model)) if s.tower in towers]
-    stats = {site.name: NeuronStats(site, tau) for site in sites}
+    dealt = distributed.holds_whole(vlm.model)      # a sharded model runs every batch on every process, together
+    stats = {site.name: NeuronStats(site, tau, dealt=dealt) for site in sites}
     current_mask: list[torch.Tensor | None] = [None]
     patches: list[list[int] | None] = [None]         # Qwen-VL: each image's patch count
 
@@ -285,7 +292,7 @@ def collect_stats(vlm: VLM, batches, *, sites: list[NeuronSite] | None = None, a
     model.eval()
     try:
         with recording(model, sites, on_activation), torch.inference_mode():
-            for batch in distributed.shard(batches):
+            for batch in distributed.shard(batches) if dealt else batches:
                 batch = {k: v.to(vlm.device) for k, v in batch.items() if k != "labels"}
                 mask = batch.get("attention_mask")
                 if mask is not None and language_tokens == "text":

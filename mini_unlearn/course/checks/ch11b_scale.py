@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from .compare import Case, Slip, as_float, compare, explain, slips, which_slip
 
-__all__ = ["check_row_slice", "check_process_loss"]
+__all__ = ["check_row_slice", "check_process_loss", "check_shard_rows"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -110,3 +110,49 @@ def check_process_loss(fn: Callable) -> None:
                              f"the whole batch's count, and the average divides by the processes again{hint}")
     compare("process_loss", fn, process_loss, _process_loss_cases(), atol=1e-12, slips=check_process_loss.slips,
             adapt=as_float)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exercise 11b.3 · which rows of a weight a process holds
+
+def _shard_cases() -> list[Case]:
+    """Weights whose rows do and do not divide evenly, a process that holds nothing among them."""
+    return [(f"{n} rows, process {r} of {processes}", (n, processes, r))
+            for n, processes in ((8, 2), (10, 4), (5, 4), (7, 3), (3, 8)) for r in range(processes)]
+
+
+def _shard_unclamped(n_rows, processes, rank):
+    share = -(-n_rows // processes)
+    return slice(rank * share, (rank + 1) * share)
+
+
+def _batch_split(n_rows, processes, rank):
+    from ...distributed import row_slice
+    return row_slice(n_rows, processes, rank)
+
+
+@slips(Slip(_batch_split, "that is how a batch's rows are split (row_slice); FSDP2 cuts a weight as "
+                          "torch.chunk does: ceil(n / N) rows per process, the last ones shorter or empty"),
+       Slip(_rows_floor_each, "n_rows // processes rows each leaves the last n_rows % processes rows held by "
+                              "nobody: take ceil(n / N) rows each"),
+       Slip(_shard_unclamped, "ceil(n / N) rows each is right, but a share must stop at the last row: clamp both "
+                              "ends to n_rows (a process past the end holds an empty slice)"))
+def check_shard_rows(fn: Callable) -> None:
+    """Chapter 11b: ``fn(n_rows, processes, rank)`` → the ``slice`` of a weight's rows that process ``rank``
+    holds under FSDP2: ``ceil(n / N)`` rows each, in order, as ``torch.chunk`` splits it."""
+    import torch
+
+    from ...distributed import shard_rows
+
+    for n, processes in ((10, 4), (5, 4)):
+        try:
+            held = _shares(fn)(n, processes)
+        except NotImplementedError:
+            raise AssertionError("shard_rows is not implemented yet (it raised NotImplementedError)") from None
+        chunked = [chunk.tolist() for chunk in torch.arange(n).chunk(processes)]
+        chunked += [[]] * (processes - len(chunked))
+        if held != chunked:
+            hint = explain(which_slip(check_shard_rows.slips, (n, processes), held, adapt=_shares))
+            raise AssertionError(f"shard_rows gives the {processes} processes rows {held} of a {n}-row weight; "
+                                 f"torch.chunk, and so FSDP2, gives them {chunked}{hint}")
+    compare("shard_rows", fn, shard_rows, _shard_cases(), slips=check_shard_rows.slips)
