@@ -47,9 +47,14 @@ def test_the_language_side_shards_as_one_over_n_and_the_vision_side_stays_whole(
         fsdp = sharded_footprint(tiny, "ga", n, unit=1, batch_size=4)
         for part in SHARDED:                                   # ga trains everything: every part is held/N + vision
             assert fsdp[part] == width[part] * (vision + language / n)
-        vision_only = sharded_footprint(tiny, "ga", n, unit=1, batch_size=4, train="vision")
-        assert (vision_only["gradients"], vision_only["optimizer"]) == (2 * vision, 12 * vision)
-        assert vision_only["averaging"] == (8 * vision if n > 1 else 0)
+        # MMUnlearner's vision preset trains weights of the vision side only: they stay whole at every N
+        trained = sum(p.numel() for p in mu.methods.memory.trained_tensors(model, "mmunlearner",
+                                                                           mu.methods.make_config(
+                                                                               "mmunlearner", preset="vision")))
+        vision_only = sharded_footprint(tiny, "mmunlearner", n, unit=1, batch_size=4, preset="vision")
+        assert 0 < trained <= vision
+        assert (vision_only["gradients"], vision_only["optimizer"]) == (2 * trained, 12 * trained)
+        assert vision_only["averaging"] == (8 * trained if n > 1 else 0)
     one, four = (sharded_footprint(tiny, "ga", n, unit=1, batch_size=4, sequence=80) for n in (1, 4))
     assert four["activations"] == one["activations"] / 4 and four["gathered"] == one["gathered"]
 

@@ -107,6 +107,7 @@ def sharded_launch(monkeypatch):
     ("ga", {"lora_rank": 4}, "lora_rank=4"),
     ("mip_editor", {"edit": "prune"}, "trains nothing"),
     ("mip_editor", {}, "launch it without FSDP"),
+    ("ga_diff", {"train": "language"}, "train='language' has no sharded form"),
 ])
 def test_what_has_no_sharded_form_is_refused_before_any_copy(sharded_launch, vlm, bench, method, options,
                                                               expected):
