@@ -8,7 +8,6 @@ process the attacks' own functions, on two their shared forms), then the whole `
 what every process ended with, and how many forward passes each process ran.
 """
 import pickle
-import subprocess
 import sys
 from pathlib import Path
 
@@ -64,12 +63,10 @@ def run(out: str) -> None:
 
 
 def launch(out: Path, processes: int) -> dict:
-    from mini_unlearn.distributed.runs import child_environment
+    from mini_unlearn.distributed.runs import run_command
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     command = (launcher if processes > 1 else [sys.executable]) + [str(Path(__file__).resolve()), str(out)]
-    done = subprocess.run(command, check=False, env=child_environment(), capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, f"{processes} process(es) failed:\n{done.stderr[-4000:]}"
+    run_command(command, processes, timeout=300)
     return pickle.loads(out.read_bytes())
 
 

@@ -135,7 +135,7 @@ def compare(one: str | Path, two: str | Path):
     pairs = [(p[k], q[k]) for method in UNLEARNING for p, q in zip(first[f"{method}_losses"], second[f"{method}_losses"])
              for k in p if k != "loss"]
     rows["logged losses"] = max(abs(p - q) / max(abs(p), 0.1) for p, q in pairs)
-    return pd.Series(rows, name="largest relative gap").sort_index(), (first, second)
+    return pd.Series(rows, name="largest gap").sort_index(), (first, second)
 
 
 def main(argv: list[str]) -> int:
