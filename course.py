@@ -71,7 +71,10 @@ PARALLEL = ["-n", "2", "--dist", "loadfile"]
 # steal the other worker's core (a chapter then takes minutes longer); passive ones sleep. Numerics
 # do not change.
 QUIET_THREADS = {"OMP_WAIT_POLICY": "PASSIVE"}
-PYTEST_ARGS = ["tests", "notebooks"] + NBVAL_ARGS + PARALLEL + ["--durations=10"]
+# The notebooks first: xdist hands the files out in this order, and the chapters are the longest files
+# (one to four minutes each); the many short test modules then fill the two workers' ends evenly,
+# instead of one chapter running alone at the end.
+PYTEST_ARGS = ["notebooks", "tests"] + NBVAL_ARGS + PARALLEL + ["--durations=10"]
 
 # CPU kernel settings for `course.py kernels`: the stored outputs must not depend on the instruction
 # set the kernels use. ATen's vectorised kernels (ATEN_CPU_CAPABILITY), MKL's BLAS (MKL_CBWR: its

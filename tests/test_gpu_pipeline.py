@@ -56,8 +56,7 @@ def test_the_sharded_mode_runs_every_method_that_shards_on_two_processes(tmp_pat
                  "--json", str(out)], 2, timeout=600)
     figures = json.loads(out.read_text())
     assert figures["processes"] == 2 and figures["preset"] == "tiny"
-    shardable = [m for m in mu.methods.available() if mu.methods.get(m).shards is True]
-    assert list(figures["methods"]) == shardable and "mmunlearner" in shardable
+    assert list(figures["methods"]) == ["ga", "ga_diff", "kl_min", "npo", "mmunlearner", "rmu", "mip_editor"]
     for method, row in figures["methods"].items():
         assert row["steps"] == 2 and row["seconds"] > 0 and 0 < row["predicted_gib"] < 0.1, method
 

@@ -2,8 +2,9 @@
 the package's committed config) give one process's results, on two families.
 
 ``python -m mini_unlearn.distributed.sharded_check run`` takes, from the same tiny model: two steps each of
-GA_Diff, NPO against the (sharded) initial model, RMU against the (sharded) input and MMUnlearner with its
-saliency mask, and MANU's statistics on a sharded copy. It runs once on one process and once sharded on
+GA_Diff, NPO on the vision side (the embeddings frozen) against the (sharded) initial model, RMU against
+the (sharded) input, MMUnlearner with its saliency mask and MIP-Editor's RMisU along its IGI/IFI paths
+(the mask and the paths found on a sharded copy), and MANU's statistics on a sharded copy. It runs once on one process and once sharded on
 two. And what cannot shard must say so before anything is copied.
 """
 import pytest
@@ -77,6 +78,17 @@ def test_mmunlearner_leaves_every_weight_outside_its_mask_bit_identical_on_each_
         assert not torch.equal(after[mask], before[mask]) or not mask.any(), name
 
 
+def test_the_saliency_mask_and_the_neuron_paths_found_on_a_sharded_copy_are_one_process_ones(runs):
+    """Every process ran every batch of MMUnlearner's saliency and every sample of MIP-Editor's IGI/IFI
+    attribution on a sharded copy of the input: the same mask and the same path neurons."""
+    (first_t, _), (second_t, _) = runs
+    for stage in ("mask/", "paths/"):
+        names = [name for name in first_t if name.startswith(stage)]
+        assert names and names == [name for name in second_t if name.startswith(stage)], stage
+        for name in names:
+            assert torch.equal(first_t[name], second_t[name]), name
+
+
 def test_neuron_hooks_on_a_sharded_model_see_whole_activations(runs):
     (first_t, _), (second_t, _) = runs
     names = [name for name in first_t if name.startswith("manu/")]
@@ -106,8 +118,6 @@ def sharded_launch(monkeypatch):
     ("manu", {}, "no sharded form yet"),
     ("ga", {"lora_rank": 4}, "lora_rank=4"),
     ("mip_editor", {"edit": "prune"}, "trains nothing"),
-    ("mip_editor", {}, "launch it without FSDP"),
-    ("ga_diff", {"train": "language"}, "train='language' has no sharded form"),
 ])
 def test_what_has_no_sharded_form_is_refused_before_any_copy(sharded_launch, vlm, bench, method, options,
                                                               expected):
@@ -171,6 +181,31 @@ def test_on_one_process_the_shard_helpers_are_the_identity():
     p.grad = torch.full((3,), 2.0)
     norm = distributed.clip_gradients([p], 1.0)
     assert norm == pytest.approx(12 ** 0.5) and p.grad.norm() == pytest.approx(1.0, rel=1e-5)
+    assert distributed.whole(mask, parameter) is mask
+
+
+def test_without_a_sharding_launcher_a_pass_reads_the_model_itself(vlm):
+    with sharding.for_pass(vlm) as read:
+        assert read is vlm
+
+
+def test_the_saliency_and_the_path_search_read_the_model_through_for_pass(monkeypatch, vlm, bench):
+    """Under the launcher ``for_pass`` yields a sharded copy (the launched runs above compare what it
+    finds); here a stand-in records that both passes ask it for their model."""
+    from contextlib import contextmanager
+    from mini_unlearn.neurons import paths, saliency
+    asked = []
+
+    @contextmanager
+    def recording(model_vlm):
+        asked.append(model_vlm)
+        yield model_vlm
+    monkeypatch.setattr(sharding, "for_pass", recording)
+    saliency.compute_saliency(vlm, bench, 0.25, "language", batch_size=4)
+    examples = [e for e in mu.models.train_data.training_examples(bench, bench.split("forget", 0.25).ids,
+                                                                   practice=False) if e.modality == "text"][:1]
+    paths.find_paths(vlm, examples, "igi", k=1, m=2)
+    assert asked == [vlm, vlm]
 
 
 def test_shard_rows_splits_a_weight_as_torch_chunk_does():

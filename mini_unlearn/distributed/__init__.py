@@ -250,6 +250,17 @@ def local_part(tensor: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
     return tensor[shard_rows(tensor.shape[0], world_size(), rank())]
 
 
+def whole(part: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of which ``part`` is this process's share, shaped and sharded as ``parameter``
+    (e.g. a sum of squared gradient shards), gathered on every process; ``part`` itself when the
+    parameter is whole. A collective: every process calls it for the same parameters, in order."""
+    if not is_sharded(parameter):
+        return part
+    from torch.distributed.tensor import DTensor
+    return DTensor.from_local(part, parameter.device_mesh, parameter.placements, shape=parameter.shape,
+                              stride=parameter.stride()).full_tensor()
+
+
 def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
     """``torch.nn.utils.clip_grad_norm_`` over parameters some of which may be sharded (FSDP2).
 
@@ -358,4 +369,4 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
 __all__ = ["FSDP_VERSIONS", "all_sum", "average_gradients", "batch_mean", "clip_gradients", "data_parallel_step", "device",
            "gather_objects", "global_mean", "holds_whole", "is_distributed", "is_main", "is_sharded", "local_rows",
            "mean_across", "process_loss", "rank", "row_slice", "local", "local_part", "shard", "shard_rows", "sharding_requested",
-           "split_map", "splitting", "state", "world_size", "wrap"]
+           "split_map", "splitting", "state", "whole", "world_size", "wrap"]

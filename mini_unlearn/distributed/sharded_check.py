@@ -6,10 +6,10 @@
 
 ``run`` is an ordinary script: launched with the package's FSDP2 config (:mod:`mini_unlearn.models.sharding`)
 ``unlearn`` shards its copy of the model and every frozen model it reads. From the same tiny model of
-``FAMILY`` it takes two steps of GA_Diff (token means), NPO against the sharded initial model (row
-means), RMU against the sharded input (hidden states) and MMUnlearner (its saliency mask applied to
-each process's shard), and MANU's statistics on a sharded copy (the neuron hooks must see whole
-activations). Rank 0 writes ``OUT/tensors.safetensors`` and ``OUT/figures.json``: the final weights,
+``FAMILY`` it takes two steps of GA_Diff (token means), NPO on the vision side against the sharded initial model (row
+means, the embeddings frozen), RMU against the sharded input (hidden states) and MMUnlearner (its saliency mask applied to
+each process's shard), MIP-Editor's RMisU along its IGI/IFI paths (found on a sharded copy), and
+MANU's statistics on a sharded copy (the neuron hooks must see whole activations). Rank 0 writes ``OUT/tensors.safetensors`` and ``OUT/figures.json``: the final weights,
 the logged losses, the statistics, the weights each process held, whether the input stayed as it was,
 and whether the saved result loads back as an ordinary checkpoint.
 
@@ -37,8 +37,8 @@ from ..models import VLM, load_vlm, sharding
 MODULE = "mini_unlearn.distributed.sharded_check"
 FAMILIES = ("llava", "qwen2_vl")     # a CLIP tower + Llama (flat pixels), a ViT + Qwen2 (packed patches, mrope)
 RATIO = 0.25
-UNLEARNING = {"ga_diff": dict(steps=2), "npo": dict(steps=2, reference="initial", batch_size=3), "rmu": dict(steps=2),
-              "mmunlearner": dict(forget_steps=2, retain_per_forget=1)}
+UNLEARNING = {"ga_diff": dict(steps=2), "npo": dict(steps=2, reference="initial", batch_size=3, train="vision"), "rmu": dict(steps=2),
+              "mmunlearner": dict(forget_steps=2, retain_per_forget=1), "mip_editor": dict(steps=2, k=2, m=2)}
 
 __all__ = ["FAMILIES", "MODULE", "UNLEARNING", "compare", "cpu_config", "held", "launch", "load", "run"]
 
@@ -67,6 +67,9 @@ def run(out: str | Path, family: str) -> None:
             for name, mask in result.log.details["mask"].masks.items():
                 tensors[f"mask/{name}"] = mask.to(torch.uint8)
                 tensors[f"input/{name}"] = before[name]
+        if method == "mip_editor":             # the IGI/IFI path neurons, found on a sharded copy
+            for name, neurons in result.log.details["selection"].items():
+                tensors[f"paths/{name}"] = neurons
         if method == "ga_diff" and is_main():  # the result is an ordinary model: saved and loaded back
             folder = Path(tempfile.mkdtemp()) / "ga_diff"
             result.vlm.save_pretrained(folder)
@@ -127,7 +130,7 @@ def compare(one: str | Path, two: str | Path):
     rows = {}
     for name, t in a.items():
         stage = name.split("/")[0]
-        if stage in ("mask", "input"):
+        if stage in ("mask", "input", "paths"):
             continue
         x, y = t.double(), b[name].double()
         scale = x.abs().max().clamp(min=1e-30) if stage == "manu" else 1.0

@@ -265,13 +265,6 @@ def require_shardable(spec: MethodSpec, config, device) -> None:
     why_not = spec.shards(config) if callable(spec.shards) else None
     if why_not:
         raise sharding.ShardingError(f"method {spec.name!r}: {why_not}")
-    if getattr(config, "train", "all") != "all":
-        # measured on two CPU processes: GA_Diff with train="language" or "vision" takes its first step as one
-        # process does, then in the second one process waits in a gradient reduce-scatter while the other
-        # gathers a block's weights (as MIP-Editor's path rows, which also train part of each side)
-        raise sharding.ShardingError(
-            f"train={config.train!r} has no sharded form yet (training one side of a sharded model stalls at its "
-            "second step); use train='all', or launch without FSDP (data parallelism)")
     if getattr(config, "lora_rank", 0):
         raise sharding.ShardingError(
             f"lora_rank={config.lora_rank}: LoRA adapters are not sharded; LoRA fits a 7 B model on one GPU "

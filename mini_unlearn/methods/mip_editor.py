@@ -208,12 +208,6 @@ def _shards(config) -> str | None:
     if config.edit == "prune":
         return ("edit='prune' zeroes the path neurons once and trains nothing, so sharding saves nothing: "
                 "run it on one process (the model alone must fit; chapter 11's table)")
-    if config.localise != "none":
-        # measured on two CPU processes: the first step matches one process; in the second, one process
-        # waits in a block's gradient reduce-scatter while the other gathers another block's weights
-        return ("RMisU along the paths has no sharded form yet (its second step's backward runs the blocks' "
-                "collectives in a different order on different processes); launch it without FSDP (data "
-                "parallelism) or train the path rows of a model that fits one GPU")
     return None
 
 

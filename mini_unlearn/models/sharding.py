@@ -26,6 +26,19 @@ and :func:`~mini_unlearn.methods.memory.sharded_footprint` counts them whole. (L
 solves the same problem under DeepSpeed ZeRO-3 the other way: a text-only sample gets a blank picture
 so that the tower always runs.)
 
+**Every process's backward runs through every block.** A unit's backward is a collective too (its
+weights are gathered again, its gradient reduce-scattered). When the embeddings are frozen (training
+the vision side, or MIP-Editor's path rows), the backward of a process whose rows hold a picture runs
+down through every block to the vision tower, while that of a process with text-only rows stops at
+the lowest block that trains: the processes would again wait on different collectives (measured: a
+stall at the second step). So a sharded model's input embeddings always require a gradient
+(``enable_input_require_grads``, the switch Hugging Face models use when adapters train and the
+embeddings do not): every backward reaches the bottom, on every process. The cost is the input
+gradients of the frozen lower blocks, computed and thrown away.
+
+The statistics passes (MMUnlearner's saliency, MIP-Editor's IGI/IFI paths, MANU's activations) read a
+sharded copy too under the launcher (:func:`for_pass`): each process runs every batch on it, together.
+
 What cannot shard raises a :class:`ShardingError` before any weight moves: a method with no sharded
 form, a model whose language model has no block of the classes to wrap, LoRA, accelerate's own
 mixed precision (load the model in bf16 instead: the package keeps fp32 masters itself).
@@ -34,6 +47,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -110,7 +124,25 @@ def shard(model: torch.nn.Module) -> torch.nn.Module:
     for _, block in blocks:
         fully_shard(block, **options)
     fully_shard(model, ignored_params=replicated_parameters(model), **options)
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()    # every process's backward runs through every block: see below
     return model
+
+
+@contextmanager
+def for_pass(vlm):
+    """The model a statistics pass reads: under a launcher that asks for sharding (:func:`requested`), a
+    sharded copy of ``vlm`` (freed afterwards; ``vlm`` itself is never sharded); otherwise, or when
+    ``vlm``'s model is sharded already, ``vlm`` itself."""
+    if not requested() or is_sharded(vlm.model):
+        yield vlm
+        return
+    copied = vlm.copy()
+    shard(copied.model)
+    try:
+        yield copied
+    finally:
+        del copied
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
@@ -138,7 +170,7 @@ def main(argv: list[str]) -> int:
     return 2
 
 
-__all__ = ["CONFIG", "ShardingError", "block_classes", "full_state", "is_sharded", "language_blocks", "main",
+__all__ = ["CONFIG", "ShardingError", "block_classes", "for_pass", "full_state", "is_sharded", "language_blocks", "main",
            "replicated_parameters", "requested", "require_plain_precision", "shard"]
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import validate
+from .. import distributed, validate
+from ..models import sharding
 from ..models.anatomy import NeuronSite, find_mlp_neurons
 from ..models.families import packed_pixels
 from ..models.train import answer_logits, sequence_log_probs, token_cross_entropy
@@ -539,10 +540,11 @@ def find_paths(vlm, examples, branch: str = "igi", *, k: int = K, m: int = M, ca
         raise ValueError(f"{branch} attributes {wanted} samples; {len(wrong)} of the examples are {wrong[0].modality}")
     sites = tower_sites(vlm.model, BRANCHES[branch])
     samples = []
-    for batch in tqdm(one_pass_batches(vlm.processor, examples, 1), total=len(examples),
-                      desc=branch, disable=not progress):
-        samples.append(attribute_sample(vlm.model, batch, sites, k=k, m=m, fisher=branch == "ifi", cascade=cascade,
-                                        variant=variant))
+    with sharding.for_pass(vlm) as read:        # under an FSDP2 launcher: a sharded copy, every sample on every process
+        for batch in tqdm(one_pass_batches(read.processor, examples, 1), total=len(examples),
+                          desc=branch, disable=not progress or not distributed.is_main()):
+            samples.append(attribute_sample(read.model, batch, sites, k=k, m=m, fisher=branch == "ifi",
+                                            cascade=cascade, variant=variant))
     union = {s.name: torch.unique(torch.cat([p.path[s.name] for p in samples])) for s in sites}
     scores = {s.name: torch.stack([p.scores[s.name] for p in samples]).sum(dim=0) for s in sites}
     return NeuronPaths(branch, sites, union, scores, samples, k, m, variant, cascade)

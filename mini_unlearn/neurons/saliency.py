@@ -49,6 +49,7 @@ from torch import nn
 from .. import distributed, validate
 from ..bench.questions import IMAGE_TEXT, TEXT_ONLY
 from ..bench.splits import require_ratio
+from ..models import sharding
 from ..models.anatomy import find_towers, part_of
 from ..models.train import answer_loss
 from ..models.train_data import Example, require_loss_on, one_pass_batches, scored_on, training_examples
@@ -146,11 +147,14 @@ def squared_gradients(model: nn.Module, batches, parameters: dict[str, nn.Parame
 
     Gradients are taken with ``torch.autograd.grad``: no ``.grad`` is left behind and no weight changes.
     Under a multi-process launcher each process takes its share of the batches
-    (:func:`..distributed.shard`) and the sums and batch counts are added across processes.
+    (:func:`..distributed.shard`) and the sums and batch counts are added across processes. A sharded
+    model (FSDP2) runs every batch on every process instead: see :func:`sharded_squared_gradients`.
     """
     if not parameters:
         raise ValueError("parameters is empty: there is nothing to score")
     names, tensors = list(parameters), list(parameters.values())
+    if not distributed.holds_whole(model):
+        return sharded_squared_gradients(model, batches, parameters, loss_fn)
     device = tensors[0].device
     totals = [torch.zeros_like(t, dtype=torch.float32) for t in tensors]
     n_batches = 0
@@ -168,6 +172,31 @@ def squared_gradients(model: nn.Module, batches, parameters: dict[str, nn.Parame
     if n_batches == 0:
         raise ValueError("batches is empty: squared gradients need at least one batch")
     return {name: total / n_batches for name, total in zip(names, totals)}
+
+
+def sharded_squared_gradients(model: nn.Module, batches, parameters: dict[str, nn.Parameter], loss_fn=answer_loss
+                              ) -> dict[str, torch.Tensor]:
+    """:func:`squared_gradients` of a sharded model: every process runs every batch (a sharded forward
+    is a collective), so the gradient FSDP2 reduce-scatters (the processes' mean) is the batch's own,
+    and each process squares and adds up its shard of it. At the end the sums are gathered whole
+    (:func:`..distributed.whole`), on the CPU. The gradients go through ``.grad`` (``autograd.grad``
+    cannot reach a sharded weight) and are cleared after every batch."""
+    names, tensors = list(parameters), list(parameters.values())
+    totals = [torch.zeros_like(distributed.local(t), dtype=torch.float32) for t in tensors]
+    n_batches = 0
+    device = distributed.device()
+    for batch in batches:
+        model.zero_grad(set_to_none=True)
+        loss_fn(model, {key: value.to(device) for key, value in batch.items()}).backward()
+        for total, tensor in zip(totals, tensors):
+            if tensor.grad is not None:
+                total.add_(distributed.local(tensor.grad).float().square())
+        n_batches += 1
+    model.zero_grad(set_to_none=True)
+    if n_batches == 0:
+        raise ValueError("batches is empty: squared gradients need at least one batch")
+    return {name: distributed.whole(total / n_batches, tensor).cpu()
+            for name, total, tensor in zip(names, totals, tensors)}
 
 
 def saliency_mask(forget: dict[str, torch.Tensor], preserve: dict[str, torch.Tensor], threshold: float = THRESHOLD,
@@ -268,6 +297,15 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
     loss_fn = lambda model_, batch: answer_loss(model_, scored_on(batch, loss_on))
     validate.positive_int(batch_size, "batch_size")
     forget = forget_examples(bench, ratio)
+    with sharding.for_pass(vlm) as read:      # under an FSDP2 launcher: a sharded copy
+        masks, owner, forget_saliency, preserve_saliency = _saliencies(read, bench, ratio, groups, forget, loss_fn,
+                                                                       batch_size, seed, threshold, eps,
+                                                                       language_preserve)
+    return SaliencyMask(masks, owner, preset, float(threshold), eps, forget_saliency, preserve_saliency,
+                        language_preserve)
+
+
+def _saliencies(vlm, bench, ratio, groups, forget, loss_fn, batch_size, seed, threshold, eps, language_preserve):
     model, processor = vlm.model, vlm.processor
     masks, owner, forget_saliency, preserve_saliency = {}, {}, {}, {}
     was_training = model.training
@@ -292,8 +330,7 @@ def compute_saliency(vlm, bench, ratio: float = 0.05, preset: str = "both", *, t
             preserve_saliency.update(p)
     finally:
         model.train(was_training)
-    return SaliencyMask(masks, owner, preset, float(threshold), eps, forget_saliency, preserve_saliency,
-                        language_preserve)
+    return masks, owner, forget_saliency, preserve_saliency
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -312,4 +349,4 @@ def salient_shares(mask: SaliencyMask, threshold: float) -> pd.Series:
 
 __all__ = ["EPS", "GROUPS", "LANGUAGE_PRESERVE", "PRESETS", "SaliencyMask", "THRESHOLD", "require_language_preserve",
            "require_preset", "require_threshold", "compute_saliency", "forget_examples", "group_of", "maskable_parameters",
-           "preserve_examples", "preserve_sets", "salient_shares", "saliency_mask", "squared_gradients"]
+           "preserve_examples", "preserve_sets", "salient_shares", "saliency_mask", "sharded_squared_gradients", "squared_gradients"]
