@@ -15,15 +15,16 @@ verdict then counts the 4-bit row among the deep attacks.
 Under a multi-process launcher (``torchrun``, ``accelerate launch``: :mod:`mini_unlearn.distributed`), with the
 audited model whole on every process, the per-question attacks share their batches out and gather the results,
 so that every process returns the findings one process computes: the membership scores, the truth ratios,
-the recall probes and the logit lens (each process runs batches ``r, r + N, …`` of the attack's own batches,
-:func:`~mini_unlearn.distributed.split_map`; the probes' and the lens's per-batch means are pooled, equal to
-one process's up to rounding). Not shared out, run whole on every process: the linear probes (the hidden
-states and the probes' fits), the relearning attack (a training run, data-parallel like any other: each
-process computes its rows of each batch; its recall checks run whole) and the quantization attack.
+the recall probes, the logit lens and the linear probes' hidden states. Each attack's own function does it,
+in its own batch loop (:func:`~.membership.token_stats`, :func:`~.forget_quality.option_rows`, the recall
+probes' ``Monitor``, :func:`~.readout.answer_states`): each process runs batches ``r, r + N, …`` of them
+(:func:`~mini_unlearn.distributed.split_map`), and the per-question results come back in order, so the
+recalls, the lens's means and the probes' fits are computed from all the questions as on one process (the
+fits on every process). Not shared out: the relearning attack (a training run, data-parallel like any other:
+each process computes its rows of each batch; its recall checks run whole) and the quantization attack.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,14 +32,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..evaluation.tasks import batches
-from ..models.train import Monitor, monitor_key
-from .forget_quality import ks_test, require_mcqs, truth_ratios
+from .forget_quality import ks_test, truth_ratios
 from .linear_probe import what_probe, who_probe
 from .logit_lens import TOP_K, logit_lens
-from .membership import (K, auc_table, require_reference, forget_vs_holdout, labelled_scores, mia_scores,
-                         people_names, privleak)
-from .probes import probe_questions, recall_probes
+from .membership import (K, auc_table, require_reference, forget_vs_holdout, labelled_scores, people_names,
+                         privleak)
+from .probes import recall_probes
 from .quantization import FULL, readings, require_bit_widths, require_bitsandbytes
 from .relearning import RelearnConfig, relearn
 
@@ -75,9 +74,6 @@ def findings(vlm, bench, ratio: float = 0.05, *, relearning: RelearnConfig | Non
     forget = bench.split("forget", ratio).questions
     mcqs, cloze = [q for q in forget if q.task == "mcq"], [q for q in forget if q.task == "cloze"]
     bar = tqdm(total=len(STEPS) + (widths is not None), desc="audit", disable=not progress or not distributed.is_main())
-    shared = distributed.is_distributed() and distributed.holds_whole(vlm.model)     # each process: its share
-    scores, ratios, recalls, lens_of = ((shared_scores, shared_truth_ratios, shared_recall_probes, shared_logit_lens)
-                                        if shared else (labelled_scores, truth_ratios, recall_probes, logit_lens))
 
     def step(name, run):
         bar.set_postfix_str(name, refresh=False)
@@ -86,12 +82,12 @@ def findings(vlm, bench, ratio: float = 0.05, *, relearning: RelearnConfig | Non
         return out
 
     try:
-        membership = step("membership", lambda: scores(vlm, members, nonmembers, k=k, names=people_names(bench)))
+        membership = step("membership", lambda: labelled_scores(vlm, members, nonmembers, k=k, names=people_names(bench)))
         truth = step("truth ratios", lambda: pd.DataFrame({
             "question_id": [q.id for q in mcqs], "modality": [q.modality for q in mcqs],
-            "truth_ratio": ratios(vlm, bench, mcqs)}))
-        probes = step("probes", lambda: recalls(vlm, bench, ratio))
-        lens = step("logit lens", lambda: lens_of(vlm, cloze))
+            "truth_ratio": truth_ratios(vlm, bench, mcqs)}))
+        probes = step("probes", lambda: recall_probes(vlm, bench, ratio))
+        lens = step("logit lens", lambda: logit_lens(vlm, cloze))
         who, what = step("linear probes", lambda: (who_probe(vlm, bench, ratio), what_probe(vlm, bench, ratio)))
         curve = step("relearning", lambda: relearn(vlm, bench, ratio, relearning, progress=False))
         quantized = None if widths is None else step(
@@ -99,80 +95,6 @@ def findings(vlm, bench, ratio: float = 0.05, *, relearning: RelearnConfig | Non
     finally:
         bar.close()
     return Findings(membership, truth, probes, lens, who, what, curve, quantized)
-
-
-# ---- the per-question attacks, their batches shared among the processes ---------------------------------
-# Each runs the attack's own function on whole batches of it, as that function forms them (same defaults), so
-# that every batch is the one a single process runs, through distributed.split_map; on one process each is the
-# attack itself, run batch by batch.
-def shared_scores(vlm, members, nonmembers, *, k: float = K, batch_size: int = 16,
-                  names: dict[str, str] | None = None) -> pd.DataFrame:
-    """:func:`~.membership.labelled_scores`, the batches of each side shared among the processes."""
-    sides = []
-    for label, side, examples in ((1, "members", list(members)), (0, "nonmembers", list(nonmembers))):
-        if not examples:
-            raise ValueError(f"{side} is empty: an AUC needs examples on both sides")
-        chunks = [examples[s:s + batch_size] for s in range(0, len(examples), batch_size)]
-        frames = distributed.split_map(lambda chunk: mia_scores(vlm, chunk, k=k, batch_size=batch_size, names=names),
-                                       chunks)
-        sides.append(pd.concat(frames, ignore_index=True).assign(member=label))
-    return pd.concat(sides, ignore_index=True)
-
-
-def shared_truth_ratios(vlm, bench, questions, batch_size: int = 8) -> np.ndarray:
-    """:func:`~.forget_quality.truth_ratios`, its batches shared among the processes."""
-    questions = require_mcqs(bench, questions)
-    pieces = list(batches(questions, batch_size))
-    found = distributed.split_map(lambda piece: truth_ratios(vlm, bench, piece[1], batch_size), pieces)
-    out = np.zeros(len(questions))
-    for (positions, _), values in zip(pieces, found):
-        out[positions] = values
-    return out
-
-
-def shared_recall_probes(vlm, bench, ratio: float = 0.05, *, batch_size: int = 64) -> pd.DataFrame:
-    """:func:`~.probes.recall_probes`, the Monitor's batches (its questions sorted by task and modality,
-    ``batch_size`` at a time) shared among the processes; each recall pooled over the batches, weighted by
-    their questions of its task and modality."""
-    rows = []
-    for probe, (questions, images) in probe_questions(bench, ratio).items():
-        ordered = sorted(questions, key=lambda q: monitor_key(q.task, q.modality))   # the Monitor's order
-        chunks = [ordered[s:s + batch_size] for s in range(0, len(ordered), batch_size)]
-
-        def recall(chunk, images=images):
-            monitor = Monitor(vlm, bench, images=images, questions=chunk, batch_size=batch_size)
-            counts = Counter(key for keys, _ in monitor.batches for key in keys)
-            return [(key, value, counts[key]) for key, value in monitor(vlm.model).items()]
-
-        for found in distributed.split_map(recall, chunks):
-            rows += [{"probe": probe, "modality": key.split("/")[1], "task": key.split("/")[0], "recall": value,
-                      "n": n} for key, value, n in found]
-    return _pooled(pd.DataFrame(rows), ["probe", "modality", "task"], ["recall"], sort=False)
-
-
-def shared_logit_lens(vlm, questions, *, batch_size: int = 32) -> pd.DataFrame:
-    """:func:`~.logit_lens.logit_lens`, its batches (image questions first, ``batch_size`` at a time) shared
-    among the processes; each layer's ``top_k`` and ``mrr`` pooled over the batches, weighted by their
-    questions of each modality."""
-    questions = list(questions)
-    if not questions:
-        return logit_lens(vlm, questions)          # its own error
-    order = sorted(range(len(questions)), key=lambda i: questions[i].image is None)     # answer_states' order
-    chunks = [[questions[i] for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
-
-    def lens(chunk):
-        frame = logit_lens(vlm, chunk, batch_size=batch_size)
-        return frame.assign(n=frame["modality"].map(Counter(q.modality for q in chunk)))
-
-    return _pooled(pd.concat(distributed.split_map(lens, chunks), ignore_index=True), ["layer", "modality"],
-                   ["top_k", "mrr"], sort=True)
-
-
-def _pooled(parts: pd.DataFrame, by: list[str], means: list[str], *, sort: bool) -> pd.DataFrame:
-    """Per group of ``by``: the ``means`` over all the questions, from per-batch means over ``n`` questions."""
-    weighted = pd.concat([parts[by], parts[means].mul(parts["n"], axis=0), parts["n"]], axis=1)
-    totals = weighted.groupby(by, sort=sort).sum()
-    return totals[means].div(totals["n"], axis=0).reset_index()
 
 
 def require_quantize(quantize) -> tuple[int, ...] | None:
@@ -341,4 +263,4 @@ def _words(surface: float, depth: float) -> str:
 
 
 __all__ = ["DEEP", "Findings", "MIA_HEADLINE", "QUANTIZED", "SURFACE", "audit", "findings", "gap_closed", "metrics", "summarise",
-           "verdict", "shared_logit_lens", "shared_recall_probes", "shared_scores", "shared_truth_ratios"]
+           "verdict"]

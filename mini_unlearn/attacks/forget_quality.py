@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import validate
+from .. import distributed, validate
 from ..bench import LETTERS
 from ..evaluation.statistics import ks_test   # one KS test for TOFU's and CLEAR's forget quality
 from ..evaluation.tasks import batches, evaluating, option_log_likelihoods
@@ -59,16 +59,28 @@ def truth_ratio(log_likelihoods: torch.Tensor, correct: int, mean: str = "geomet
 
 def option_rows(vlm, bench, questions, normalize: str, batch_size: int = 8):
     """``(position, question, its four options' log-likelihoods, the correct option's index)`` for each MCQ,
-    scored as answer sentences (one modality per batch); the order is the batches', positions say where."""
+    scored as answer sentences (one modality per batch); the order is the batches', positions say where.
+
+    Under a multi-process launcher, with the model whole on every process, the batches are shared out
+    (:func:`~mini_unlearn.distributed.split_map`) and every process gets every row: call it on every process."""
+    pieces = list(batches(questions, batch_size))
+
+    def scored(piece):
+        chunk = piece[1]
+        return option_log_likelihoods(vlm, chunk, normalize, [bench.option_sentences(q) for q in chunk]).double().cpu()
+
     with evaluating(vlm.model):
-        for positions, chunk in batches(questions, batch_size):
-            scores = option_log_likelihoods(vlm, chunk, normalize, [bench.option_sentences(q) for q in chunk])
-            for i, q, row in zip(positions, chunk, scores.double()):
-                yield i, q, row, LETTERS.index(q.correct)
+        found = distributed.split_map(scored, pieces, split=distributed.holds_whole(vlm.model))
+    for (positions, chunk), scores in zip(pieces, found):
+        for i, q, row in zip(positions, chunk, scores):
+            yield i, q, row, LETTERS.index(q.correct)
 
 
 def truth_ratios(vlm, bench, questions, batch_size: int = 8, mean: str = "geometric") -> np.ndarray:
-    """``R_truth`` of each MCQ among ``questions`` (the others are skipped), in order."""
+    """``R_truth`` of each MCQ among ``questions`` (the others are skipped), in order.
+
+    Under a multi-process launcher call it on every process: each scores its share of the batches
+    (:func:`option_rows`), and every process gets every ratio."""
     questions, mean = require_mcqs(bench, questions), require_mean(mean)
     ratios = np.zeros(len(questions))
     for i, _, row, correct in option_rows(vlm, bench, questions, "mean", batch_size):
@@ -79,7 +91,8 @@ def truth_ratios(vlm, bench, questions, batch_size: int = 8, mean: str = "geomet
 def option_scores(vlm, bench, questions, normalize: str = "sum", batch_size: int = 8) -> pd.DataFrame:
     """Per MCQ: the log-likelihood of the correct option's sentence, the mean and the best of the wrong ones,
     and whether the correct one wins (chapter 03's MCQ-by-likelihood). Chapter 09 reads from it whether an
-    edit *erased* the right answer or only made every option unlikely."""
+    edit *erased* the right answer or only made every option unlikely. (Under a launcher: on every process,
+    as :func:`truth_ratios`.)"""
     questions = require_mcqs(bench, questions)
     rows = [None] * len(questions)
     for i, q, row, correct in option_rows(vlm, bench, questions, normalize, batch_size):

@@ -33,6 +33,9 @@ def answer_ranks(vlm, questions, batch_size: int = 32) -> torch.Tensor:
 
     Rows 0 … L−1 put the state after that many blocks through the final norm and the head; row L is the
     model's real output (transformers hands back the last state already normed).
+
+    Under a multi-process launcher call it on every process: :func:`~.readout.answer_states` shares its
+    batches out, and every process gets every rank.
     """
     read = answer_states(vlm, questions, batch_size)
     norm, head = lens_parts(vlm.model)
@@ -48,7 +51,10 @@ def answer_ranks(vlm, questions, batch_size: int = 32) -> torch.Tensor:
 
 def logit_lens(vlm, questions, *, k: int = TOP_K, batch_size: int = 32) -> pd.DataFrame:
     """One row per layer and modality: the share of questions whose answer's first token is in the lens's
-    top ``k`` (``top_k``), and the mean reciprocal rank (``mrr``). Layer 0 is the embeddings."""
+    top ``k`` (``top_k``), and the mean reciprocal rank (``mrr``). Layer 0 is the embeddings.
+
+    Under a multi-process launcher call it on every process: each runs its share of the batches
+    (:func:`~.readout.answer_states`), and every process gets the whole frame."""
     validate.positive_int(k, "k", hint="how many top tokens count")
     questions = list(questions)
     ranks = answer_ranks(vlm, questions, batch_size)

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from .. import validate
+from .. import distributed, validate
 from ..evaluation.tasks import evaluating
 from ..models.train import answer_logits
 from ..models.train_data import canonical_batch, training_examples
@@ -107,29 +107,40 @@ def name_mask(tokenizer, token_ids: list[int], name: str) -> np.ndarray:
 def token_stats(vlm, examples, batch_size: int = 16, names: dict[str, str] | None = None) -> list[TokenStats]:
     """The answer tokens' statistics of each example (canonical portraits, teacher-forced).
 
-    ``names`` (profile id → name): leave out the tokens of the person's name (see :func:`mia_scores`)."""
-    out = []
+    ``names`` (profile id → name): leave out the tokens of the person's name (see :func:`mia_scores`).
+
+    Under a multi-process launcher, with the model whole on every process, the batches are shared out
+    (:func:`~mini_unlearn.distributed.split_map`) and every process gets every example's statistics: call it
+    on every process."""
+    examples = list(examples)
+    chunks = [examples[start:start + batch_size] for start in range(0, len(examples), batch_size)]
     with evaluating(vlm.model) as model:
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start:start + batch_size]
-            batch = canonical_batch(vlm.processor, chunk, random.Random(0))
-            batch = {name: value.to(vlm.device) for name, value in batch.items()}
-            logits, labels = answer_logits(model, batch)
-            log_p = torch.log_softmax(logits.float(), dim=-1)
-            picked = log_p.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            p = log_p.exp()
-            mu = (p * log_p).sum(-1)
-            sigma = ((p * log_p ** 2).sum(-1) - mu ** 2).clamp(min=0).sqrt()
-            for row, example in enumerate(chunk):
-                scored = (labels[row] != -100).cpu()
-                text = example.draw(random.Random(0))[1].text
-                name = (names or {}).get(example.profile_id)
-                if name:
-                    ids = labels[row][scored].tolist()
-                    scored[scored.clone()] = torch.from_numpy(name_mask(vlm.tokenizer, ids, name))
-                    text = text.replace(name, "")
-                out.append(TokenStats(picked[row].cpu()[scored].numpy(), mu[row].cpu()[scored].numpy(),
-                                      sigma[row].cpu()[scored].numpy(), text))
+        found = distributed.split_map(lambda chunk: _chunk_stats(vlm, model, chunk, names), chunks,
+                                      split=distributed.holds_whole(vlm.model))
+    return [stats for chunk in found for stats in chunk]
+
+
+def _chunk_stats(vlm, model, chunk, names: dict[str, str] | None) -> list[TokenStats]:
+    """:func:`token_stats` of one batch of examples (on the CPU)."""
+    batch = canonical_batch(vlm.processor, chunk, random.Random(0))
+    batch = {name: value.to(vlm.device) for name, value in batch.items()}
+    logits, labels = answer_logits(model, batch)
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    picked = log_p.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    p = log_p.exp()
+    mu = (p * log_p).sum(-1)
+    sigma = ((p * log_p ** 2).sum(-1) - mu ** 2).clamp(min=0).sqrt()
+    out = []
+    for row, example in enumerate(chunk):
+        scored = (labels[row] != -100).cpu()
+        text = example.draw(random.Random(0))[1].text
+        name = (names or {}).get(example.profile_id)
+        if name:
+            ids = labels[row][scored].tolist()
+            scored[scored.clone()] = torch.from_numpy(name_mask(vlm.tokenizer, ids, name))
+            text = text.replace(name, "")
+        out.append(TokenStats(picked[row].cpu()[scored].numpy(), mu[row].cpu()[scored].numpy(),
+                              sigma[row].cpu()[scored].numpy(), text))
     return out
 
 
@@ -150,7 +161,10 @@ def mia_scores(vlm, examples, *, k: float = K, reference=None, batch_size: int =
     ``names`` (profile id → name) leaves each person's name out of the scored tokens and of the zlib text.
     Why: the course tokenizer was trained on the training people's text, so their names are a few merged
     tokens while a holdout stranger's name splits into many rare pieces; scored, the name alone would tell
-    the two groups apart in any model, even one that never saw either (chapter 09 measures it)."""
+    the two groups apart in any model, even one that never saw either (chapter 09 measures it).
+
+    Under a multi-process launcher call it on every process: each runs its share of the batches
+    (:func:`token_stats`), and every process gets the whole frame."""
     examples = list(examples)
     if not examples:
         raise ValueError("examples is empty: nothing to score")

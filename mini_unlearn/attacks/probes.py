@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .. import distributed
 from ..bench.questions import paraphrased
 from ..models.train import Monitor
 
@@ -40,11 +41,15 @@ def probe_questions(bench, ratio: float = 0.05, split: str = "forget", tasks=("g
 
 def recall_probes(vlm, bench, ratio: float = 0.05, *, split: str = "forget", tasks=("gen", "cloze"),
                   batch_size: int = 64) -> pd.DataFrame:
-    """One row per probe × modality × task: the share of answers recalled exactly (teacher-forced)."""
+    """One row per probe × modality × task: the share of answers recalled exactly (teacher-forced).
+
+    Under a multi-process launcher call it on every process: with the model whole on each, the Monitor's
+    batches are shared out (``Monitor(…)(model, split=True)``), and every process gets the whole frame."""
     rows = []
+    shared = distributed.holds_whole(vlm.model)
     for probe, (questions, images) in probe_questions(bench, ratio, split, tasks).items():
         monitor = Monitor(vlm, bench, images=images, questions=questions, batch_size=batch_size)
-        for key, value in monitor(vlm.model).items():
+        for key, value in monitor(vlm.model, split=shared).items():
             task, modality = key.split("/")
             rows.append({"probe": probe, "modality": modality, "task": task, "recall": value})
     return pd.DataFrame(rows)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import distributed
 from ..evaluation.tasks import evaluating
 from ..models import question_prompt, target
 from ..models.prompts import expected_answer
@@ -31,16 +32,18 @@ class AnswerStates:
 
 
 def answer_states(vlm, questions, batch_size: int = 32) -> AnswerStates:
-    """Every layer's hidden state at the position before each question's answer (see the module doc)."""
+    """Every layer's hidden state at the position before each question's answer (see the module doc).
+
+    The image questions run first, ``batch_size`` at a time, then the text questions. Under a multi-process
+    launcher, with the model whole on every process, the processes share these batches out and every
+    process gets every state (:func:`~mini_unlearn.distributed.split_map`): call it on every process."""
     questions = list(questions)
     if not questions:
         raise ValueError("questions is empty: no hidden state to read")
-    states, firsts, ranks = [], [], []
+    order = sorted(range(len(questions)), key=lambda i: questions[i].image is None)
+    chunks = [[questions[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
     with evaluating(vlm.model) as model:
-        # one modality per batch: a batch carries one image per row or none
-        order = sorted(range(len(questions)), key=lambda i: questions[i].image is None)
-        for start in range(0, len(order), batch_size):
-            chunk = [questions[i] for i in order[start:start + batch_size]]
+        def one_batch(chunk):
             samples = [(question_prompt(q), target(expected_answer(q)), None if q.image is None else q.image.load())
                        for q in chunk]
             batch = {k: v.to(vlm.device) for k, v in make_batch(vlm.processor, samples).items()}
@@ -49,11 +52,13 @@ def answer_states(vlm, questions, batch_size: int = 32) -> AnswerStates:
             scored = labels != IGNORE_INDEX
             first = scored.int().argmax(dim=1)                     # the first answer token's column
             rows = torch.arange(len(chunk), device=labels.device)
-            states.append(torch.stack([h[rows, first - 1].float().cpu() for h in output.hidden_states]))
             wanted = labels[rows, first]
             logits = output.logits[rows, first - 1].float()
-            firsts.append(wanted.cpu())
-            ranks.append((logits > logits.gather(1, wanted.unsqueeze(1))).sum(dim=1).cpu())
+            return (torch.stack([h[rows, first - 1].float().cpu() for h in output.hidden_states]), wanted.cpu(),
+                    (logits > logits.gather(1, wanted.unsqueeze(1))).sum(dim=1).cpu())
+
+        found = distributed.split_map(one_batch, chunks, split=distributed.holds_whole(model))
+    states, firsts, ranks = zip(*found)
     stacked, first_token, output_rank = torch.cat(states, dim=1), torch.cat(firsts), torch.cat(ranks)
     back = torch.empty(len(order), dtype=torch.long)
     back[torch.tensor(order)] = torch.arange(len(order))     # undo the modality sort: the caller's order

@@ -58,7 +58,7 @@ import torch
 from scipy.stats import hmean
 from tqdm.auto import tqdm
 
-from .. import validate
+from .. import distributed, validate
 from ..bench.clear import CLEAR_SPLITS, FACE_QUESTION, ClearItem
 from ..bench.images import ImageRef
 from ..bench.questions import IMAGE_TEXT, MODALITIES, TEXT_ONLY, Question
@@ -66,7 +66,7 @@ from ..models import chat, question_prompt, target
 from ..models.prompts import render
 from .report import DETAIL_COLUMNS, Report
 from .statistics import ks_test
-from .tasks import (NORMALIZE, answer_log_likelihood, batches, encode, evaluating, generate,
+from .tasks import (NORMALIZE, answer_log_likelihood, encode, evaluating, generate, shared_batches,
                     rouge_recall, with_positions)
 
 # -- names ------------------------------------------------------------------------------------------
@@ -213,15 +213,19 @@ class Ask:
 
 def generations(vlm, asks: list[Ask], *, batch_size: int = 32, max_new_tokens: int = CLEAR_MAX_NEW_TOKENS,
                 bar=None) -> list[str]:
-    """The greedy answer to each prompt, stripped (chapter 03's ``generate``, one modality per batch)."""
+    """The greedy answer to each prompt, stripped (chapter 03's ``generate``, one modality per batch). Under a
+    launcher the processes share the batches out (:func:`shared_batches`)."""
+    def one_batch(_, chunk):
+        texts = [text.strip() for text in generate(vlm, encode(vlm, [a.prompt for a in chunk], chunk), max_new_tokens)]
+        if bar is not None:
+            bar.update(len(chunk))
+        return texts
+
     answers = [""] * len(asks)
     with evaluating(vlm.model):
-        for positions, chunk in batches(asks, batch_size):
-            batch = encode(vlm, [a.prompt for a in chunk], chunk)
-            for i, text in zip(positions, generate(vlm, batch, max_new_tokens)):
-                answers[i] = text.strip()
-            if bar is not None:
-                bar.update(len(chunk))
+        for positions, texts in shared_batches(vlm, asks, batch_size, one_batch):
+            for i, text in zip(positions, texts):
+                answers[i] = text
     return answers
 
 
@@ -230,26 +234,28 @@ def answer_losses(vlm, asks: list[Ask], *, batch_size: int = 32, bar=None) -> tu
     them after the prompt (``target``), scored in one forward pass per batch with chapter 03's
     :func:`~mini_unlearn.evaluation.tasks.answer_log_likelihood`. CLEAR's per-token loss is
     ``−log p / n``. (CLEAR's labels also cover the chat template's closing tokens; ours stop at the answer.)"""
+    def one_batch(_, chunk):
+        rows = [render(vlm.processor, a.prompt, target(a.answer), closed=False) for a in chunk]
+        prompt_ids = vlm.tokenizer([p for p, _ in rows], add_special_tokens=True)["input_ids"]
+        full_ids = vlm.tokenizer([p + a for p, a in rows], add_special_tokens=True)["input_ids"]
+        if any(f[:len(p)] != p for p, f in zip(prompt_ids, full_ids)):
+            raise ValueError("the tokenizer merges the end of the prompt with the start of the answer, "
+                             "so the answer's tokens cannot be told apart from the prompt's")
+        n = torch.tensor([len(f) - len(p) for p, f in zip(prompt_ids, full_ids)], device=vlm.device)
+        if int(n.min()) < 1:
+            raise ValueError("an answer to score is empty; every CLEAR answer needs at least one token")
+        batch = encode(vlm, [p + a for p, a in rows], chunk)
+        keep = int(n.max()) + 1            # left padding: every answer sits at the end of its row
+        logits = vlm.model(**with_positions(vlm.model, batch), logits_to_keep=keep).logits
+        scores = answer_log_likelihood(logits, batch["input_ids"][:, -keep:], n)
+        if bar is not None:
+            bar.update(len(chunk))
+        return scores.double().tolist(), n.tolist()
+
     total, count = np.zeros(len(asks)), np.zeros(len(asks), dtype=int)
     with evaluating(vlm.model):
-        for positions, chunk in batches(asks, batch_size):
-            rows = [render(vlm.processor, a.prompt, target(a.answer), closed=False) for a in chunk]
-            prompt_ids = vlm.tokenizer([p for p, _ in rows], add_special_tokens=True)["input_ids"]
-            full_ids = vlm.tokenizer([p + a for p, a in rows], add_special_tokens=True)["input_ids"]
-            if any(f[:len(p)] != p for p, f in zip(prompt_ids, full_ids)):
-                raise ValueError("the tokenizer merges the end of the prompt with the start of the answer, "
-                                 "so the answer's tokens cannot be told apart from the prompt's")
-            n = torch.tensor([len(f) - len(p) for p, f in zip(prompt_ids, full_ids)], device=vlm.device)
-            if int(n.min()) < 1:
-                raise ValueError("an answer to score is empty; every CLEAR answer needs at least one token")
-            batch = encode(vlm, [p + a for p, a in rows], chunk)
-            keep = int(n.max()) + 1            # left padding: every answer sits at the end of its row
-            logits = vlm.model(**with_positions(vlm.model, batch), logits_to_keep=keep).logits
-            scores = answer_log_likelihood(logits, batch["input_ids"][:, -keep:], n)
-            for i, value, tokens in zip(positions, scores.double().tolist(), n.tolist()):
-                total[i], count[i] = value, tokens
-            if bar is not None:
-                bar.update(len(chunk))
+        for positions, (values, tokens) in shared_batches(vlm, asks, batch_size, one_batch):
+            total[positions], count[positions] = values, tokens
     return total, count
 
 
@@ -441,7 +447,7 @@ def _details(vlm, chosen: dict[str, list[ClearItem]], tasks: tuple[str, ...], *,
             jobs.append(job)
 
     with tqdm(total=len(plan.generate) + len(plan.score), desc="evaluate CLEAR", unit="ask",
-              disable=not progress) as bar:
+              disable=not progress or not distributed.is_main()) as bar:
         texts = generations(vlm, plan.generate, batch_size=batch_size, max_new_tokens=max_new_tokens, bar=bar)
         total, count = answer_losses(vlm, plan.score, batch_size=batch_size, bar=bar)
     loss = -total / np.maximum(count, 1)     # CLEAR's per-token loss

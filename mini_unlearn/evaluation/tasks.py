@@ -106,6 +106,18 @@ def batches(questions: list[Question], batch_size: int):
             yield chunk, [questions[i] for i in chunk]
 
 
+def shared_batches(vlm, items: list, batch_size: int, function) -> list[tuple[list[int], object]]:
+    """``(positions, function(positions, chunk))`` for each of :func:`batches`' batches of ``items``.
+
+    Under a multi-process launcher process ``r`` of ``N`` runs batches ``r, r + N, …`` and every process
+    gets all the results, in order (:func:`~mini_unlearn.distributed.split_map`), each from the very batch
+    one process runs (same rows, same padding). ``vlm``'s model must be whole on every process; a sharded
+    one runs every batch on every process. Keep the results small and on the CPU: they travel pickled."""
+    pieces = list(batches(items, batch_size))
+    found = distributed.split_map(lambda piece: function(*piece), pieces, split=distributed.holds_whole(vlm.model))
+    return [(positions, result) for (positions, _), result in zip(pieces, found)]
+
+
 def encode(vlm, prompts: list[str], questions: list[Question]) -> dict[str, torch.Tensor]:
     """A left-padded batch of prompts with each question's image (if it has one)."""
     images = [q.image.load() for q in questions if q.image is not None]
@@ -289,21 +301,17 @@ def predict(vlm, task: str, questions: list[Question], *, batch_size: int = 32,
     """The predictions of one task for its questions (MCQ: letters or None; gen and cloze: text).
 
     Batch by batch (:func:`batches`: one modality, :func:`questions_per_batch` questions each). Under a
-    multi-process launcher the processes share the batches out, process ``r`` of ``N`` running batches
-    ``r, r + N, …`` (:func:`~mini_unlearn.distributed.split_map`), and the predictions are gathered: every
-    process returns all of them, in order, each from the very batch one process runs (same rows, same
-    padding). The model must be whole on every process; a sharded one runs every batch on every process.
+    multi-process launcher the processes share the batches out and every process returns all the
+    predictions, in order (:func:`shared_batches`).
     The functions it calls (:func:`predict_letters`, …) run all the questions they are given.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     if sentences is not None and len(sentences) != len(questions):
         raise ValueError(f"sentences: expected one dict per question ({len(questions)}); got {len(sentences)}")
-    pieces = list(batches(questions, questions_per_batch(task, batch_size)))
     done = [0]
 
-    def one_batch(piece):
-        positions, chunk = piece
+    def one_batch(positions, chunk):
         chosen = None if sentences is None else [sentences[i] for i in positions]
         predicted = _predict(vlm, task, chunk, batch_size=batch_size, max_new_tokens=max_new_tokens,
                              normalize=normalize, sentences=chosen, bar=bar)
@@ -311,8 +319,7 @@ def predict(vlm, task: str, questions: list[Question], *, batch_size: int = 32,
         return predicted
 
     predictions = [None] * len(questions)
-    for (positions, _), predicted in zip(pieces, distributed.split_map(one_batch, pieces,
-                                                                       split=distributed.holds_whole(vlm.model))):
+    for positions, predicted in shared_batches(vlm, questions, questions_per_batch(task, batch_size), one_batch):
         for i, prediction in zip(positions, predicted):
             predictions[i] = prediction
     _progress(bar, len(questions) - done[0])      # the other processes' questions

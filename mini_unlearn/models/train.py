@@ -119,6 +119,10 @@ class Monitor:
 
     ``facts`` keeps only the questions about those facts; ``questions`` replaces the people's own
     questions with any list (e.g. chapter 09's paraphrased ones).
+
+    ``monitor(model, split=True)`` under a multi-process launcher shares the batches out
+    (:func:`~mini_unlearn.distributed.split_map`: every process must call it, and the model must be whole on
+    each, :func:`~mini_unlearn.distributed.holds_whole`); every process gets the values one process computes.
     """
 
     def __init__(self, vlm: VLM, bench, people: list[str] | None = None, *, images: str = "held-out",
@@ -153,15 +157,20 @@ class Monitor:
             self.batches.append(([key for key, _ in chunk], make_batch(vlm.processor, [s for _, s in chunk])))
 
     @torch.no_grad()
-    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+    def __call__(self, model: torch.nn.Module, *, split: bool = False) -> dict[str, float]:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        hits = {key: [] for key in self.keys}
-        for keys, batch in self.batches:
+
+        def scored(batch):
             batch = {name: value.to(device) for name, value in batch.items()}
             values = exact_match(model, batch) if self.score == "exact_match" else answer_log_likelihoods(model, batch)
-            for key, hit in zip(keys, values.tolist()):
+            return values.tolist()
+
+        found = distributed.split_map(scored, [batch for _, batch in self.batches], split=split)
+        hits = {key: [] for key in self.keys}
+        for (keys, _), values in zip(self.batches, found):
+            for key, hit in zip(keys, values):
                 hits[key].append(hit)
         model.train(was_training)
         return {key: sum(values) / len(values) for key, values in hits.items()}
