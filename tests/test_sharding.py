@@ -4,7 +4,8 @@ the package's committed config) give one process's results, on two families.
 ``python -m mini_unlearn.distributed.sharded_check run`` takes, from the same tiny model: two steps each of
 GA_Diff, NPO on the vision side (the embeddings frozen) against the (sharded) initial model, RMU against
 the (sharded) input, MMUnlearner with its saliency mask and MIP-Editor's RMisU along its IGI/IFI paths
-(the mask and the paths found on a sharded copy), and MANU's statistics on a sharded copy. It runs once on one process and once sharded on
+(the mask and the paths found on a sharded copy), MANU (its statistics on a sharded copy, its pruning on an
+ordinary copy), and MANU's statistics on a sharded model. It runs once on one process and once sharded on
 two. And what cannot shard must say so before anything is copied.
 """
 import pytest
@@ -89,6 +90,17 @@ def test_the_saliency_mask_and_the_neuron_paths_found_on_a_sharded_copy_are_one_
             assert torch.equal(first_t[name], second_t[name]), name
 
 
+def test_a_method_that_trains_nothing_prunes_what_one_process_prunes(runs):
+    """MANU under the launcher: its statistics pass on a sharded copy, its pruning on an ordinary copy."""
+    (first_t, _), (second_t, two) = runs
+    names = [name for name in first_t if name.startswith("pruned/")]
+    assert len(names) > 40 and not two["pruned_sharded"]
+    zeroed = sum(int((first_t[name] == 0).sum()) for name in names)
+    assert zeroed > 0
+    for name in names:
+        assert torch.equal(first_t[name], second_t[name]), name
+
+
 def test_neuron_hooks_on_a_sharded_model_see_whole_activations(runs):
     (first_t, _), (second_t, _) = runs
     names = [name for name in first_t if name.startswith("manu/")]
@@ -115,9 +127,8 @@ def sharded_launch(monkeypatch):
 
 
 @pytest.mark.parametrize("method, options, expected", [
-    ("manu", {}, "no sharded form yet"),
     ("ga", {"lora_rank": 4}, "lora_rank=4"),
-    ("mip_editor", {"edit": "prune"}, "trains nothing"),
+    ("kl_min", {"lora_rank": 2}, "LoRA adapters are not sharded"),
 ])
 def test_what_has_no_sharded_form_is_refused_before_any_copy(sharded_launch, vlm, bench, method, options,
                                                               expected):
@@ -189,9 +200,10 @@ def test_without_a_sharding_launcher_a_pass_reads_the_model_itself(vlm):
         assert read is vlm
 
 
-def test_the_saliency_and_the_path_search_read_the_model_through_for_pass(monkeypatch, vlm, bench):
+def test_the_statistics_passes_read_the_model_through_for_pass(monkeypatch, vlm, bench):
     """Under the launcher ``for_pass`` yields a sharded copy (the launched runs above compare what it
-    finds); here a stand-in records that both passes ask it for their model."""
+    finds); here a stand-in records that MMUnlearner's saliency, the IGI/IFI path search and MANU's
+    statistics ask it for their model."""
     from contextlib import contextmanager
     from mini_unlearn.neurons import paths, saliency
     asked = []
@@ -205,7 +217,8 @@ def test_the_saliency_and_the_path_search_read_the_model_through_for_pass(monkey
     examples = [e for e in mu.models.train_data.training_examples(bench, bench.split("forget", 0.25).ids,
                                                                    practice=False) if e.modality == "text"][:1]
     paths.find_paths(vlm, examples, "igi", k=1, m=2)
-    assert asked == [vlm, vlm]
+    mu.methods.manu.manu_statistics(vlm, bench, 0.25)
+    assert asked == [vlm, vlm, vlm]
 
 
 def test_shard_rows_splits_a_weight_as_torch_chunk_does():

@@ -8,8 +8,9 @@
 ``unlearn`` shards its copy of the model and every frozen model it reads. From the same tiny model of
 ``FAMILY`` it takes two steps of GA_Diff (token means), NPO on the vision side against the sharded initial model (row
 means, the embeddings frozen), RMU against the sharded input (hidden states) and MMUnlearner (its saliency mask applied to
-each process's shard), MIP-Editor's RMisU along its IGI/IFI paths (found on a sharded copy), and
-MANU's statistics on a sharded copy (the neuron hooks must see whole activations). Rank 0 writes ``OUT/tensors.safetensors`` and ``OUT/figures.json``: the final weights,
+each process's shard), MIP-Editor's RMisU along its IGI/IFI paths (found on a sharded copy), MANU
+(its statistics on a sharded copy, its pruning on an ordinary one), and MANU's statistics on a sharded
+model (the neuron hooks must see whole activations). Rank 0 writes ``OUT/tensors.safetensors`` and ``OUT/figures.json``: the final weights,
 the logged losses, the statistics, the weights each process held, whether the input stayed as it was,
 and whether the saved result loads back as an ordinary checkpoint.
 
@@ -76,6 +77,10 @@ def run(out: str | Path, family: str) -> None:
             loaded = load_vlm(folder)
             figures["loads_back"] = all(torch.equal(p, dict(result.vlm.model.named_parameters())[name])
                                         for name, p in loaded.model.named_parameters())
+    # a method that trains nothing: its statistics pass on a sharded copy, its pruning on an ordinary one
+    pruned = unlearn(vlm, bench, "manu", RATIO, progress=False, alpha=0.05)
+    figures["pruned_sharded"] = sharding.is_sharded(pruned.vlm.model)
+    tensors.update({f"pruned/{name}": p.detach().clone() for name, p in pruned.vlm.model.named_parameters()})
     figures["input_unchanged"] = all(torch.equal(before[name], p) for name, p in vlm.model.named_parameters())
     # what unlearn edits and reads: RMU's frozen input, NPO's reference (here the initial model itself)
     edited, frozen, context = sharded_copies(vlm, get("rmu"), {"reference": vlm}) if sharding.requested() \

@@ -274,6 +274,12 @@ def require_shardable(spec: MethodSpec, config, device) -> None:
                                      "device (the launcher's); leave device unset")
 
 
+def trains_nothing(spec: MethodSpec, model: torch.nn.Module, config) -> bool:
+    """Whether ``spec`` at ``config`` trains no weight of ``model`` (MANU, MIP-Editor's ``edit="prune"``: they
+    zero weights chosen by a statistics pass)."""
+    return spec.trains is not None and not list(spec.trains(model, config))
+
+
 def sharded_copies(vlm: VLM, spec: MethodSpec, context: dict) -> tuple[VLM, VLM, dict]:
     """The copy to edit, the input as the method reads it, and the context, each model sharded
     (:func:`~mini_unlearn.models.sharding.shard`): a frozen reference is split like the model it guides.
@@ -310,7 +316,8 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
 
     Under ``accelerate launch`` with the package's FSDP2 config (:mod:`..models.sharding`) the copy,
     and every frozen model the method reads, is sharded across the processes; the result is one
-    ordinary model again, on the input's device, on every process.
+    ordinary model again, on the input's device, on every process. A method that trains nothing
+    (MANU, MIP-Editor's pruning) edits an ordinary copy, and its statistics pass reads a sharded one.
     """
     if not isinstance(vlm, VLM):
         raise TypeError(f"vlm must be a mini_unlearn VLM (model + processor); got {type(vlm).__name__}")
@@ -318,7 +325,10 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
     config = make_config(method, **hyperparameters)
     ratio = require_ratio(ratio)
     validate.positive_int(probe_every, "probe_every", allow_zero=True, hint="0 = only before and after")
-    sharded = sharding.requested()
+    # Under an FSDP2 launcher a method that trains has its copy sharded. One that trains nothing edits an
+    # ordinary copy (zeroing weights needs no gradient or optimizer state); its statistics pass reads a
+    # sharded copy all the same (sharding.for_pass).
+    sharded = sharding.requested() and not trains_nothing(spec, vlm.model, config)
     if sharded:
         require_shardable(spec, config, device)
     target = torch.device(device) if device is not None else vlm.device
@@ -349,4 +359,4 @@ def unlearn(vlm: VLM, bench, method: str, ratio: float = 0.05, *, progress: bool
 
 __all__ = ["MethodSpec", "RegistryField", "UnlearnLog", "UnlearnResult", "available", "changed_parameters",
            "describe", "gathered", "get", "grid_settings", "make_config", "part_of", "register", "require_shardable",
-           "sharded_copies", "unlearn"]
+           "sharded_copies", "trains_nothing", "unlearn"]

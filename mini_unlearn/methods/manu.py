@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..bench.questions import MODALITIES
+from ..models import sharding
 from ..models.train_data import make_batch
 from ..neurons.activations import AGGREGATIONS, LANGUAGE_TOKENS, TAU, collect_stats
 from ..neurons.edit import SCOPES, require_alpha, prune_neurons, select_top, site_towers
@@ -94,12 +95,14 @@ def manu_statistics(vlm, bench, ratio: float = 0.05, *, tau: float = TAU, aggreg
     (``variant="released"``: :class:`MANUConfig` takes 4 for it)."""
     forget, retain = unlearning_sets(bench, ratio, "both")
     stats = {}
-    for name, examples in (("forget", forget), ("retain", retain)):
-        stats[name] = {}
-        for view in MODALITIES:
-            chosen = [e for e in examples if e.modality == view]
-            stats[name][view] = collect_stats(vlm, pair_batches(vlm.processor, chosen, batch_size), towers=towers,
-                                              aggregation=aggregation, tau=tau, language_tokens=language_tokens)
+    with sharding.for_pass(vlm) as read:       # under an FSDP2 launcher: a sharded copy, every batch on every process
+        for name, examples in (("forget", forget), ("retain", retain)):
+            stats[name] = {}
+            for view in MODALITIES:
+                chosen = [e for e in examples if e.modality == view]
+                stats[name][view] = collect_stats(read, pair_batches(read.processor, chosen, batch_size),
+                                                  towers=towers, aggregation=aggregation, tau=tau,
+                                                  language_tokens=language_tokens)
     return stats
 
 

@@ -30,7 +30,7 @@ from .. import validate
 from ..models import sharding
 from ..models.precision import LOW_PRECISION
 from ..models.vlm import VLM
-from .base import get, make_config, require_shardable
+from .base import get, make_config, require_shardable, trains_nothing
 
 GiB = 2 ** 30
 
@@ -220,6 +220,9 @@ def sharded_footprint(model, method: str, processes: int, *, dtype: torch.dtype 
     method without one, ``lora_rank``)."""
     model = model.model if isinstance(model, VLM) else model
     spec, config = get(method), make_config(method, **hyperparameters)
+    if trains_nothing(spec, model, config):
+        raise sharding.ShardingError(f"method {method!r} trains nothing: under the FSDP2 launcher it edits an ordinary "
+                                     "copy (its statistics pass reads a sharded one); footprint() counts it")
     require_shardable(spec, config, None)
     width = torch.tensor([], dtype=dtype).element_size()
     replicated = {id(p) for p in sharding.replicated_parameters(model)}

@@ -197,23 +197,18 @@ def _prepare(vlm, bench, ratio, config, progress=True):
 
 
 def _trained(model, config) -> list:
-    """The producers of every layer that holds a path neuron (here, every layer); all of the model unlocalised."""
+    """The producers of every layer that holds a path neuron (here, every layer); all of the model unlocalised;
+    nothing when it prunes."""
+    if config.edit == "prune":
+        return []
     if config.localise == "none":
         return list(model.parameters())
     return [p for site in find_mlp_neurons(model) for module in site.producer_modules(model) for p in module.parameters()]
 
 
-def _shards(config) -> str | None:
-    """Why this setting has no sharded form yet (None: it has one)."""
-    if config.edit == "prune":
-        return ("edit='prune' zeroes the path neurons once and trains nothing, so sharding saves nothing: "
-                "run it on one process (the model alone must fit; chapter 11's table)")
-    return None
-
-
 @register("mip_editor", MIPEditorConfig,
           "IGI/IFI neuron paths in both towers, then RMisU along the paths (or prune them)", prepare=_prepare,
-          reads_input=True, trains=_trained, grid={"k": [3, 5, 8], "steps": [30, 60]}, shards=_shards,
+          reads_input=True, trains=_trained, grid={"k": [3, 5, 8], "steps": [30, 60]}, shards=True,
           quick={"steps": 2, "k": 2, "m": 2})
 def mip_editor(vlm, bench, ratio, config, *, forget, retain, layer, found, original, progress, monitor, probe_every):
     model = vlm.model
