@@ -182,12 +182,6 @@ def run(args: argparse.Namespace) -> dict:
 SHARDED_BATCH = 8       # rows per step in --sharded (each process computes its share of them)
 
 
-def shards_at_defaults(method: str) -> bool:
-    """Whether ``method`` has a sharded form at its default settings (MIP-Editor: not with edit='prune')."""
-    shards = mu.methods.get(method).shards
-    return shards is True or (callable(shards) and shards(mu.methods.make_config(method)) is None)
-
-
 def run_sharded(args: argparse.Namespace) -> dict:
     """``--sharded``: every method with a sharded form, on an untrained model sharded across the launched
     processes; per method, the time and this process's peak memory, and the predicted per-process GiB."""
@@ -206,7 +200,7 @@ def run_sharded(args: argparse.Namespace) -> dict:
     figures = {"device": device_name(device), "dtype": args.dtype, "preset": preset.name, "n_profiles": args.n_profiles,
                "ratio": args.ratio, "processes": processes, "batch_size": SHARDED_BATCH, "torch": torch.__version__,
                "parameters": vlm.n_parameters(), "stages": {}, "methods": {}}
-    shardable = [m for m in mu.methods.available() if shards_at_defaults(m)]
+    shardable = [m for m in mu.methods.available() if mu.methods.get(m).shards]
     for method in args.methods or shardable:
         options = {"batch_size": SHARDED_BATCH, **(SMOKE_OPTIONS.get(method, {}) if args.smoke
                                                    else FULL_OPTIONS.get(method, {}))}

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import distributed, validate
+from .. import validate
 from ..bench import LETTERS
 from ..evaluation.statistics import ks_test   # one KS test for TOFU's and CLEAR's forget quality
-from ..evaluation.tasks import batches, evaluating, option_log_likelihoods
+from ..evaluation.tasks import evaluating, option_log_likelihoods, shared_batches
 
 
 def require_mcqs(bench, questions) -> list:
@@ -62,18 +62,16 @@ def option_rows(vlm, bench, questions, normalize: str, batch_size: int = 8):
     scored as answer sentences (one modality per batch); the order is the batches', positions say where.
 
     Under a multi-process launcher, with the model whole on every process, the batches are shared out
-    (:func:`~mini_unlearn.distributed.split_map`) and every process gets every row: call it on every process."""
-    pieces = list(batches(questions, batch_size))
-
-    def scored(piece):
-        chunk = piece[1]
+    (:func:`~mini_unlearn.evaluation.tasks.shared_batches`) and every process gets every row: call it on every
+    process."""
+    def scored(_, chunk):
         return option_log_likelihoods(vlm, chunk, normalize, [bench.option_sentences(q) for q in chunk]).double().cpu()
 
     with evaluating(vlm.model):
-        found = distributed.split_map(scored, pieces, split=distributed.holds_whole(vlm.model))
-    for (positions, chunk), scores in zip(pieces, found):
-        for i, q, row in zip(positions, chunk, scores):
-            yield i, q, row, LETTERS.index(q.correct)
+        found = shared_batches(vlm, questions, batch_size, scored)
+    for positions, scores in found:
+        for i, row in zip(positions, scores):
+            yield i, questions[i], row, LETTERS.index(questions[i].correct)
 
 
 def truth_ratios(vlm, bench, questions, batch_size: int = 8, mean: str = "geometric") -> np.ndarray:

@@ -34,9 +34,10 @@ class AnswerStates:
 def answer_states(vlm, questions, batch_size: int = 32) -> AnswerStates:
     """Every layer's hidden state at the position before each question's answer (see the module doc).
 
-    The image questions run first, ``batch_size`` at a time, then the text questions. Under a multi-process
-    launcher, with the model whole on every process, the processes share these batches out and every
-    process gets every state (:func:`~mini_unlearn.distributed.split_map`): call it on every process."""
+    The questions run sorted, image questions first, ``batch_size`` at a time (the batch where the two kinds
+    meet holds both). Under a multi-process launcher, with the model whole on every process, the processes
+    share these batches out and every process gets every state (:func:`~mini_unlearn.distributed.split_map`):
+    call it on every process."""
     questions = list(questions)
     if not questions:
         raise ValueError("questions is empty: no hidden state to read")

@@ -23,9 +23,9 @@ device, and then:
 * **the evaluation and the audit** share their batches out: process ``r`` runs batches ``r, r + N, …``
   of the very batches one process forms (:func:`split_map`), and the results are gathered
   (:func:`gather_objects`) back into their order, so every process ends with the one-process report:
-  ``mu.evaluate`` on MLLMU-Bench's tasks (the same rows, the same generated texts) and the audit's
-  per-question attacks (membership, truth ratios, recall probes, logit lens). The model stays whole
-  on every process (a sharded one runs every batch on every process).
+  ``mu.evaluate`` on MLLMU-Bench's and CLEAR's tasks (the same rows, the same generated texts) and the
+  audit's per-question attacks (membership, truth ratios, recall probes, logit lens, the linear probes'
+  hidden states). The model stays whole on every process (a sharded one runs every batch on every process).
 
 **Sharded models.** Launched with the package's FSDP2 accelerate config (``accelerate launch
 --config_file $(python -m mini_unlearn.models.sharding config) …``), ``unlearn`` shards its copy of
@@ -43,10 +43,9 @@ figures stay per process, so those runs are close to one process's but not equal
 ``target_norm="first_batch"`` (the released code's target scale, the mean token norm of the first
 batch, is taken over the process's rows) and NPO with ``variant="released"`` (a nonlinear function of
 the batch-mean loss). The evaluation and the audit's attacks are run on one process and on two by
-``tests/test_distributed_evaluation.py``. Not shared out yet (every process runs all of it): CLEAR's
-evaluation, the audit's linear probes (their hidden states and fits) and quantization attack, the
-recall checks of the relearning attack (its training is data-parallel), and the path search of
-MIP-Editor (every process runs it on all the data).
+``tests/test_distributed_evaluation.py``. Not shared out (every process runs all of it): the linear
+probes' fits, the audit's quantization attack, the recall checks of the relearning attack (its
+training is data-parallel), and the path search of MIP-Editor (every process runs it on all the data).
 
 "Exactly" means up to the order of floating-point additions: a sum split over two processes is
 added in another order than one process adds it (measured in the tests: relative differences
@@ -272,8 +271,9 @@ def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
     sharded = sum((g.to_local().double().pow(2).sum() for g in grads if is_sharded(g)),
                   torch.zeros((), dtype=torch.float64))
-    whole = sum((g.double().pow(2).sum() for g in grads if not is_sharded(g)), torch.zeros((), dtype=torch.float64))
-    total = (all_sum(sharded) + whole).sqrt()
+    replicated = sum((g.double().pow(2).sum() for g in grads if not is_sharded(g)),
+                     torch.zeros((), dtype=torch.float64))
+    total = (all_sum(sharded) + replicated).sqrt()
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
     with torch.no_grad():
         for g in grads:

@@ -89,11 +89,9 @@ def run(out: str | Path, family: str) -> None:
                                  "frozen input": sharding.is_sharded(frozen.model),
                                  "reference": sharding.is_sharded(context["reference"].model)}
 
-    statistics_model = vlm.copy()
-    if sharding.requested():
-        sharding.shard(statistics_model.model)
-    figures["held"] = held(statistics_model.model)
-    tensors.update(statistic_tensors(manu_statistics(statistics_model, bench, RATIO, batch_size=2)))
+    with sharding.for_pass(vlm) as statistics_model:       # under the launcher: a sharded copy
+        figures["held"] = held(statistics_model.model)
+        tensors.update(statistic_tensors(manu_statistics(statistics_model, bench, RATIO, batch_size=2)))
     save_run(out, tensors, figures)
 
 

@@ -85,7 +85,7 @@ def evaluate(vlm, bench, ratio: float = 0.05, splits=SPLITS, tasks=TASKS, *, bat
 
     Under a multi-process launcher the questions are shared out and the predictions gathered
     (:func:`evaluate_questions`): every process gets the one report a single process makes (rank 0 shows the
-    progress bar). CLEAR's evaluation is not shared out yet: every process scores all of it.
+    progress bar). CLEAR's evaluation shares its batches out the same way (:func:`~.tasks.shared_batches`).
     """
     if _wants_clear(bench, splits, tasks):
         validate.positive_int(few_shot, "few_shot", allow_zero=True)

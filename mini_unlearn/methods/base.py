@@ -51,7 +51,7 @@ class MethodSpec:
     trains: Callable | None = None    # (model, config) -> the tensors it updates: gradients and AdamW state
     statistics_per_weight: int = 0    # fp32 numbers kept per trained weight besides (MMUnlearner's saliencies)
     lora_on_head: bool = False        # with lora_rank, its adapters include the LM head (MMUnlearner's mask)
-    shards: bool | Callable = False   # has a sharded form (FSDP2, ..models.sharding); or config -> why not, or None
+    shards: bool = False              # its training has a sharded form (FSDP2, ..models.sharding)
     grid: dict = field(default_factory=dict)           # the tuning grid: hyperparameter -> values to try
     while_tuning: dict = field(default_factory=dict)   # hyperparameters fixed while tuning only
     quick: dict = field(default_factory=dict)          # a run of seconds on a tiny model (the tests')
@@ -262,9 +262,6 @@ def require_shardable(spec: MethodSpec, config, device) -> None:
         raise sharding.ShardingError(
             f"method {spec.name!r} has no sharded form yet (those that have one: {shardable}); launch it without "
             "FSDP (data parallelism: every process holds the whole model)")
-    why_not = spec.shards(config) if callable(spec.shards) else None
-    if why_not:
-        raise sharding.ShardingError(f"method {spec.name!r}: {why_not}")
     if getattr(config, "lora_rank", 0):
         raise sharding.ShardingError(
             f"lora_rank={config.lora_rank}: LoRA adapters are not sharded; LoRA fits a 7 B model on one GPU "
@@ -284,13 +281,10 @@ def sharded_copies(vlm: VLM, spec: MethodSpec, context: dict) -> tuple[VLM, VLM,
     """The copy to edit, the input as the method reads it, and the context, each model sharded
     (:func:`~mini_unlearn.models.sharding.shard`): a frozen reference is split like the model it guides.
     The input itself is never sharded: what reads it gets a sharded copy."""
-    def sharded_copy(model_vlm: VLM) -> VLM:
-        copied = model_vlm.copy()
-        sharding.shard(copied.model)
-        return copied
-    new = sharded_copy(vlm)
-    original = sharded_copy(vlm) if spec.reads_input else vlm
-    context = {name: sharded_copy(value) if isinstance(value, VLM) else value for name, value in context.items()}
+    new = sharding.sharded_copy(vlm)
+    original = sharding.sharded_copy(vlm) if spec.reads_input else vlm
+    context = {name: sharding.sharded_copy(value) if isinstance(value, VLM) else value
+               for name, value in context.items()}
     return new, original, context
 
 

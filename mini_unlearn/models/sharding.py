@@ -125,24 +125,23 @@ def shard(model: torch.nn.Module) -> torch.nn.Module:
         fully_shard(block, **options)
     fully_shard(model, ignored_params=replicated_parameters(model), **options)
     if hasattr(model, "enable_input_require_grads"):
-        model.enable_input_require_grads()    # every process's backward runs through every block: see below
+        model.enable_input_require_grads()    # every process's backward runs through every block (module doc)
     return model
 
 
 @contextmanager
 def for_pass(vlm):
     """The model a statistics pass reads: under a launcher that asks for sharding (:func:`requested`), a
-    sharded copy of ``vlm`` (freed afterwards; ``vlm`` itself is never sharded); otherwise, or when
-    ``vlm``'s model is sharded already, ``vlm`` itself."""
-    if not requested() or is_sharded(vlm.model):
-        yield vlm
-        return
+    sharded copy of ``vlm`` (``vlm`` itself is never sharded); otherwise, or when ``vlm``'s model is
+    sharded already, ``vlm`` itself."""
+    yield vlm if not requested() or is_sharded(vlm.model) else sharded_copy(vlm)
+
+
+def sharded_copy(vlm):
+    """A copy of ``vlm`` (a :class:`~mini_unlearn.models.VLM`) whose model is sharded (:func:`shard`)."""
     copied = vlm.copy()
     shard(copied.model)
-    try:
-        yield copied
-    finally:
-        del copied
+    return copied
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
@@ -171,7 +170,7 @@ def main(argv: list[str]) -> int:
 
 
 __all__ = ["CONFIG", "ShardingError", "block_classes", "for_pass", "full_state", "is_sharded", "language_blocks", "main",
-           "replicated_parameters", "requested", "require_plain_precision", "shard"]
+           "replicated_parameters", "requested", "require_plain_precision", "shard", "sharded_copy"]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
