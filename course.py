@@ -7,7 +7,7 @@
     python3 course.py exercises   # regenerate notebooks/exercises/ from the solution editions
     python3 course.py exercises --run [CHAPTER ...]   # run the exercise editions, stubs and all (CI does)
     python3 course.py execute [NOTEBOOK ...]   # execute chapter notebooks in place
-    python3 course.py retrain     # rebuild the shipped course models in mini_unlearn/data/models (~1 h on 2 cores)
+    python3 course.py retrain     # rebuild the shipped course models in mini_unlearn/data/models (~2 h on 2 cores)
     python3 course.py kernels [SETTING ...]    # the nbval suite with the CPU kernels forced to other
                                                # instruction sets (default: avx2 and default)
 

@@ -206,6 +206,21 @@ def retain_only_for(vlm, bench, reference: str | None, device: str | None, ratio
     return None
 
 
+def retrained_for(vlm, bench, seeds: list[int], device) -> dict:
+    """``{seed: ratio -> the course's retain-only recipe trained at that seed}`` for ``--retrain-seeds``; the
+    course model only (the recipe is the course's), refused otherwise."""
+    import mini_unlearn as mu
+
+    if not seeds:
+        return {}
+    card = getattr(vlm, "card", {}) or {}
+    if (card.get("cache_key") or {}).get("kind") != "vanilla":
+        raise click.BadParameter("retrains the course's retain-only recipe, so it needs the course model (no --model)",
+                                 param_hint="--retrain-seeds")
+    return {seed: (lambda ratio, seed=seed: mu.models.retain_only(bench, ratio, preset=card["preset"], seed=seed,
+                                                                    device=device)) for seed in seeds}
+
+
 def rounds_fit(bench, rounds: int, ratio: float) -> None:
     """``--rounds`` must not exceed the forget people at ``ratio`` (each request forgets at least one)."""
     count = len(bench.forget_ids(ratio))
@@ -336,10 +351,13 @@ def tune(methods, seed, model, preset, bench_spec, reference, device, out):
 @click.option("--seeds", cls=Several, default=["0"], show_default=True, help="unlearning seeds, e.g. 0 1 2")
 @click.option("--tuned", type=click.Path(), default=None, help="a tuning folder or tuned.json: adds the 'tuned' setting")
 @click.option("--no-default", is_flag=True, help="skip the methods' default setting (with --tuned)")
+@click.option("--retrain-seeds", cls=Several, default=[], help="also record the course's retain-only recipe at these "
+              "training seeds as 'retrain' rows, e.g. 1 (course model only; trains where none is shipped)")
 @with_model_options
 @click.option("--audit/--no-audit", default=False, show_default=True, help="also run every attack of chapter 09")
 @click.option("--out", required=True, type=click.Path(), help="the results folder (a finished cell is not recomputed)")
-def compare(methods, ratios, seeds, tuned, no_default, model, preset, bench_spec, reference, device, audit, out):
+def compare(methods, ratios, seeds, tuned, no_default, retrain_seeds, model, preset, bench_spec, reference, device, audit,
+            out):
     """Every method × setting × ratio × seed into one results folder, resumable."""
     import mini_unlearn as mu
 
@@ -354,8 +372,10 @@ def compare(methods, ratios, seeds, tuned, no_default, model, preset, bench_spec
     fail_clearly(lambda: mu.results.plan(names, ratios, seeds, settings))        # every error before any loading
     vlm, bench = load_inputs(model, preset, bench_spec, device)
     never = retain_only_for(vlm, bench, reference, device, ratios, "--ratios")
+    retrains = retrained_for(vlm, bench, split_values(retrain_seeds, int, "--retrain-seeds") if retrain_seeds else [],
+                             device)
     records = fail_clearly(lambda: mu.results.compare(vlm, bench, out, names, ratios, seeds, settings,
-                                                      reference=never, audit=audit, device=device))
+                                                      reference=never, retrains=retrains, audit=audit, device=device))
     click.echo(f"{len(records)} cells in {out}")
     if never is None and mu.results.missing_references(mu.results.load(out)):
         click.echo(NO_REFERENCE)

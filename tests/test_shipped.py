@@ -156,10 +156,12 @@ def test_rebuilding_ships_only_models_that_pass_the_bar(tmp_path, no_probes, mon
                                             planting=planting, clear=clear, clear_ratios=(0.05,),
                                             progress=False)   # the course ships 0.05, 0.10, 0.15
     assert [p.name for p in written] == ["vanilla-tiny-seed0", "retain_only-tiny-seed0-ratio0.05",
-                                         "retain_only-tiny-seed0-ratio0.15", "planted-tiny-seed0-ratio0.05",
+                                         "retain_only-tiny-seed0-ratio0.15", "retain_only-tiny-seed1-ratio0.05",
+                                         "retain_only-tiny-seed1-ratio0.15", "planted-tiny-seed0-ratio0.05",
                                          "mini-clear-vanilla-tiny-seed0", "mini-clear-retain_only-tiny-seed0-ratio0.05"]
-    assert shipped.read_card(written[4])["cache_key"]["base"] == shipped.read_card(written[0])["cache_key"]
-    planted = shipped.read_card(written[3])
+    assert shipped.read_card(written[6])["cache_key"]["base"] == shipped.read_card(written[0])["cache_key"]
+    assert shipped.read_card(written[3])["cache_key"]["seed"] == 1      # the retrain rows' models (chapter 13)
+    planted = shipped.read_card(written[5])
     assert planted["cache_key"] == planting_key(bench, planting, recipe=few)
     for folder in written:
         card = shipped.verify(folder)

@@ -1,6 +1,6 @@
 """Rebuilding the course's shipped models: train from scratch, check the bars, write ``mini_unlearn/data/models/``.
 
-Which eight models the course ships, on which benchmark and at which forget ratios, is the library's
+Which models the course ships, on which benchmark and at which forget ratios, is the library's
 :mod:`mini_unlearn.release`. ``python3 course.py retrain`` (or ``mini-unlearn retrain``) calls
 :func:`rebuild_course_models`: it trains them from scratch in a temporary cache (15 to 24 minutes each on
 the CPU that trained the shipped ones: see the ``wall_seconds`` of each card), evaluates
@@ -22,7 +22,8 @@ from ..models import TrainConfig
 from ..models.cache import retain_only, vanilla
 from ..models.planting import PlantedConfig, make_planted, planted_key
 from ..models.shipped import writable_shipped_dir, write_shipped
-from ..release import CLEAR_RATIOS, COURSE_RATIO, COURSE_RATIOS, course_benchmark, course_clear, retain_only_name
+from ..release import (CLEAR_RATIOS, COURSE_RATIO, COURSE_RATIOS, RETRAIN_SEEDS, course_benchmark, course_clear,
+                       retain_only_name, retrain_name)
 
 BAR = 0.95
 BAR_TASKS = ("mcq_letter", "mcq_likelihood", "gen", "cloze")
@@ -47,7 +48,8 @@ def below_the_bar(vlm, bench, splits: tuple[str, ...], *, bar: float = BAR, rati
 def rebuild_course_models(directory: str | Path | None = None, *, bench=None, recipe: TrainConfig | None = None,
                           bar: float = BAR, ratios: tuple[float, ...] = COURSE_RATIOS,
                           planting: PlantedConfig | None = None, clear=None,
-                          clear_ratios: tuple[float, ...] = CLEAR_RATIOS, progress: bool = True) -> list[Path]:
+                          clear_ratios: tuple[float, ...] = CLEAR_RATIOS, retrain_seeds: tuple[int, ...] = RETRAIN_SEEDS,
+                          progress: bool = True) -> list[Path]:
     """Train the course models from scratch, check them against ``bar``, then write them to ``directory``.
 
     ``directory`` defaults to the checkout's ``mini_unlearn/data/models``; ``bench`` and ``recipe`` default to the
@@ -57,7 +59,8 @@ def rebuild_course_models(directory: str | Path | None = None, *, bench=None, re
     ``clear``: the CLEAR whose models continue these (default: :func:`~mini_unlearn.release.course_clear` with
     the course benchmark, none with another), a vanilla model and a retain-only one per ``clear_ratios``,
     trained with their own recipe (:data:`~mini_unlearn.models.cache.CONTINUED_RECIPES`) from the models just
-    trained. Nothing is written unless every model passes.
+    trained. ``retrain_seeds``: training seeds at which every retain-only model is trained once more (the
+    retrain rows of chapter 13). Nothing is written unless every model passes.
     """
     directory = Path(directory) if directory is not None else writable_shipped_dir()
     if directory is None:
@@ -67,7 +70,9 @@ def rebuild_course_models(directory: str | Path | None = None, *, bench=None, re
     with tempfile.TemporaryDirectory(prefix="mini_unlearn-retrain-") as cache:
         options = {"recipe": recipe, "cache_dir": cache, "retrain": True, "progress": progress}
         models = {"vanilla": vanilla(bench, **options),
-                  **{retain_only_name(ratio): retain_only(bench, ratio, **options) for ratio in ratios}}
+                  **{retain_only_name(ratio): retain_only(bench, ratio, **options) for ratio in ratios},
+                  **{retrain_name(ratio, seed): retain_only(bench, ratio, seed=seed, **options)
+                     for seed in retrain_seeds for ratio in ratios}}
         planting = planting if planting is not None else PlantedConfig()
         models["planted"] = make_planted(bench, models[retain_only_name(planting.ratio)], planting, progress=progress)
         models["planted"].card["cache_key"] = planted_key(bench, planting, recipe=recipe)

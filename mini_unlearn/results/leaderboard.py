@@ -19,7 +19,7 @@ import pandas as pd
 from ..attacks.auditing import verdict
 from ..bench.questions import MODALITIES
 from ..methods import get
-from .records import REFERENCE, Results
+from .records import REFERENCE, RETRAIN, Results
 from .scoring import main_scores, progress, worst_drop
 
 SHOWN = ("closure", "closure_mean", "closure image+text", "closure text", "retain_drop", "utility_drop",
@@ -40,15 +40,17 @@ def _anchors(results: Results, ratio: float) -> tuple[pd.Series, pd.Series]:
 
 def cell_table(results: Results, goal: str = "forget_both") -> pd.DataFrame:
     """One row per unlearned cell: its closures (overall, per modality, per task), the points lost,
-    and whether it meets the course's target — for ``goal`` (the leaderboard's: both modalities)."""
+    and whether it meets the course's target — for ``goal`` (the leaderboard's: both modalities). A
+    ``"retrain"`` record (the retain-only recipe at another training seed) is scored the same way."""
     rows = []
     for record in results.records:
-        if record.setting == REFERENCE:
+        if record.setting == REFERENCE and record.method != RETRAIN:
             continue
         vanilla, never = _anchors(results, record.ratio)
         scores = main_scores(record.scores)
         got = progress(scores, vanilla, never, goal=goal)
-        own = progress(scores, vanilla, never, goal=get(record.method).goal)
+        own_goal = "forget_both" if record.method == RETRAIN else get(record.method).goal
+        own = progress(scores, vanilla, never, goal=own_goal)
         row = {"method": record.method, "setting": record.setting, "ratio": record.ratio, "seed": record.seed,
                "closure": got["closure"], "closure_mean": got["closure_mean"]}
         for modality in MODALITIES:
@@ -56,7 +58,7 @@ def cell_table(results: Results, goal: str = "forget_both") -> pd.DataFrame:
             row[f"closure {modality}"] = min(values) if values else float("nan")
         row.update({"retain_drop": got["retain_drop"], "utility_drop": got["utility_drop"],
                     "worst_drop": worst_drop(got), "meets_target": got["meets_target"],
-                    "own_goal": get(record.method).goal, "own_goal_closure": own["closure"],
+                    "own_goal": own_goal, "own_goal_closure": own["closure"],
                     "own_goal_meets": own["meets_target"], "seconds": record.seconds.get("total"),
                     **{f"closed {k}": v for k, v in got["closures"].items()}})
         rows.append(row)
@@ -96,6 +98,7 @@ def best(results: Results, goal: str = "forget_both") -> pd.DataFrame:
     with the highest closure, then the highest mean closure (both averaged over seeds) — the tuning rule,
     read on the reported people — and whether it meets the target on every seed."""
     board = leaderboard(results, goal)
+    board = board[board.index.get_level_values("method") != RETRAIN]
     from .scoring import TARGET
 
     rows = []
@@ -111,6 +114,66 @@ def best(results: Results, goal: str = "forget_both") -> pd.DataFrame:
                      "utility_drop": part.loc[top, ("utility_drop", "mean")],
                      "meets_target": int(part.loc[top, ("meets_target", "seeds")]) == int(part.loc[top, ("seeds", "n")])})
     return pd.DataFrame(rows)
+
+
+def against_retraining(results: Results, audits: Results | None = None, goal: str = "forget_both") -> pd.DataFrame:
+    """Chapter 13's target, per ratio × method × setting: *as close to the retain-only model as another
+    retrain is*. ``scores``: the weakest-cell and the mean closure (means over seeds) at least the retrain
+    row's, and at most ``TARGET["drop"]`` points lost on the retain and on the utility people. Where
+    ``audits`` (a folder audited with a retrain row, default ``results``) holds the cell at seed 0:
+    ``removed``, the verdict "removed" in both modalities; ``attacks``, how many attack scores lie
+    within the retrains' distance from the retain-only model's (the largest over the retrain seeds), and
+    ``outside``, the others. ``meets``: every part that was measured holds."""
+    from .scoring import TARGET
+
+    board = leaderboard(results, goal)
+    audited = _attack_distances(audits if audits is not None else results)
+    rows = []
+    for (ratio, method, setting), row in board.iterrows():
+        if method == RETRAIN or (ratio, RETRAIN, REFERENCE) not in board.index:
+            continue
+        retrain = board.loc[(ratio, RETRAIN, REFERENCE)]
+        drop = max(row[("retain_drop", "mean")], row[("utility_drop", "mean")])
+        out = {"ratio": ratio, "method": method, "setting": setting, "closure": row[("closure", "mean")],
+               "retrain closure": retrain[("closure", "mean")], "closure_mean": row[("closure_mean", "mean")],
+               "retrain mean": retrain[("closure_mean", "mean")], "worst_drop": drop}
+        out["scores"] = bool(out["closure"] >= out["retrain closure"] and out["closure_mean"] >= out["retrain mean"]
+                             and drop <= TARGET["drop"])
+        out.update(audited.get((ratio, method, setting), {}))
+        out["meets"] = bool(out["scores"] and out.get("removed", True) and not out.get("outside", ""))
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def _attack_distances(results: Results) -> dict:
+    """``{(ratio, method, setting): {"removed", "attacks", "outside"}}`` for the seed-0 cells of an audited folder
+    with a retrain row (see :func:`against_retraining`)."""
+    audits, verdicts = results.audits, verdict_table(results)
+    found = {}
+    if audits.empty or verdicts.empty:
+        return found
+    key = ["attack", "metric", "modality"]
+    for ratio, part in audits.groupby("ratio"):
+        anchor = part[(part["setting"] == REFERENCE)]
+        never = anchor[anchor["method"] == "retain_only"].set_index(key)["value"]
+        retrains = anchor[anchor["method"] == RETRAIN]
+        if never.empty or retrains.empty:
+            continue
+        retrained = retrains.set_index(key)["value"]
+        spread = (retrained - never.reindex(retrained.index).to_numpy()).abs().groupby(level=key).max()
+        for (method, setting), cell in part[(part["setting"] != REFERENCE) & (part["seed"] == 0)].groupby(
+                ["method", "setting"], sort=False):
+            cell = cell.set_index(key)["value"]
+            distance = (cell - never.reindex(cell.index)).abs()
+            allowed = spread.reindex(cell.index)
+            measured = distance.notna() & allowed.notna()
+            outside = [" / ".join(k) for k in distance.index[measured & (distance > allowed + 1e-9)]]
+            words = verdicts[(verdicts["ratio"] == ratio) & (verdicts["method"] == method)
+                             & (verdicts["setting"] == setting) & (verdicts["seed"] == 0)]["verdict"]
+            found[(ratio, method, setting)] = {"removed": bool(len(words) and (words == "removed").all()),
+                                               "attacks": f"{int(measured.sum()) - len(outside)}/{int(measured.sum())}",
+                                               "outside": "; ".join(outside)}
+    return found
 
 
 def verdict_table(results: Results) -> pd.DataFrame:
@@ -166,7 +229,7 @@ def pareto_plot(results: Results, ratio: float | list[float] | None = None, goal
                                 sharex=True, sharey=True, squeeze=False, constrained_layout=True)
     methods = list(dict.fromkeys(cells["method"]))
     colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
-    markers = {"default": "o", "tuned": "*"}
+    markers = {"default": "o", "tuned": "*", REFERENCE: "X"}
     for row, ratio_value in zip(axes, ratios):
         at_ratio = cells[np.isclose(cells["ratio"], ratio_value)]
         for ax, modality, column in zip(row, MODALITIES, columns):
@@ -192,4 +255,4 @@ def pareto_plot(results: Results, ratio: float | list[float] | None = None, goal
     return figure
 
 
-__all__ = ["SHOWN", "best", "cell_table", "leaderboard", "mean_spread", "pareto_plot", "verdict_table"]
+__all__ = ["SHOWN", "against_retraining", "best", "cell_table", "leaderboard", "mean_spread", "pareto_plot", "verdict_table"]

@@ -28,6 +28,7 @@ FORMAT = "mini_unlearn-results/1"
 MARKER = "mini_unlearn-results.json"
 REFERENCE = "reference"            # the setting of the two anchors: the vanilla and the retain-only model
 ANCHORS: tuple[str, ...] = ("vanilla", "retain_only")
+RETRAIN = "retrain"     # the retain-only recipe at another training seed (its seed): exact unlearning done again
 SCORE_COLUMNS = ("split", "modality", "task", "metric", "score", "n")
 AUDIT_COLUMNS = ("attack", "metric", "modality", "value", "direction")
 
@@ -192,6 +193,13 @@ class Results:
                 return r
         raise KeyError(f"no record for {method!r} at setting {setting!r}, ratio {ratio}, seed {seed} in {self.path}")
 
+    def of(self, methods) -> Results:
+        """The records of ``methods`` and the vanilla and retain-only anchors only (same folder and identity):
+        e.g. the papers' methods without chapter 13's method and its retrain row."""
+        methods = set(methods)
+        return Results(self.path, self.identity, [r for r in self.records if r.method in methods
+                                                  or (r.setting == REFERENCE and r.method in ANCHORS)])
+
     def __repr__(self) -> str:
         methods = sorted({r.method for r in self.records if r.setting != REFERENCE})
         ratios = sorted({r.ratio for r in self.records})
@@ -228,5 +236,5 @@ def write_tables(path: str | Path) -> None:
             write_atomic(Path(path) / f"{name}.csv", frame.to_csv(index=False))
 
 
-__all__ = ["ANCHORS", "AUDIT_COLUMNS", "Cell", "FORMAT", "course_results", "MARKER", "REFERENCE", "ResultsFolder", "Results", "RunRecord",
+__all__ = ["ANCHORS", "AUDIT_COLUMNS", "Cell", "FORMAT", "course_results", "MARKER", "REFERENCE", "RETRAIN", "ResultsFolder", "Results", "RunRecord",
            "SCORE_COLUMNS", "describe_identity", "load", "write_tables"]

@@ -22,7 +22,7 @@ from ..methods import get, unlearn
 from ..models.cache import benchmark_fingerprint, key_hash
 from ..seeding import seed_everything
 from .environment import environment
-from .records import ANCHORS, REFERENCE, SCORE_COLUMNS, Cell, RunRecord
+from .records import ANCHORS, REFERENCE, RETRAIN, SCORE_COLUMNS, Cell, RunRecord
 from .settings import require_overrides, config_dict, jsonable
 
 EVALUATED_SPLITS: tuple[str, ...] = ("forget", "retain", "test", "utility")
@@ -128,16 +128,19 @@ def run_cell(vlm, bench, cell: Cell, overrides: dict | None = None, *, audit: bo
     return record, result
 
 
-def anchor_cell(anchor: str, model, vlm, bench, ratio: float, *, audit: bool = False,
+def anchor_cell(anchor: str, model, vlm, bench, ratio: float, *, seed: int = 0, audit: bool = False,
                 evaluation: dict | None = None) -> RunRecord:
-    """The record of an anchor: ``"vanilla"`` (``model`` is ``vlm``) or ``"retain_only"`` (the model that
-    never saw the forget people at ``ratio``). ``vlm`` is the folder's model, which names the folder."""
-    validate.one_of(anchor, "anchor", ANCHORS)
+    """The record of an anchor: ``"vanilla"`` (``model`` is ``vlm``), ``"retain_only"`` (the model that
+    never saw the forget people at ``ratio``) or ``"retrain"`` (the same recipe at training ``seed``: scored
+    like an unlearned model, it shows how close another exact unlearning comes). ``vlm`` is the folder's
+    model, which names the folder."""
+    validate.one_of(anchor, "anchor", (*ANCHORS, RETRAIN))
+    validate.seed(seed)
     require_ratio(ratio)
     scores, audited, seconds = measure(model, bench, ratio, audit=audit, evaluation=evaluation)
     seconds["total"] = round(sum(seconds.values()), 2)
     about = {"model": identity(model, bench)["model"]}
-    return RunRecord(anchor, REFERENCE, ratio, 0, {}, about, scores, seconds, environment(model.device),
+    return RunRecord(anchor, REFERENCE, ratio, seed, {}, about, scores, seconds, environment(model.device),
                      identity(vlm, bench, evaluation), audit=audited)
 
 
