@@ -57,7 +57,7 @@ PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4
 SMOKE_OPTIONS = {"ga": dict(steps=2), "ga_diff": dict(steps=2), "kl_min": dict(steps=2),
                  "npo": dict(steps=2, reference="initial"), "manu": dict(alpha=0.05),
                  "mmunlearner": dict(forget_steps=2, retain_per_forget=1), "rmu": dict(steps=2),
-                 "mip_editor": dict(steps=2, k=2, m=1)}
+                 "mip_editor": dict(steps=2, k=2, m=1), "stranger": dict(steps=2)}
 FULL_OPTIONS = {"npo": dict(reference="initial")}    # the retain-only reference would need a second training
 
 

@@ -50,14 +50,15 @@ def unlearning_sets(bench, ratio: float = 0.05, forget_on: str = "image+text") -
     return forget, retain
 
 
-def example_batches(processor, examples: list[Example], batch_size: int, rng: random.Random):
+def example_batches(processor, examples: list[Example], batch_size: int, rng: random.Random, make=canonical_batch):
     """Endless tensor batches of ``examples`` (a seeded permutation per epoch), canonical portraits.
 
     Unlearning shows the pictures the model was asked about, not fresh augmentations. Under a
     multi-process launcher each process keeps its own rows of every batch (:mod:`..distributed`).
-    """
+    ``make(processor, chunk, rng, rows=...)`` builds a batch (default :func:`canonical_batch`; the stranger
+    method's adds each row's stranger twin)."""
     for chunk in batches(examples, batch_size, rng):
-        yield canonical_batch(processor, chunk, rng, rows=local_rows(len(chunk)))
+        yield make(processor, chunk, rng, rows=local_rows(len(chunk)))
 
 
 def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:

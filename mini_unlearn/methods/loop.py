@@ -20,7 +20,7 @@ from ..models.lora import LoraSettings, add_lora, remove_lora
 from ..models.loop import Callback, Loop, Probe
 from ..models.precision import MasterAdamW
 from .base import UnlearnLog
-from .data import example_batches, to_device
+from .data import canonical_batch, example_batches, to_device
 
 TRAINABLE: tuple[str, ...] = ("all", "language", "vision")
 
@@ -76,7 +76,7 @@ def unlearning_probes(log: UnlearnLog, monitor: Callable | None, probe_every: in
 def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable | None, *, steps: int, lr: float,
                       batch_size: int, grad_clip: float, train: str, seed: int, progress: bool, monitor,
                       probe_every: int, desc: str, parameters: list[torch.nn.Parameter] | None = None,
-                      step_fn: Callable | None = None) -> UnlearnLog:
+                      step_fn: Callable | None = None, make_forget_batch: Callable = canonical_batch) -> UnlearnLog:
     """Update ``vlm.model`` in place for ``steps`` steps of ``loss_fn``; returns the :class:`UnlearnLog`.
 
     ``parameters`` overrides ``train``'s choice of trainable parameters.
@@ -84,7 +84,8 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable 
     ``step_fn(model, forget_batch, retain_batch, optimizer, parameters) -> {"loss": total, ...}`` takes
     the whole step in place of the default one (``loss_fn`` is then None): it computes the loss,
     backpropagates, updates the parameters with ``optimizer`` and returns the terms to log
-    (MIP-Editor's :func:`.mip_editor.rmisu_step`).
+    (MIP-Editor's :func:`.mip_editor.rmisu_step`). ``make_forget_batch`` builds each forget batch
+    (:func:`.data.example_batches`).
 
     Under a multi-process launcher each step is data-parallel (:mod:`..distributed`): every process
     draws the same batches and computes its rows; the gradients are averaged after ``backward``, and
@@ -93,7 +94,7 @@ def run_gradient_loop(vlm, forget: list, retain: list | None, loss_fn: Callable 
     device = vlm.device
     torch.manual_seed(seed)
     rng = random.Random(f"mini_unlearn/unlearn/{seed}")
-    forget_stream = example_batches(vlm.processor, forget, batch_size, rng)
+    forget_stream = example_batches(vlm.processor, forget, batch_size, rng, make_forget_batch)
     retain_stream = example_batches(vlm.processor, retain, batch_size, rng) if retain else None
     parameters = trainable_parameters(model, train) if parameters is None else list(parameters)
     optimizer = MasterAdamW(parameters, lr=lr)           # fp32 masters for a bf16 model; plain AdamW for fp32
