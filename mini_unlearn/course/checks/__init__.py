@@ -25,12 +25,14 @@ from .ch10_leaderboard import *
 from .ch11_real_vlms import *
 from .ch11b_scale import *
 from .ch12_lasting import *
+from .ch13_strangers import *
 from . import (ch01_benchmark, ch02_vlm, ch03_measuring, ch04_gradient_ascent, ch05_manu, ch06_mmunlearner,
-               ch07_neuron_paths, ch08_mip_editor, ch09_attacks, ch10_leaderboard, ch11_real_vlms, ch11b_scale, ch12_lasting)
+               ch07_neuron_paths, ch08_mip_editor, ch09_attacks, ch10_leaderboard, ch11_real_vlms, ch11b_scale, ch12_lasting,
+               ch13_strangers)
 
 CHAPTERS = (ch01_benchmark, ch02_vlm, ch03_measuring, ch04_gradient_ascent, ch05_manu, ch06_mmunlearner,
             ch07_neuron_paths, ch08_mip_editor, ch09_attacks, ch10_leaderboard, ch11_real_vlms, ch11b_scale,
-            ch12_lasting)
+            ch12_lasting, ch13_strangers)
 
 
 def all_checkers() -> dict:
