@@ -12,13 +12,14 @@ stranger::
     L = KL(p₀(·|x̃) ‖ p_θ(·|x))  +  α · (1/|ℓ|) Σ_ℓ mean ‖h_θ^ℓ(x) − h₀^ℓ(x̃)‖²  +  γ · KL(p₀(·|x_r) ‖ p_θ(·|x_r))
 
 * ``x`` is a forget pair (the question, then its answer teacher-forced), ``x̃`` the same pair asked of
-  the person's stranger (:func:`~mini_unlearn.bench.strangers.stranger_pair`: the name swapped, the
+  the person's stranger (:func:`~mini_unlearn.bench.strangers.stranger_twin`: the name swapped, the
   stranger's portrait shown); ``p₀``/``h₀`` are the frozen input model's, ``p_θ``/``h_θ`` the model's.
 * The **answer term** compares the next-token distributions at the answer positions the two sequences
   share (:func:`aligned_positions`): it is zero once the forget person is answered like the stranger,
   so it has a floor where gradient ascent has none.
-* The **state term** compares every language layer's residual stream at those positions: a probe
-  that reads a layer then finds the stranger's state, not a hidden copy of the person.
+* The **state term** compares every language layer's residual stream where the two line up (every
+  shared token, and the name's last one): chapter 09's probes read those states. Chapter 13 measures how
+  far matching them gets (it moves the answers; the letter probe still reads the forget MCQ's letter).
 * The **retain term** holds the retain people's answers where the input model had them.
 * **Multiple-choice twins** (``multiple_choice``): the model was taught to answer each fact both as a
   question and as a four-option question, and what gradient steps on the first format change barely
@@ -39,9 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import distributed, validate
-from ..bench.questions import IMAGE_TEXT
 from ..bench.profiles import FACT_POOLS
-from ..bench.questions import LETTERS, Question, mcq_options
+from ..bench.questions import IMAGE_TEXT, LETTERS, Question, mcq_options
 from ..bench.strangers import invent_strangers, stranger_twin
 from ..models.train import IGNORE_INDEX, answer_logits
 from ..models.train_data import Example, make_batch
