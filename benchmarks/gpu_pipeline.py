@@ -53,12 +53,18 @@ from mini_unlearn.models.train_data import token_lengths, training_examples
 # dense bf16 peak FLOP/s (no sparsity), from the vendors' data sheets
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10": 125e12,
              "RTX 4090": 165e12, "RTX 3090": 71e12}
-# the methods' settings: their defaults at full size; a few steps each for --smoke
+# the methods' settings: their defaults at full size; a few steps each for --smoke (a method not named
+# here runs its registered `quick` setting: smoke_options)
 SMOKE_OPTIONS = {"ga": dict(steps=2), "ga_diff": dict(steps=2), "kl_min": dict(steps=2),
                  "npo": dict(steps=2, reference="initial"), "manu": dict(alpha=0.05),
                  "mmunlearner": dict(forget_steps=2, retain_per_forget=1), "rmu": dict(steps=2),
-                 "mip_editor": dict(steps=2, k=2, m=1), "stranger": dict(steps=2)}
+                 "mip_editor": dict(steps=2, k=2, m=1)}
 FULL_OPTIONS = {"npo": dict(reference="initial")}    # the retain-only reference would need a second training
+
+
+def smoke_options(method: str) -> dict:
+    """``method``'s --smoke setting: :data:`SMOKE_OPTIONS`, else the registry's ``quick`` run of seconds."""
+    return dict(SMOKE_OPTIONS.get(method, mu.methods.get(method).quick))
 
 
 def device_name(device: torch.device) -> str:
@@ -165,7 +171,7 @@ def run(args: argparse.Namespace) -> dict:
     record.update(questions_per_second=round(len(report.details) / record["seconds"], 1))
 
     for method in args.methods or mu.methods.available():
-        options = SMOKE_OPTIONS.get(method, {}) if args.smoke else FULL_OPTIONS.get(method, {})
+        options = smoke_options(method) if args.smoke else FULL_OPTIONS.get(method, {})
         row = figures["methods"].setdefault(method, {})
         with stage(device, row):
             result = mu.unlearn(vlm, bench, method, args.ratio, progress=False, **options)
@@ -202,7 +208,7 @@ def run_sharded(args: argparse.Namespace) -> dict:
                "parameters": vlm.n_parameters(), "stages": {}, "methods": {}}
     shardable = [m for m in mu.methods.available() if mu.methods.get(m).shards]
     for method in args.methods or shardable:
-        options = {"batch_size": SHARDED_BATCH, **(SMOKE_OPTIONS.get(method, {}) if args.smoke
+        options = {"batch_size": SHARDED_BATCH, **(smoke_options(method) if args.smoke
                                                    else FULL_OPTIONS.get(method, {}))}
         row = figures["methods"].setdefault(method, {})
         with stage(device, row):
