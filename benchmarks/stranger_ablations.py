@@ -37,9 +37,8 @@ def main(out: Path = OUT) -> None:
     started = time.perf_counter()
     mu.results.compare(vlm, bench, out, ["stranger"], [RATIO], SEEDS, settings(tuned),
                        reference=lambda ratio: mu.models.retain_only(bench, ratio, device="cpu", progress=False),
-                       retrains={seed: (lambda ratio, seed=seed: mu.models.retain_only(bench, ratio, seed=seed,
-                                                                                       device="cpu", progress=False))
-                                 for seed in RETRAIN_SEEDS}, audit=True)
+                       retrains=mu.models.retrains(bench, RETRAIN_SEEDS, device="cpu", progress=False),
+                       audit=True)
     results = mu.results.load(out)
     board = mu.results.leaderboard(results)
     print(board[[("closure", "mean"), ("closure_mean", "mean"), ("retain_drop", "mean"), ("utility_drop", "mean")]]

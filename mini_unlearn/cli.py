@@ -217,8 +217,7 @@ def retrained_for(vlm, bench, seeds: list[int], device) -> dict:
     if (card.get("cache_key") or {}).get("kind") != "vanilla":
         raise click.BadParameter("retrains the course's retain-only recipe, so it needs the course model (no --model)",
                                  param_hint="--retrain-seeds")
-    return {seed: (lambda ratio, seed=seed: mu.models.retain_only(bench, ratio, preset=card["preset"], seed=seed,
-                                                                    device=device)) for seed in seeds}
+    return mu.models.retrains(bench, seeds, card["preset"], device=device)
 
 
 def rounds_fit(bench, rounds: int, ratio: float) -> None:

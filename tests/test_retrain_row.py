@@ -118,3 +118,17 @@ def test_the_mean_closure_must_reach_the_retrains_too(tmp_path):
     assert target.loc["ga", "closure_mean"] == pytest.approx(0.8)
     assert target.loc["ga", "retrain mean"] == pytest.approx(0.9)
     assert not target.loc["ga", "scores"]
+
+
+def test_retrains_asks_for_the_retain_only_recipe_at_each_seed(monkeypatch):
+    from mini_unlearn.models import cache
+
+    asked = []
+    monkeypatch.setattr(cache, "retain_only", lambda bench, ratio, preset, seed, **options: asked.append(
+        (bench, ratio, preset, seed, options)) or f"model{seed}@{ratio}")
+    made = mu.models.retrains("bench", [1, "2"], "small", device="cpu", progress=False)
+    assert sorted(made) == [1, 2]                                            # built lazily: nothing trained yet
+    assert asked == []
+    assert [made[1](0.1), made[2](0.15)] == ["model1@0.1", "model2@0.15"]
+    assert asked == [("bench", 0.1, "small", 1, {"device": "cpu", "progress": False}),
+                     ("bench", 0.15, "small", 2, {"device": "cpu", "progress": False})]

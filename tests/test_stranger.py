@@ -75,6 +75,23 @@ def test_aligned_positions_predict_the_same_answer_tokens(bench, vlm):
             assert mine["input_ids"][row, i + 1] == theirs["input_ids"][row, j + 1]
 
 
+@pytest.mark.parametrize("stranger", [False, True])
+def test_outputs_at_reads_the_full_forward_at_the_matched_positions(bench, vlm, stranger):
+    forget, _ = mu.methods.unlearning_sets(bench, 0.25, "both")
+    batch = method.paired_batch_maker(method.strangers_for(bench, forget))(vlm.processor, forget[:8],
+                                                                            random.Random(0))
+    mine, theirs, portrait = method.split_batch(batch)
+    where = method.aligned_positions(mine, theirs, portrait)
+    side, chosen = ("_stranger", theirs) if stranger else ("", mine)
+    with torch.no_grad():
+        logits, states = method.outputs_at(vlm.model, chosen, where, stranger=stranger)   # the head on a span
+        full = vlm.model(**{k: v for k, v in chosen.items() if k != "labels"}, output_hidden_states=True)
+    expected = full.logits[where["prediction_rows"], where[f"prediction{side}_columns"]]
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert states.shape[0] == len(full.hidden_states) - 1
+    torch.testing.assert_close(states[-1], full.hidden_states[-1][where["state_rows"], where[f"state{side}_columns"]])
+
+
 # -- the three terms, by hand ------------------------------------------------------------------------
 
 def test_answer_term_is_the_kl_from_the_stranger_by_hand():

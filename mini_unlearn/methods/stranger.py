@@ -136,10 +136,14 @@ def outputs_at(model, batch: dict, where: dict, stranger: bool = False) -> tuple
     ``states``: the output of every language-model layer."""
     side = "_stranger" if stranger else ""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
-    out = model(**inputs, output_hidden_states=True, use_cache=False)
+    predicted = where[f"prediction{side}_columns"]
+    # the head runs on the answers' span only (from the first matched prediction on), not the whole prompt
+    first = int(predicted.min()) if predicted.numel() else inputs["input_ids"].shape[1] - 1
+    out = model(**inputs, output_hidden_states=True, use_cache=False,
+                logits_to_keep=inputs["input_ids"].shape[1] - first)
     rows, columns = where["state_rows"], where[f"state{side}_columns"]
     states = torch.stack([h[rows, columns] for h in out.hidden_states[1:]])
-    return out.logits[where["prediction_rows"], where[f"prediction{side}_columns"]], states
+    return out.logits[where["prediction_rows"], predicted - first], states
 
 
 def paired_batch_maker(strangers: dict[tuple, object]):

@@ -2,7 +2,7 @@
 from . import shipped, train_data
 from .anatomy import NeuronSite, count_neurons, find_mlp_neurons, find_towers, summary
 from .build import build_tokenizer
-from .cache import (CONTINUED_RECIPES, RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, recipe_for, retain_only,
+from .cache import (CONTINUED_RECIPES, RECIPES, TRAINING_VERSION, benchmark_fingerprint, load_cached, recipe_for, retain_only, retrains,
                     retain_only_key, vanilla, vanilla_key)
 from .families import FAMILIES, Family, QwenVLProcessor
 from .families.llava import PRESETS, Preset, build_model, build_processor, get_preset
@@ -19,4 +19,4 @@ __all__ = ["CONTINUED_RECIPES", "FAMILIES", "Example", "Family", "LoraSettings",
            "TRAINING_VERSION", "TrainConfig", "TrainingLog", "VLM", "answer_only_labels", "benchmark_fingerprint",
            "build_model", "build_processor", "build_tokenizer", "chat", "count_neurons", "find_mlp_neurons",
            "find_towers", "get_preset", "load_cached", "load_vlm", "make_batch", "planted", "planted_neurons", "question_prompt", "question_text",
-           "recipe_for", "retain_only", "retain_only_key", "shipped", "summary", "target", "train_data", "training_examples", "vanilla", "vanilla_key"]
+           "recipe_for", "retain_only", "retain_only_key", "retrains", "shipped", "summary", "target", "train_data", "training_examples", "vanilla", "vanilla_key"]

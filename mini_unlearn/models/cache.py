@@ -307,3 +307,14 @@ def retain_only(bench, ratio: float = 0.05, preset: str | Preset = "tiny", seed:
     return _shipped_cached_or_trained(key, bench, retain_only_people(bench, ratio), preset, recipe,
                                       cache_dir=cache_dir, retrain=retrain, device=device, progress=progress,
                                       start=start)
+
+
+def retrains(bench, seeds, preset: str | Preset = "tiny", *, device: str | torch.device | None = None,
+             progress: bool = True) -> dict:
+    """``{seed: ratio -> retain_only(bench, ratio, preset, seed)}``: the retain-only recipe again at other
+    training seeds, what ``mu.results.compare(retrains=...)`` records as the ``retrain`` row (exact
+    unlearning done twice, so its distance from the shipped retain-only model is the noise of retraining).
+    Each model is built when the sweep first asks for its ratio: shipped, cached or trained here.
+    """
+    return {int(seed): (lambda ratio, seed=int(seed): retain_only(bench, ratio, preset, seed, device=device,
+                                                                  progress=progress)) for seed in seeds}
