@@ -2,9 +2,9 @@
 
 ``python -m mini_unlearn.distributed.check run`` takes, from the same initial weights: one gradient as
 training takes it (accelerate's DDP wrapper) and as the methods take it (an all-reduce after backward),
-MANU's neuron statistics, MMUnlearner's saliency, two steps each of GA_Diff, NPO, RMU and MMUnlearner,
-and three training steps. It runs once on one process and once on two (``torchrun -m``, so it needs
-the package only, not a source checkout); every figure must agree up to the order of floating-point
+MANU's neuron statistics, MMUnlearner's saliency, two steps each of GA_Diff, NPO, RMU, MMUnlearner and
+stranger matching, and three training steps. It runs once on one process and once on two (``torchrun
+-m``, so it needs the package only, not a source checkout); every figure must agree up to the order of floating-point
 additions.
 
 One exception, and a lesson: the bias of CLIP's attention keys. A key bias adds ``q·b`` to every
@@ -93,6 +93,7 @@ def test_saliency_scores_and_mask_are_the_same_on_two_processes(runs):
                                                   ("NPO, 2 steps", "npo", "npo_losses"),
                                                   ("RMU, 2 steps", "rmu", "rmu_losses"),
                                                   ("MMUnlearner, 2 forget steps", "mmunlearner", "mmunlearner_losses"),
+                                                  ("stranger matching, 2 steps", "stranger", "stranger_losses"),
                                                   ("training, 3 steps", "trained", "train_losses")])
 def test_steps_give_the_same_losses_and_weights_on_two_processes(runs, name, prefix, losses):
     (one, first), (two, second) = runs

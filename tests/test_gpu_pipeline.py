@@ -56,7 +56,7 @@ def test_the_sharded_mode_runs_every_method_that_shards_on_two_processes(tmp_pat
                  "--json", str(out)], 2, timeout=600)
     figures = json.loads(out.read_text())
     assert figures["processes"] == 2 and figures["preset"] == "tiny"
-    assert list(figures["methods"]) == ["ga", "ga_diff", "kl_min", "npo", "mmunlearner", "rmu", "mip_editor"]
+    assert list(figures["methods"]) == ["ga", "ga_diff", "kl_min", "npo", "mmunlearner", "rmu", "mip_editor", "stranger"]
     for method, row in figures["methods"].items():
         assert row["steps"] == 2 and row["seconds"] > 0 and 0 < row["predicted_gib"] < 0.1, method
 

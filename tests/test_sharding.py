@@ -4,7 +4,7 @@ the package's committed config) give one process's results, on two families.
 ``python -m mini_unlearn.distributed.sharded_check run`` takes, from the same tiny model: two steps each of
 GA_Diff, NPO on the vision side (the embeddings frozen) against the (sharded) initial model, RMU against
 the (sharded) input, MMUnlearner with its saliency mask and MIP-Editor's RMisU along its IGI/IFI paths
-(the mask and the paths found on a sharded copy), MANU (its statistics on a sharded copy, its pruning on an
+(the mask and the paths found on a sharded copy), stranger matching, MANU (its statistics on a sharded copy, its pruning on an
 ordinary copy), and MANU's statistics on a sharded model. It runs once on one process and once sharded on
 two. And what cannot shard must say so before anything is copied.
 """

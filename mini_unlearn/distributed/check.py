@@ -7,8 +7,8 @@
 ``run`` is an ordinary script that uses the package; under a launcher the package notices and goes
 data-parallel (:mod:`mini_unlearn.distributed`). From the same initial weights it takes one
 gradient as training does (accelerate's DDP wrapper) and as the methods do (an all-reduce after
-backward), MANU's statistics, MMUnlearner's saliency, two steps of GA_Diff, NPO, RMU and
-MMUnlearner, and three training steps.
+backward), MANU's statistics, MMUnlearner's saliency, two steps of GA_Diff, NPO, RMU,
+MMUnlearner and stranger matching, and three training steps.
 Rank 0 writes ``OUT/tensors.safetensors`` and ``OUT/figures.json`` (the logged losses, the rows each
 process computed). :func:`launch` runs it from Python, :func:`compare` lines two runs up; chapter 11b
 and the package's tests run it both ways and check every figure.
@@ -43,8 +43,9 @@ RATIO = 0.25
 # two steps of each loop and loss form: the shared loop (GA_Diff: token means; NPO: row means; RMU:
 # representation means) and MMUnlearner's own loop (masked forget steps, retain steps). NPO's batch of 3
 # splits 1 + 2: a per-process row mean would then differ from the batch's (with 2 + 2 it would not)
+# stranger matching at GA_Diff's learning rate, as in :mod:`.sharded_check` (which says why)
 UNLEARNING = {"ga_diff": dict(steps=2), "npo": dict(steps=2, reference="initial", batch_size=3), "rmu": dict(steps=2),
-              "mmunlearner": dict(forget_steps=2, retain_per_forget=1)}
+              "mmunlearner": dict(forget_steps=2, retain_per_forget=1), "stranger": dict(steps=2, lr=3e-5)}
 NOISE_ONLY = "self_attn.k_proj.bias"      # CLIP's key biases: softmax ignores them, their gradient is rounding noise
 
 __all__ = ["MODULE", "NOISE_ONLY", "UNLEARNING", "compare", "launch", "load", "one_gradient", "run"]

@@ -246,7 +246,7 @@ def _prepare(vlm, bench, ratio, config, progress=True):
 @register("stranger", StrangerConfig, "the course's own: answer and represent a forget person as the input model "
           "does an invented stranger", prepare=_prepare, reads_input=True,
           trains=lambda model, config: trainable_parameters(model, config.train),
-          grid={"lr": [1e-4, 3e-4, 1e-3], "steps": [50, 100]}, quick={"steps": 2})
+          grid={"lr": [1e-4, 3e-4, 1e-3], "steps": [50, 100]}, quick={"steps": 2}, shards=True)
 def stranger_matching(vlm, bench, ratio, config, *, forget, retain, twins, original, progress, monitor, probe_every):
     frozen = original.model
     frozen.eval()
