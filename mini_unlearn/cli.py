@@ -363,6 +363,7 @@ def compare(methods, ratios, seeds, tuned, no_default, retrain_seeds, model, pre
     names = resolve_methods(methods)
     ratios = [require_ratio_option(r, "--ratios") for r in split_values(ratios, float, "--ratios")]
     seeds = split_values(seeds, int, "--seeds")
+    retrain_seeds = split_values(retrain_seeds, int, "--retrain-seeds") if retrain_seeds else []
     settings = {} if no_default else {"default": None}
     if tuned is not None:
         settings["tuned"] = fail_clearly(lambda: mu.results.read_tuned(tuned))
@@ -371,8 +372,7 @@ def compare(methods, ratios, seeds, tuned, no_default, retrain_seeds, model, pre
     fail_clearly(lambda: mu.results.plan(names, ratios, seeds, settings))        # every error before any loading
     vlm, bench = load_inputs(model, preset, bench_spec, device)
     never = retain_only_for(vlm, bench, reference, device, ratios, "--ratios")
-    retrains = retrained_for(vlm, bench, split_values(retrain_seeds, int, "--retrain-seeds") if retrain_seeds else [],
-                             device)
+    retrains = retrained_for(vlm, bench, retrain_seeds, device)
     records = fail_clearly(lambda: mu.results.compare(vlm, bench, out, names, ratios, seeds, settings,
                                                       reference=never, retrains=retrains, audit=audit, device=device))
     click.echo(f"{len(records)} cells in {out}")

@@ -60,6 +60,7 @@ def test_bad_input_is_refused_before_anything_loads(capsys, tmp_path, monkeypatc
     fails(capsys, ["run", "--method", "ga", "--ratio", "1.5", "--out", out], "ratio must lie strictly between 0 and 1")
     fails(capsys, ["compare", "--ratios", "0.05", "0", "--out", out], "ratio must lie strictly between 0 and 1")
     fails(capsys, ["compare", "--seeds", "zero", "--out", out], "'zero' is not a valid int")
+    fails(capsys, ["compare", "--retrain-seeds", "one", "--out", out], "'one' is not a valid int")
     fails(capsys, ["compare", "--no-default", "--out", out], "--no-default needs --tuned")
     (tmp_path / "tuned.json").write_text("{}")
     fails(capsys, ["compare", "--tuned", str(tmp_path / "tuned.json"), "--out", out], "has no 'methods' table")
